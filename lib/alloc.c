@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * alloc.c - malloc's slow path, large blocks, calloc, realloc and the
+ * public allocation entry points.
+ */
+#include "internal.h"
+
+#include <stdint.h>
+
+static inline void *fa_page_pop(fa_page_t *page) {
+  fa_block_t *b = page->free;
+  page->free = b->next;
+  fa_store(page->used, page->used + 1);
+  b->tag = 0;
+  return b;
+}
+
+/* A block of its own run of pages, for FA_MEDIUM_MAX < n <= FA_LARGE_MAX. */
+static void *fa_large_alloc(fa_heap_t *heap, size_t n) {
+  size_t pages = (n + FA_PAGE_SIZE - 1) >> FA_PAGE_SHIFT;
+  fa_page_t *page = _fa_span_alloc(heap, pages);
+  if (page == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  fa_segment_t *seg = fa_ptr_segment(page);
+  page->start = fa_page_address(seg, page);
+  fa_store(page->bsize, (uint32_t)(pages << FA_PAGE_SHIFT));
+  page->recip = 0;
+  page->capacity = page->reserved = 1;
+  fa_store(page->used, 1u);
+  page->free = page->local_free = NULL;
+  atomic_store_explicit(&page->xfree, NULL, memory_order_relaxed);
+  fa_store(page->kind, (uint8_t)FA_PAGE_LARGE);
+  page->slow = 1;
+  ((fa_block_t *)page->start)->tag = 0;
+  return page->start;
+}
+
+/* Everything malloc's inline path does not do: first use by a thread,
+ * medium and larger sizes, refills, and the periodic heartbeat. */
+void *_fa_malloc_generic(fa_heap_t *heap, size_t n) {
+  if (fa_unlikely(heap == &_fa_heap_empty)) {
+    heap = _fa_thread_init();
+    if (heap == NULL) {
+      errno = ENOMEM;
+      return NULL;
+    }
+  }
+  if (n <= FA_MEDIUM_MAX) {
+    unsigned cls = fa_size_class(n);
+    fa_page_t *page = heap->queues[cls].first;
+    if (fa_likely(page != NULL && page->free != NULL)) return fa_page_pop(page);
+    if (fa_unlikely(++heap->generic_count % FA_HEARTBEAT == 0)) _fa_heap_heartbeat(heap);
+    page = _fa_page_find(heap, cls);
+    if (fa_unlikely(page == NULL)) {
+      errno = ENOMEM;
+      return NULL;
+    }
+    return fa_page_pop(page);
+  }
+  if (fa_unlikely(++heap->generic_count % FA_HEARTBEAT == 0)) _fa_heap_heartbeat(heap);
+  if (n <= FA_LARGE_MAX) return fa_large_alloc(heap, n);
+  if (n > PTRDIFF_MAX) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return _fa_huge_alloc(n, 0);
+}
+
+/* The block's usable size, or 0 for NULL and pointers that are not ours. */
+size_t _fa_usable_size(const void *p) {
+  uintptr_t u = (uintptr_t)p;
+  switch (fa_unit_kind(u)) {
+  case FA_UNIT_SEGMENT: {
+    fa_page_t *page = fa_segment_span_of(fa_ptr_segment(p), p);
+    if (page->kind == FA_PAGE_CLASS || page->kind == FA_PAGE_LARGE) {
+      size_t off = (size_t)(u - (uintptr_t)page->start);
+      if (page->kind == FA_PAGE_LARGE) return off == 0 ? page->bsize : 0;
+      return fa_page_is_block_start(page, u) ? page->bsize : 0;
+    }
+    return 0;
+  }
+  case FA_UNIT_HUGE: return _fa_huge_size(p);
+  default: return 0;
+  }
+}
+
+void *_fa_calloc(size_t count, size_t size) {
+  size_t n;
+  if (fa_unlikely(__builtin_mul_overflow(count, size, &n))) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  void *p = fa_malloc_inline(n);
+  if (p == NULL) return NULL;
+  if (n > FA_MEDIUM_MAX) {
+    /* Huge blocks are fresh mappings; large spans carved from purged or
+     * fresh pages are zero too. */
+    if (fa_unit_kind((uintptr_t)p) == FA_UNIT_HUGE) return p;
+    fa_page_t *page = fa_segment_span_of(fa_ptr_segment(p), p);
+    if (page->zeroed) return p;
+  }
+  memset(p, 0, n);
+  return p;
+}
+
+/* Check that p is a live block before realloc reads it; abort if not. */
+static fa_page_t *fa_realloc_page(void *p) {
+  if (fa_unit_kind((uintptr_t)p) != FA_UNIT_SEGMENT)
+    _fa_invalid_free(p, "realloc of a pointer not allocated by fancyalloc");
+  fa_page_t *page = fa_segment_span_of(fa_ptr_segment(p), p);
+  fa_block_t *b = p;
+  if (page->kind == FA_PAGE_CLASS) {
+    if (!fa_page_is_block_start(page, (uintptr_t)p))
+      _fa_invalid_free(p, "realloc of a pointer that is not the start of a block");
+  } else if (page->kind != FA_PAGE_LARGE || p != page->start) {
+    _fa_invalid_free(p, "realloc of a freed or invalid pointer");
+  }
+  if (b->tag == fa_block_tag(b) && page->kind == FA_PAGE_CLASS) {
+    /* Probably freed: the free path confirms and aborts if so. */
+    return page;
+  }
+  return page;
+}
+
+static void *fa_realloc_move(void *p, size_t old, size_t n) {
+  void *q = fa_malloc_inline(n);
+  if (q == NULL) return NULL;
+  memcpy(q, p, old < n ? old : n);
+  fa_free_inline(p);
+  return q;
+}
+
+void *_fa_realloc(void *p, size_t n) {
+  if (p == NULL) return fa_malloc_inline(n);
+  if (n == 0) {
+    fa_free_inline(p);
+    return NULL;
+  }
+  if (fa_unit_kind((uintptr_t)p) == FA_UNIT_HUGE) return _fa_huge_realloc(p, n);
+  fa_page_t *page = fa_realloc_page(p);
+  size_t usable = page->bsize;
+  if (page->kind == FA_PAGE_CLASS) {
+    /* Stay when it fits and would not fit a class under half the size. */
+    if (n <= usable && (n > usable / 2 || usable <= 16)) return p;
+    return fa_realloc_move(p, usable, n);
+  }
+  /* A large span: shrink or grow its pages in place when we own it. */
+  fa_segment_t *seg = fa_ptr_segment(p);
+  fa_heap_t *heap = fa_heap_get();
+  bool owner = atomic_load_explicit(&seg->heap, memory_order_relaxed) == heap;
+  if (n > FA_MEDIUM_MAX && n <= FA_LARGE_MAX) {
+    size_t pages = (n + FA_PAGE_SIZE - 1) >> FA_PAGE_SHIFT;
+    if (pages == page->span_pages) return p;
+    if (owner) {
+      if (pages < page->span_pages) {
+        _fa_span_shrink(heap, page, pages);
+        fa_store(page->bsize, (uint32_t)(pages << FA_PAGE_SHIFT));
+        return p;
+      }
+      if (_fa_span_grow(heap, page, pages)) {
+        fa_store(page->bsize, (uint32_t)(pages << FA_PAGE_SHIFT));
+        return p;
+      }
+    } else if (n <= usable) {
+      return p;
+    }
+  }
+  return fa_realloc_move(p, usable, n);
+}
+
+/* ------------------------------------------------------------------------
+ * Public entry points
+ * ---------------------------------------------------------------------- */
+void *fancy_malloc(size_t size) FANCY_NOEXCEPT { return fa_malloc_inline(size); }
+
+void *fancy_calloc(size_t nmemb, size_t size) FANCY_NOEXCEPT {
+  return _fa_calloc(nmemb, size);
+}
+
+void *fancy_realloc(void *ptr, size_t size) FANCY_NOEXCEPT { return _fa_realloc(ptr, size); }
+
+size_t fancy_malloc_usable_size(const void *ptr) FANCY_NOEXCEPT {
+  return _fa_usable_size(ptr);
+}

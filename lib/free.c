@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * free.c - free's slow path: remote frees, large blocks, and the checks
+ * that turn a double or invalid free into a clear abort instead of heap
+ * corruption.
+ */
+#include "internal.h"
+
+void _fa_invalid_free(const void *p, const char *what) {
+  _fa_fatal("%s at %p", what, p);
+}
+
+/* Is b on one of the page's free lists?  Owner only (xfree is safe to walk
+ * for the owner: other threads only push in front of it). */
+static bool fa_page_holds_free(fa_page_t *page, const fa_block_t *b) {
+  size_t limit = page->capacity;
+  const fa_block_t *lists[3] = {page->free, page->local_free,
+                                atomic_load_explicit(&page->xfree, memory_order_acquire)};
+  for (int i = 0; i < 3; i++) {
+    size_t n = 0;
+    for (const fa_block_t *c = lists[i]; c != NULL && n <= limit; c = c->next, n++)
+      if (c == b) return true;
+  }
+  return false;
+}
+
+/* Push b onto the page's remote list; the first block of a batch also
+ * flags the page in its segment and wakes the owner's collection. */
+static void fa_free_remote(fa_segment_t *seg, fa_page_t *page, fa_block_t *b) {
+  b->tag = fa_block_tag(b);
+  fa_block_t *head = atomic_load_explicit(&page->xfree, memory_order_relaxed);
+  do {
+    b->next = head;
+  } while (!atomic_compare_exchange_weak_explicit(&page->xfree, &head, b, memory_order_release,
+                                                  memory_order_relaxed));
+  if (head == NULL) {
+    unsigned idx = (unsigned)_fa_segment_index(seg, page);
+    atomic_fetch_or_explicit(&seg->xmask, (uint64_t)1 << idx, memory_order_release);
+    fa_heap_t *owner = atomic_load_explicit(&seg->heap, memory_order_acquire);
+    if (owner != NULL) atomic_store_explicit(&owner->xpending, 1, memory_order_relaxed);
+    else atomic_store_explicit(&_fa_abandoned_xpending, 1, memory_order_relaxed);
+  }
+}
+
+void _fa_free_generic(fa_segment_t *seg, fa_page_t *page, void *p) {
+  fa_heap_t *heap = fa_heap_get();
+  bool owner = atomic_load_explicit(&seg->heap, memory_order_relaxed) == heap;
+  fa_block_t *b = p;
+  switch (page->kind) {
+  case FA_PAGE_CLASS:
+    if (!fa_page_is_block_start(page, (uintptr_t)p))
+      _fa_invalid_free(p, "invalid free (not the start of a block)");
+    if (b->tag == fa_block_tag(b)) {
+      /* Freed already, or live data that happens to match the tag: the
+       * owner can tell by walking the page's lists; another thread cannot
+       * walk them safely, and the match is too unlikely to be chance. */
+      if (!owner || fa_page_holds_free(page, b)) _fa_invalid_free(p, "double free");
+    }
+    if (owner) {
+      b->tag = fa_block_tag(b);
+      b->next = page->local_free;
+      page->local_free = b;
+      fa_store(page->used, page->used - 1);
+      if (page->used == 0) _fa_page_retire(heap, page);
+    } else {
+      fa_free_remote(seg, page, b);
+    }
+    return;
+  case FA_PAGE_LARGE:
+    if (p != page->start) _fa_invalid_free(p, "invalid free (not the start of a block)");
+    if (b->tag == fa_block_tag(b) &&
+        (!owner || atomic_load_explicit(&page->xfree, memory_order_relaxed) == b))
+      _fa_invalid_free(p, "double free");
+    if (owner) {
+      fa_store(page->used, 0u);
+      _fa_span_free(heap, seg, page);
+    } else {
+      fa_free_remote(seg, page, b);
+    }
+    return;
+  case FA_PAGE_FREE:
+    _fa_invalid_free(p, "double free (block already returned)");
+  default:
+    _fa_invalid_free(p, "invalid free (not an allocated block)");
+  }
+}
+
+/* NULL, huge blocks, and pointers that are not ours. */
+void _fa_free_special(void *p) {
+  if (p == NULL) return;
+  if (fa_unit_kind((uintptr_t)p) == FA_UNIT_HUGE) {
+    if (_fa_huge_free(p)) return;
+    _fa_invalid_free(p, "invalid free (not the start of a huge block)");
+  }
+  /* As a malloc replacement, memory handed out before we were loaded (by
+   * the dynamic loader's bootstrap allocator) may come back to us: it is
+   * not ours to reuse, so it is left alone.  Through the fancy_* API such
+   * a pointer is a bug. */
+  if (_fa_override_mode) return;
+  _fa_invalid_free(p, "invalid free (pointer not allocated by fancyalloc)");
+}
+
+void fancy_free(void *ptr) FANCY_NOEXCEPT { fa_free_inline(ptr); }

@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * heap.c - thread heaps: creation, remote-free collection, the heartbeat,
+ * and handing memory back when a thread exits.
+ *
+ * Heap structures are never unmapped: they are parked and reused by later
+ * threads.  That keeps a stale pointer to a heap (a remote freer setting
+ * the xpending hint of a heap whose thread just exited) harmless.
+ */
+#include "internal.h"
+
+#include <sys/mman.h>
+
+pthread_mutex_t _fa_heaps_lock = PTHREAD_MUTEX_INITIALIZER;
+fa_heap_t *_fa_heaps;                 /* all heaps, via pool_next */
+static fa_heap_t *fa_heaps_parked;    /* via free_next */
+static fa_heap_t *fa_heap_chunk;      /* bump area for new heaps */
+static size_t fa_heap_chunk_left;
+
+#define FA_HEAP_CHUNK ((size_t)256 << 10)
+
+/* Field by field: xpending may be set at any time by a remote freer
+ * holding a stale pointer, so it is only ever written atomically. */
+static void fa_heap_reset(fa_heap_t *heap) {
+  for (size_t i = 0; i < FA_DIRECT_SIZE; i++) heap->direct[i] = &_fa_page_empty;
+  memset(heap->queues, 0, sizeof heap->queues);
+  memset(heap->bins, 0, sizeof heap->bins);
+  heap->bin_mask = 0;
+  heap->dirty_first = heap->dirty_last = NULL;
+  heap->dirty_pages = 0;
+  heap->segments = NULL;
+  heap->segment_count = 0;
+  atomic_store_explicit(&heap->xpending, 0, memory_order_relaxed);
+  heap->generic_count = 0;
+  heap->last_purge_ms = 0;
+  heap->remote_collected = 0;
+  fa_store(heap->alive, false);
+  heap->free_next = NULL;
+}
+
+fa_heap_t *_fa_heap_new(void) {
+  pthread_mutex_lock(&_fa_heaps_lock);
+  fa_heap_t *heap = fa_heaps_parked;
+  if (heap != NULL) {
+    fa_heaps_parked = heap->free_next;
+  } else {
+    if (fa_heap_chunk_left == 0) {
+      /* Heap metadata comes from its own mapping, never from a segment,
+       * and is not counted against the memory limit. */
+      void *chunk = mmap(NULL, FA_HEAP_CHUNK, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (chunk == MAP_FAILED) {
+        pthread_mutex_unlock(&_fa_heaps_lock);
+        errno = ENOMEM;
+        return NULL;
+      }
+      fa_heap_chunk = chunk;
+      fa_heap_chunk_left = FA_HEAP_CHUNK / sizeof(fa_heap_t);
+    }
+    heap = fa_heap_chunk++;
+    fa_heap_chunk_left--;
+    heap->pool_next = _fa_heaps;
+    _fa_heaps = heap;
+  }
+  fa_heap_reset(heap);
+  heap->thread = pthread_self();
+  heap->last_purge_ms = _fa_clock_ms();
+  fa_store(heap->alive, true);
+  pthread_mutex_unlock(&_fa_heaps_lock);
+  fa_count(threads, 1);
+  fa_count(threads_created, 1);
+  return heap;
+}
+
+void _fa_heap_set_direct(fa_heap_t *heap, unsigned cls, fa_page_t *page) {
+  if (cls >= FA_SMALL_CLASSES) return;
+  if (page == NULL) page = &_fa_page_empty;
+  /* direct[i] serves sizes (16(i-1), 16i]; class cls covers the sizes
+   * above the previous class size up to its own. */
+  size_t hi = _fa_class_size[cls] / 16;
+  size_t lo = cls == 0 ? 0 : _fa_class_size[cls - 1] / 16 + 1;
+  for (size_t i = lo; i <= hi; i++) heap->direct[i] = page;
+}
+
+/* Collect the blocks other threads freed into pages of this heap.  Unless
+ * forced, only when a remote freer raised the hint. */
+void _fa_heap_collect_remote(fa_heap_t *heap, bool force) {
+  if (!force && atomic_load_explicit(&heap->xpending, memory_order_relaxed) == 0) return;
+  atomic_store_explicit(&heap->xpending, 0, memory_order_relaxed);
+  fa_segment_t *seg = heap->segments;
+  while (seg != NULL) {
+    fa_segment_t *next = seg->next;   /* the segment may be released */
+    uint64_t mask = atomic_exchange_explicit(&seg->xmask, 0, memory_order_acquire);
+    if (force) mask = ~(uint64_t)0;
+    while (mask != 0) {
+      unsigned idx = (unsigned)__builtin_ctzll(mask);
+      mask &= mask - 1;
+      if (idx >= FA_PAGES_PER_SEGMENT) break;
+      fa_page_t *page = &seg->pages[idx];
+      if (page->span_offset != 0) continue;
+      if (atomic_load_explicit(&page->xfree, memory_order_relaxed) == NULL) continue;
+      if (page->kind == FA_PAGE_CLASS || page->kind == FA_PAGE_LARGE)
+        _fa_page_collect(heap, page);
+    }
+    seg = next;
+  }
+}
+
+/* Every FA_HEARTBEAT slow-path calls: collect remote frees, purge free
+ * spans whose delay has passed, and do a bounded share of the global
+ * reclamation when no background thread does it. */
+void _fa_heap_heartbeat(fa_heap_t *heap) {
+  _fa_heap_collect_remote(heap, false);
+  uint64_t now = _fa_clock_ms();
+  if (now - heap->last_purge_ms >= _fa_opt.purge_delay / 2 + 1) {
+    heap->last_purge_ms = now;
+    _fa_heap_purge(heap, now, _fa_opt.purge_delay, FA_PURGE_BATCH);
+    if (!_fa_opt.reclaim) _fa_reclaim_tick(false, false);
+  }
+}
+
+/* The thread of this heap is exiting: collect what can be collected, give
+ * empty segments back, and abandon the rest for other threads to take
+ * over.  Blocks still live stay valid and can be freed by anyone. */
+void _fa_heap_done(fa_heap_t *heap) {
+  _fa_heap_collect_remote(heap, true);
+  for (unsigned cls = 0; cls < FA_NUM_CLASSES; cls++) {
+    fa_page_t *page = heap->queues[cls].first;
+    while (page != NULL) {
+      fa_page_t *next = page->next;
+      _fa_page_collect(heap, page);
+      if (page->used == 0) {
+        _fa_queue_remove(heap, page);
+        _fa_span_free(heap, fa_ptr_segment(page), page);
+      }
+      page = next;
+    }
+  }
+  /* Empty segments go to the shared cache (or the OS); the others are
+   * abandoned with their free lists and spans intact. */
+  pthread_mutex_lock(&_fa_segments_lock);
+  fa_segment_t *seg = heap->segments;
+  heap->segments = NULL;
+  heap->segment_count = 0;
+  pthread_mutex_unlock(&_fa_segments_lock);
+  while (seg != NULL) {
+    fa_segment_t *next = seg->next;
+    seg->next = seg->prev = NULL;
+    if (seg->free_pages == FA_SEGMENT_USABLE_PAGES) _fa_segment_release(NULL, seg);
+    else _fa_segment_abandon(seg);
+    seg = next;
+  }
+  pthread_mutex_lock(&_fa_heaps_lock);
+  fa_heap_reset(heap);
+  heap->free_next = fa_heaps_parked;
+  fa_heaps_parked = heap;
+  pthread_mutex_unlock(&_fa_heaps_lock);
+  fa_uncount(threads, 1);
+}
+
+/* In a forked child, every heap but the caller's belongs to a thread that
+ * no longer exists: abandon their segments and park them.  The child is
+ * single-threaded here and the locks are fresh. */
+void _fa_heaps_after_fork_child(fa_heap_t *self) {
+  for (fa_heap_t *heap = _fa_heaps; heap != NULL; heap = heap->pool_next) {
+    if (heap == self || !heap->alive) continue;
+    fa_segment_t *seg = heap->segments;
+    heap->segments = NULL;
+    while (seg != NULL) {
+      fa_segment_t *next = seg->next;
+      seg->next = seg->prev = NULL;
+      _fa_segment_abandon(seg);
+      seg = next;
+    }
+    fa_heap_reset(heap);
+    heap->free_next = fa_heaps_parked;
+    fa_heaps_parked = heap;
+    fa_uncount(threads, 1);
+  }
+}

@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * huge.c - blocks above FA_LARGE_MAX, each mapped on its own.
+ *
+ * A huge block starts its mapping, aligned to at least 4 MiB so that its
+ * 4 MiB unit of the address map belongs to it alone.  Its size lives in a
+ * small open-addressing table (linear probing, backward-shift deletion)
+ * under one lock; a huge allocation costs a system call anyway.
+ * free unmaps it at once, from any thread; realloc uses mremap, which moves
+ * pages instead of copying them.
+ */
+#include "internal.h"
+
+#include <sys/mman.h>
+
+typedef struct fa_huge_entry_s {
+  uintptr_t addr;     /* 0 = empty slot */
+  size_t size;        /* mapping length, a multiple of 4 KiB */
+  size_t align;
+} fa_huge_entry_t;
+
+pthread_mutex_t _fa_huge_lock = PTHREAD_MUTEX_INITIALIZER;
+static fa_huge_entry_t *fa_huge_table;
+static size_t fa_huge_cap;      /* a power of two */
+static size_t fa_huge_count;
+static size_t fa_huge_bytes;
+
+static size_t fa_huge_slot(uintptr_t addr, size_t cap) {
+  uint64_t h = (uint64_t)(addr >> FA_SEGMENT_SHIFT) * 0x9e3779b97f4a7c15ULL;
+  return (size_t)(h >> 32) & (cap - 1);
+}
+
+static void fa_huge_put(fa_huge_entry_t *table, size_t cap, fa_huge_entry_t e) {
+  size_t i = fa_huge_slot(e.addr, cap);
+  while (table[i].addr != 0) i = (i + 1) & (cap - 1);
+  table[i] = e;
+}
+
+/* Lock held.  The table itself is mapped directly, never malloc'ed. */
+static bool fa_huge_grow(void) {
+  size_t cap = fa_huge_cap ? fa_huge_cap * 2 : 256;
+  fa_huge_entry_t *table = mmap(NULL, cap * sizeof *table, PROT_READ | PROT_WRITE,
+                                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (table == MAP_FAILED) return false;
+  for (size_t i = 0; i < fa_huge_cap; i++)
+    if (fa_huge_table[i].addr != 0) fa_huge_put(table, cap, fa_huge_table[i]);
+  if (fa_huge_table != NULL) munmap(fa_huge_table, fa_huge_cap * sizeof *table);
+  fa_huge_table = table;
+  fa_huge_cap = cap;
+  return true;
+}
+
+static fa_huge_entry_t *fa_huge_find(uintptr_t addr) {
+  if (fa_huge_cap == 0) return NULL;
+  size_t i = fa_huge_slot(addr, fa_huge_cap);
+  while (fa_huge_table[i].addr != 0) {
+    if (fa_huge_table[i].addr == addr) return &fa_huge_table[i];
+    i = (i + 1) & (fa_huge_cap - 1);
+  }
+  return NULL;
+}
+
+static void fa_huge_remove(fa_huge_entry_t *e) {
+  size_t cap = fa_huge_cap;
+  size_t i = (size_t)(e - fa_huge_table);
+  fa_huge_count--;
+  fa_huge_bytes -= e->size;
+  /* Backward-shift: pull later entries of the probe run into the hole. */
+  size_t j = i;
+  for (;;) {
+    fa_huge_table[i].addr = 0;
+    for (;;) {
+      j = (j + 1) & (cap - 1);
+      if (fa_huge_table[j].addr == 0) return;
+      size_t home = fa_huge_slot(fa_huge_table[j].addr, cap);
+      /* move j to i unless its home lies cyclically in (i, j] */
+      bool stays = (i <= j) ? (i < home && home <= j) : (i < home || home <= j);
+      if (!stays) break;
+    }
+    fa_huge_table[i] = fa_huge_table[j];
+    i = j;
+  }
+}
+
+static bool fa_huge_insert(uintptr_t addr, size_t size, size_t align) {
+  if ((fa_huge_count + 1) * 2 > fa_huge_cap && !fa_huge_grow()) return false;
+  fa_huge_entry_t e = {addr, size, align};
+  fa_huge_put(fa_huge_table, fa_huge_cap, e);
+  fa_huge_count++;
+  fa_huge_bytes += size;
+  return true;
+}
+
+void *_fa_huge_alloc(size_t n, size_t alignment) {
+  _fa_process_init();
+  if (n > PTRDIFF_MAX - FA_SEGMENT_SIZE) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t size = (n + FA_OS_PAGE_SIZE - 1) & ~(size_t)(FA_OS_PAGE_SIZE - 1);
+  if (size == 0) size = FA_OS_PAGE_SIZE;
+  size_t align = alignment > FA_SEGMENT_SIZE ? alignment : FA_SEGMENT_SIZE;
+  void *p = _fa_os_map_aligned(size, align);
+  if (p == NULL) return NULL;
+  pthread_mutex_lock(&_fa_huge_lock);
+  bool ok = fa_huge_insert((uintptr_t)p, size, align);
+  pthread_mutex_unlock(&_fa_huge_lock);
+  if (!ok) {
+    _fa_os_unmap(p, size);
+    errno = ENOMEM;
+    return NULL;
+  }
+  _fa_segmap_set((uintptr_t)p, FA_UNIT_HUGE);
+  return p;
+}
+
+bool _fa_huge_free(void *p) {
+  pthread_mutex_lock(&_fa_huge_lock);
+  fa_huge_entry_t *e = fa_huge_find((uintptr_t)p);
+  if (e == NULL) {
+    pthread_mutex_unlock(&_fa_huge_lock);
+    return false;
+  }
+  size_t size = e->size;
+  fa_huge_remove(e);
+  pthread_mutex_unlock(&_fa_huge_lock);
+  /* Clear the map before the address can be handed out again. */
+  _fa_segmap_set((uintptr_t)p, FA_UNIT_NONE);
+  _fa_os_unmap(p, size);
+  return true;
+}
+
+size_t _fa_huge_size(const void *p) {
+  pthread_mutex_lock(&_fa_huge_lock);
+  fa_huge_entry_t *e = fa_huge_find((uintptr_t)p);
+  size_t size = e ? e->size : 0;
+  pthread_mutex_unlock(&_fa_huge_lock);
+  return size;
+}
+
+void *_fa_huge_realloc(void *p, size_t n) {
+  pthread_mutex_lock(&_fa_huge_lock);
+  fa_huge_entry_t *e = fa_huge_find((uintptr_t)p);
+  size_t size = e ? e->size : 0, align = e ? e->align : 0;
+  pthread_mutex_unlock(&_fa_huge_lock);
+  if (e == NULL) _fa_invalid_free(p, "realloc of an invalid pointer");
+  if (n <= FA_LARGE_MAX || n > PTRDIFF_MAX - FA_SEGMENT_SIZE) {
+    if (n > PTRDIFF_MAX - FA_SEGMENT_SIZE) {
+      errno = ENOMEM;
+      return NULL;
+    }
+    void *q = fa_malloc_inline(n);
+    if (q == NULL) return NULL;
+    memcpy(q, p, n < size ? n : size);
+    _fa_huge_free(p);
+    return q;
+  }
+  size_t new_size = (n + FA_OS_PAGE_SIZE - 1) & ~(size_t)(FA_OS_PAGE_SIZE - 1);
+  if (new_size == size) return p;
+  /* Unmark first: once mremap moves the pages, the old range may be
+   * mapped by another thread at once. */
+  _fa_segmap_set((uintptr_t)p, FA_UNIT_NONE);
+  void *q = _fa_os_remap(p, size, new_size, align);
+  if (q == NULL) {
+    _fa_segmap_set((uintptr_t)p, FA_UNIT_HUGE);
+    return NULL;
+  }
+  pthread_mutex_lock(&_fa_huge_lock);
+  e = fa_huge_find((uintptr_t)p);
+  if (e != NULL) fa_huge_remove(e);
+  fa_huge_insert((uintptr_t)q, new_size, align);   /* room: one out, one in */
+  pthread_mutex_unlock(&_fa_huge_lock);
+  _fa_segmap_set((uintptr_t)q, FA_UNIT_HUGE);
+  return q;
+}
+
+void _fa_huge_totals(size_t *count, size_t *bytes) {
+  pthread_mutex_lock(&_fa_huge_lock);
+  *count = fa_huge_count;
+  *bytes = fa_huge_bytes;
+  pthread_mutex_unlock(&_fa_huge_lock);
+}

@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * internal.h - cross-file internals and the inlined fast paths.
+ *
+ * Naming: fancy_* is the public API (include/fancyalloc.h), _fa_* is
+ * shared between files of lib/ (prototypes below, grouped by the file that
+ * defines them), static fa_* is local to one file.  Everything here has
+ * hidden visibility.
+ */
+#ifndef FA_INTERNAL_H
+#define FA_INTERNAL_H
+
+#include "config.h"
+#include "types.h"
+#include "fancyalloc.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#define FA_HIDDEN __attribute__((visibility("hidden")))
+#define fa_likely(x) __builtin_expect(!!(x), 1)
+#define fa_unlikely(x) __builtin_expect(!!(x), 0)
+#define FA_NOINLINE __attribute__((noinline))
+#define FA_COLD __attribute__((cold, noinline))
+#define FA_NORETURN __attribute__((noreturn))
+
+#if FA_DEBUG
+#define fa_assert(x) \
+  ((x) ? (void)0 : _fa_fatal("assertion failed: %s (%s:%d)", #x, __FILE__, __LINE__))
+#else
+#define fa_assert(x) ((void)0)
+#endif
+
+/* Relaxed atomic access to plain fields that the statistics walker reads
+ * from other threads: plain moves on every target we build for, and no
+ * data race in the C11 sense (so ThreadSanitizer stays quiet). */
+#define fa_store(field, v) __atomic_store_n(&(field), (v), __ATOMIC_RELAXED)
+#define fa_load(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
+
+#if defined(FA_TLS_INITIAL_EXEC)
+#define FA_TLS __thread __attribute__((tls_model("initial-exec")))
+#else
+#define FA_TLS __thread
+#endif
+
+/* ------------------------------------------------------------------------
+ * Run-time options (options.c)
+ * ---------------------------------------------------------------------- */
+typedef struct fa_options_s {
+  size_t arena_size;      /* FANCY_ARENA_SIZE: per-thread retention budget */
+  size_t memory_limit;    /* FANCY_MEMORY_LIMIT: 0 = none */
+  bool huge_pages;        /* FANCY_HUGE_PAGES */
+  bool populate;          /* FANCY_POPULATE */
+  bool reclaim;           /* FANCY_RECLAIM: background thread */
+  uint64_t purge_delay;   /* FANCY_PURGE_DELAY, ms */
+  size_t segment_cache;   /* FANCY_SEGMENT_CACHE: empty segments kept */
+  bool stats;             /* FANCY_STATS: print at exit */
+  bool verbose;           /* FANCY_VERBOSE */
+} fa_options_t;
+
+/* options.c */
+extern fa_options_t _fa_opt FA_HIDDEN;
+FA_HIDDEN void _fa_options_init(void);
+FA_HIDDEN void _fa_options_print(void);
+FA_HIDDEN bool _fa_parse_size(const char *s, size_t *out);
+
+/* ------------------------------------------------------------------------
+ * Process and thread set-up, messages (init.c)
+ * ---------------------------------------------------------------------- */
+extern fa_heap_t _fa_heap_empty FA_HIDDEN;
+extern fa_page_t _fa_page_empty FA_HIDDEN;
+extern FA_TLS fa_heap_t *_fa_tls_heap FA_HIDDEN;
+extern uintptr_t _fa_secret FA_HIDDEN;
+extern const int _fa_override_mode FA_HIDDEN;  /* 1 in libfancymalloc */
+
+FA_HIDDEN void _fa_process_init(void);
+FA_HIDDEN fa_heap_t *_fa_thread_init(void);
+FA_HIDDEN uint64_t _fa_clock_ms(void);
+FA_HIDDEN FA_NORETURN FA_COLD void _fa_fatal(const char *fmt, ...);
+FA_HIDDEN FA_COLD void _fa_warn(const char *fmt, ...);
+FA_HIDDEN size_t _fa_format(char *buf, size_t cap, const char *fmt, __builtin_va_list ap);
+
+/* ------------------------------------------------------------------------
+ * Heaps (heap.c)
+ * ---------------------------------------------------------------------- */
+extern pthread_mutex_t _fa_heaps_lock FA_HIDDEN;
+extern fa_heap_t *_fa_heaps FA_HIDDEN;          /* every heap ever made */
+FA_HIDDEN fa_heap_t *_fa_heap_new(void);
+FA_HIDDEN void _fa_heap_done(fa_heap_t *heap);
+FA_HIDDEN void _fa_heap_collect_remote(fa_heap_t *heap, bool force);
+FA_HIDDEN void _fa_heap_heartbeat(fa_heap_t *heap);
+FA_HIDDEN void _fa_heap_set_direct(fa_heap_t *heap, unsigned cls, fa_page_t *page);
+FA_HIDDEN void _fa_heaps_after_fork_child(fa_heap_t *self);
+
+/* ------------------------------------------------------------------------
+ * Segments, spans and the address map (segment.c)
+ * ---------------------------------------------------------------------- */
+enum { FA_UNIT_NONE = 0, FA_UNIT_SEGMENT = 1, FA_UNIT_HUGE = 2 };
+#define FA_SEGMAP_WORDS ((size_t)1 << (FA_VA_BITS - FA_SEGMENT_SHIFT - 5))
+extern _Atomic uint64_t _fa_segmap[FA_SEGMAP_WORDS] FA_HIDDEN;
+extern pthread_mutex_t _fa_segments_lock FA_HIDDEN;
+extern fa_segment_t *_fa_all_segments FA_HIDDEN;   /* under the lock */
+extern fa_segment_t *_fa_abandoned FA_HIDDEN;      /* under the lock */
+extern fa_segment_t *_fa_cached FA_HIDDEN;         /* under the lock */
+extern size_t _fa_abandoned_count FA_HIDDEN;
+extern size_t _fa_cached_count FA_HIDDEN;
+extern _Atomic int _fa_abandoned_xpending FA_HIDDEN;
+
+FA_HIDDEN void _fa_segmap_set(uintptr_t addr, unsigned kind);
+FA_HIDDEN fa_page_t *_fa_span_alloc(fa_heap_t *heap, size_t pages);
+FA_HIDDEN void _fa_span_free(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *page);
+FA_HIDDEN void _fa_span_set_tails(fa_page_t *page, size_t pages);
+FA_HIDDEN bool _fa_span_grow(fa_heap_t *heap, fa_page_t *page, size_t pages);
+FA_HIDDEN void _fa_span_shrink(fa_heap_t *heap, fa_page_t *page, size_t pages);
+FA_HIDDEN void _fa_segment_abandon(fa_segment_t *seg);
+FA_HIDDEN void _fa_segment_release(fa_heap_t *heap, fa_segment_t *seg);
+FA_HIDDEN size_t _fa_segment_index(const fa_segment_t *seg, const fa_page_t *page);
+FA_HIDDEN void _fa_span_purge(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *span);
+FA_HIDDEN size_t _fa_segment_cache_decay(uint64_t now, uint64_t delay, bool force, bool blocking);
+FA_HIDDEN size_t _fa_abandoned_collect(size_t max, bool blocking);
+FA_HIDDEN size_t _fa_heap_purge(fa_heap_t *heap, uint64_t now, uint64_t delay, size_t max);
+
+/* ------------------------------------------------------------------------
+ * Pages and size classes (page.c)
+ * ---------------------------------------------------------------------- */
+extern const uint32_t _fa_class_size[FA_NUM_CLASSES] FA_HIDDEN;
+extern const uint8_t _fa_small_class[FA_DIRECT_SIZE] FA_HIDDEN;
+FA_HIDDEN fa_page_t *_fa_page_find(fa_heap_t *heap, unsigned cls);
+FA_HIDDEN void _fa_page_collect(fa_heap_t *heap, fa_page_t *page);
+FA_HIDDEN void _fa_page_collect_lists(fa_page_t *page);
+FA_HIDDEN void _fa_page_retire(fa_heap_t *heap, fa_page_t *page);
+FA_HIDDEN void _fa_queue_remove(fa_heap_t *heap, fa_page_t *page);
+FA_HIDDEN void _fa_queue_push_back(fa_heap_t *heap, fa_page_t *page);
+FA_HIDDEN size_t _fa_list_length(const fa_block_t *b, size_t limit);
+
+/* ------------------------------------------------------------------------
+ * Allocation and free (alloc.c, free.c, aligned.c)
+ * ---------------------------------------------------------------------- */
+FA_HIDDEN void *_fa_malloc_generic(fa_heap_t *heap, size_t n);
+FA_HIDDEN void *_fa_calloc(size_t count, size_t size);
+FA_HIDDEN void *_fa_realloc(void *p, size_t n);
+FA_HIDDEN size_t _fa_usable_size(const void *p);
+FA_HIDDEN void _fa_free_generic(fa_segment_t *seg, fa_page_t *page, void *p);
+FA_HIDDEN void _fa_free_special(void *p);
+FA_HIDDEN void *_fa_aligned_alloc(size_t alignment, size_t size);
+FA_HIDDEN FA_NORETURN FA_COLD void _fa_invalid_free(const void *p, const char *what);
+
+/* ------------------------------------------------------------------------
+ * Huge blocks (huge.c)
+ * ---------------------------------------------------------------------- */
+FA_HIDDEN void *_fa_huge_alloc(size_t n, size_t alignment);
+FA_HIDDEN bool _fa_huge_free(void *p);
+FA_HIDDEN size_t _fa_huge_size(const void *p);
+FA_HIDDEN void *_fa_huge_realloc(void *p, size_t n);
+FA_HIDDEN void _fa_huge_totals(size_t *count, size_t *bytes);
+extern pthread_mutex_t _fa_huge_lock FA_HIDDEN;
+
+/* ------------------------------------------------------------------------
+ * Reclamation (purge.c)
+ * ---------------------------------------------------------------------- */
+FA_HIDDEN size_t _fa_reclaim_tick(bool force, bool blocking);
+FA_HIDDEN void _fa_reclaim_maybe_start(void);
+FA_HIDDEN void _fa_reclaim_after_fork_child(void);
+FA_HIDDEN int _fa_trim(size_t pad);
+
+/* ------------------------------------------------------------------------
+ * Statistics (stats.c) -- counters bumped on slow paths only
+ * ---------------------------------------------------------------------- */
+typedef struct fa_counters_s {
+  _Atomic size_t mapped;          /* bytes mapped (segments + huge) */
+  _Atomic size_t committed;       /* bytes of pages in use or warm */
+  _Atomic size_t purged;          /* bytes returned, cumulative */
+  _Atomic size_t segments;        /* segments mapped */
+  _Atomic size_t threads;         /* live heaps */
+  _Atomic size_t threads_created;
+  _Atomic size_t remote_frees;
+  _Atomic size_t mmap_calls;
+  _Atomic size_t purge_calls;
+} fa_counters_t;
+extern fa_counters_t _fa_counters FA_HIDDEN;
+#define fa_count(name, n) \
+  atomic_fetch_add_explicit(&_fa_counters.name, (n), memory_order_relaxed)
+#define fa_uncount(name, n) \
+  atomic_fetch_sub_explicit(&_fa_counters.name, (n), memory_order_relaxed)
+
+/* ------------------------------------------------------------------------
+ * The OS seam (os.c; declared in os.h)
+ * ---------------------------------------------------------------------- */
+#include "os.h"
+
+/* ========================================================================
+ * Inline helpers: the fast paths live here so that fancy_malloc (alloc.c)
+ * and malloc (override.c) both inline them.
+ * ====================================================================== */
+
+static inline fa_heap_t *fa_heap_get(void) { return _fa_tls_heap; }
+
+static inline uintptr_t fa_block_tag(const fa_block_t *b) {
+  return ~(uintptr_t)b ^ (uintptr_t)0x6a09e667f3bcc908ULL;
+}
+
+/* What the 4 MiB unit holding address u is: FA_UNIT_*.  NULL and any
+ * address outside the user address space read as FA_UNIT_NONE. */
+static inline unsigned fa_unit_kind(uintptr_t u) {
+  if (fa_unlikely(u >> FA_VA_BITS)) return FA_UNIT_NONE;
+  uintptr_t unit = u >> FA_SEGMENT_SHIFT;
+  uint64_t w = atomic_load_explicit(&_fa_segmap[unit >> 5], memory_order_relaxed);
+  return (unsigned)(w >> ((unit & 31) * 2)) & 3u;
+}
+
+static inline fa_segment_t *fa_ptr_segment(const void *p) {
+  return (fa_segment_t *)((uintptr_t)p & ~(uintptr_t)FA_SEGMENT_MASK);
+}
+
+/* The first page of the span holding p. */
+static inline fa_page_t *fa_segment_span_of(fa_segment_t *seg, const void *p) {
+  fa_page_t *page = &seg->pages[((uintptr_t)p - (uintptr_t)seg) >> FA_PAGE_SHIFT];
+  return page - page->span_offset;
+}
+
+static inline uint8_t *fa_page_address(fa_segment_t *seg, const fa_page_t *page) {
+  return (uint8_t *)seg + ((size_t)(page - seg->pages) << FA_PAGE_SHIFT);
+}
+
+/* Is p the start of a block of this class span?  offset/bsize by a
+ * multiply: recip = ceil(2^40/bsize) is exact for offset, bsize < 2^22. */
+static inline bool fa_page_is_block_start(const fa_page_t *page, uintptr_t p) {
+  uint64_t off = (uint64_t)(p - (uintptr_t)page->start);
+  uint64_t idx = (off * page->recip) >> 40;
+  return idx * page->bsize == off && idx < page->capacity;
+}
+
+static inline unsigned fa_medium_class(size_t n) {
+  /* (512, 32768]: 4 classes per doubling, 640 .. 32768 */
+  size_t m = n - 1;
+  unsigned b = 63u - (unsigned)__builtin_clzll(m);         /* 9 .. 14 */
+  unsigned q = (unsigned)((m - ((size_t)1 << b)) >> (b - 2));  /* 0 .. 3 */
+  return FA_SMALL_CLASSES + (b - 9) * 4 + q;
+}
+
+static inline unsigned fa_size_class(size_t n) {
+  if (n <= FA_SMALL_MAX) return _fa_small_class[(n + 15) >> 4];
+  return fa_medium_class(n);
+}
+
+/* malloc fast path: one TLS load, a table load, a pop. */
+static inline void *fa_malloc_inline(size_t n) {
+  fa_heap_t *heap = fa_heap_get();
+  if (fa_likely(n <= FA_SMALL_MAX)) {
+    fa_page_t *page = heap->direct[(n + 15) >> 4];
+    fa_block_t *b = page->free;
+    if (fa_likely(b != NULL)) {
+      page->free = b->next;
+      fa_store(page->used, page->used + 1);
+      b->tag = 0;
+      return b;
+    }
+  }
+  return _fa_malloc_generic(heap, n);
+}
+
+/* free fast path: classify the address, find the span by masking, and
+ * push onto the page's local list when this thread owns it. */
+static inline void fa_free_inline(void *p) {
+  uintptr_t u = (uintptr_t)p;
+  if (fa_unlikely(fa_unit_kind(u) != FA_UNIT_SEGMENT)) {
+    _fa_free_special(p);            /* NULL, huge, or not ours */
+    return;
+  }
+  fa_segment_t *seg = fa_ptr_segment(p);
+  fa_page_t *page = fa_segment_span_of(seg, p);
+  fa_block_t *b = (fa_block_t *)p;
+  if (fa_likely(page->slow == 0 &&
+                atomic_load_explicit(&seg->heap, memory_order_relaxed) == fa_heap_get() &&
+                fa_page_is_block_start(page, u) && b->tag != fa_block_tag(b))) {
+    b->tag = fa_block_tag(b);
+    b->next = page->local_free;
+    page->local_free = b;
+    uint32_t used = page->used - 1;
+    fa_store(page->used, used);
+    if (fa_unlikely(used == 0)) _fa_page_retire(fa_heap_get(), page);
+    return;
+  }
+  _fa_free_generic(seg, page, p);
+}
+
+#endif /* FA_INTERNAL_H */

@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * os.c - mmap, munmap, madvise and mremap, with the process-wide memory
+ * limit and the mapping counters.
+ */
+#include "internal.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+long _fa_os_fail_after = 0;
+
+#ifndef MAP_NORESERVE
+#define MAP_NORESERVE 0
+#endif
+
+/* Account for size more mapped bytes, failing when that would pass the
+ * memory limit. */
+static bool fa_os_reserve_quota(size_t size) {
+  if (fa_unlikely(_fa_os_fail_after != 0)) {
+    if (__atomic_sub_fetch(&_fa_os_fail_after, 1, __ATOMIC_RELAXED) <= 0) {
+      __atomic_store_n(&_fa_os_fail_after, -1, __ATOMIC_RELAXED);
+      return false;
+    }
+  }
+  size_t limit = _fa_opt.memory_limit;
+  size_t before = fa_count(mapped, size);
+  if (limit != 0 && before + size > limit) {
+    fa_uncount(mapped, size);
+    return false;
+  }
+  return true;
+}
+
+static void *fa_os_mmap(void *hint, size_t size, int prot, int flags) {
+  fa_count(mmap_calls, 1);
+  void *p = mmap(hint, size, prot, flags | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+/* Reserve size bytes of address space aligned to align: over-map, then
+ * trim the unaligned head and tail. */
+static void *fa_os_reserve_aligned(size_t size, size_t align, int prot) {
+  size_t total = size + align - FA_OS_PAGE_SIZE;
+  if (total < size) return NULL;
+  uint8_t *raw = fa_os_mmap(NULL, total, prot, MAP_NORESERVE);
+  if (raw == NULL) return NULL;
+  uint8_t *aligned = (uint8_t *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
+  size_t head = (size_t)(aligned - raw);
+  size_t tail = total - head - size;
+  if (head) munmap(raw, head);
+  if (tail) munmap(aligned + size, tail);
+  return aligned;
+}
+
+void *_fa_os_map_aligned(size_t size, size_t align) {
+  if (!fa_os_reserve_quota(size)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  void *p = fa_os_reserve_aligned(size, align, PROT_READ | PROT_WRITE);
+  if (p == NULL) {
+    fa_uncount(mapped, size);
+    errno = ENOMEM;
+    return NULL;
+  }
+#ifdef MAP_POPULATE
+  if (_fa_opt.populate) {
+    /* Replace the fresh mapping in place by a pre-faulted one. */
+    fa_os_mmap(p, size, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_POPULATE);
+  }
+#endif
+#ifdef MADV_HUGEPAGE
+  if (_fa_opt.huge_pages) madvise(p, size, MADV_HUGEPAGE);
+#endif
+  return p;
+}
+
+void _fa_os_unmap(void *p, size_t size) {
+  if (p == NULL || size == 0) return;
+  munmap(p, size);
+  fa_uncount(mapped, size);
+  fa_count(purge_calls, 1);
+  fa_count(purged, size);
+}
+
+void _fa_os_purge(void *p, size_t size) {
+  if (size == 0) return;
+  /* MADV_DONTNEED, not MADV_FREE: the memory leaves RSS at once, which is
+   * what users and container limits see (MADV_FREE pages linger as
+   * LazyFree until the kernel is under pressure). */
+  madvise(p, size, MADV_DONTNEED);
+  fa_count(purge_calls, 1);
+  fa_count(purged, size);
+}
+
+void *_fa_os_remap(void *p, size_t old_size, size_t new_size, size_t align) {
+  if (new_size <= old_size) {
+    if (new_size < old_size) {
+      munmap((uint8_t *)p + new_size, old_size - new_size);
+      fa_uncount(mapped, old_size - new_size);
+    }
+    return p;
+  }
+  size_t extra = new_size - old_size;
+  if (!fa_os_reserve_quota(extra)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  fa_count(mmap_calls, 1);
+  /* First try to grow in place. */
+  void *q = mremap(p, old_size, new_size, 0);
+  if (q != MAP_FAILED) return q;
+  /* Move it: reserve an aligned destination, then let the kernel move the
+   * pages there (no copy). */
+  void *dest = fa_os_reserve_aligned(new_size, align, PROT_NONE);
+  if (dest != NULL) {
+    fa_count(mmap_calls, 1);
+    q = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dest);
+    if (q != MAP_FAILED) {
+#ifdef MADV_HUGEPAGE
+      if (_fa_opt.huge_pages) madvise(q, new_size, MADV_HUGEPAGE);
+#endif
+      return q;
+    }
+    munmap(dest, new_size);
+  }
+  fa_uncount(mapped, extra);
+  errno = ENOMEM;
+  return NULL;
+}

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * os.h - the one seam between the allocator and the kernel.  Only os.c
+ * includes <sys/mman.h>; every mapping, purge and remap goes through here,
+ * so the counters stay right and tests can make mapping fail.
+ */
+#ifndef FA_OS_H
+#define FA_OS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Map size bytes (a multiple of 4 KiB) read/write, aligned to align (a
+ * power of two >= 4 KiB).  Honours FANCY_MEMORY_LIMIT, FANCY_POPULATE and
+ * FANCY_HUGE_PAGES.  NULL (errno ENOMEM) on failure. */
+FA_HIDDEN void *_fa_os_map_aligned(size_t size, size_t align);
+/* Unmap what _fa_os_map_aligned returned. */
+FA_HIDDEN void _fa_os_unmap(void *p, size_t size);
+/* Give the pages back to the kernel (they read as zero afterwards). */
+FA_HIDDEN void _fa_os_purge(void *p, size_t size);
+/* Resize a mapping made by _fa_os_map_aligned, keeping its alignment and
+ * contents; may move it.  NULL (errno ENOMEM) on failure, old intact. */
+FA_HIDDEN void *_fa_os_remap(void *p, size_t old_size, size_t new_size, size_t align);
+/* Tests: when nonzero, that many more mappings succeed, then all fail. */
+extern long _fa_os_fail_after FA_HIDDEN;
+
+#endif /* FA_OS_H */

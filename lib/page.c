@@ -1,0 +1,201 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * page.c - size classes and class spans ("pages"): initialising, growing
+ * the free list, collecting frees, retiring, and the per-class queues.
+ *
+ * Each class span has three free lists (mimalloc's free-list sharding):
+ * `free`, which malloc pops; `local_free`, which the owner's free pushes;
+ * and the atomic `xfree`, which other threads push.  malloc only ever pops
+ * `free`; when it runs dry the slow path moves the other two over.  That
+ * keeps both fast paths free of atomics, and guarantees that the slow path
+ * (which does the heap's housekeeping) runs every so often.
+ */
+#include "internal.h"
+
+/* The document's 16 small classes, then 4 classes per doubling. */
+const uint32_t _fa_class_size[FA_NUM_CLASSES] = {
+  16, 32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512,
+  640, 768, 896, 1024, 1280, 1536, 1792, 2048, 2560, 3072, 3584, 4096,
+  5120, 6144, 7168, 8192, 10240, 12288, 14336, 16384, 20480, 24576, 28672, 32768,
+};
+
+/* (n + 15) >> 4  ->  small class. */
+const uint8_t _fa_small_class[FA_DIRECT_SIZE] = {
+  0, 0, 1, 2, 3, 4, 5, 6, 7,           /* 0..128 by 16 */
+  8, 8, 9, 9, 10, 10, 11, 11,          /* 160, 192, 224, 256 */
+  12, 12, 12, 12, 13, 13, 13, 13,      /* 320, 384 */
+  14, 14, 14, 14, 15, 15, 15, 15,      /* 448, 512 */
+};
+
+/* Pages per class span: room for at least 8 blocks (one page up to 8 KiB). */
+static size_t fa_class_span_pages(size_t bsize) {
+  size_t pages = (8 * bsize + FA_PAGE_SIZE - 1) >> FA_PAGE_SHIFT;
+  return pages ? pages : 1;
+}
+
+size_t _fa_list_length(const fa_block_t *b, size_t limit) {
+  size_t n = 0;
+  for (; b != NULL && n <= limit; b = b->next) n++;
+  return n;
+}
+
+/* ------------------------------------------------------------------------
+ * Queues: the class spans of a heap, current one first
+ * ---------------------------------------------------------------------- */
+static void fa_queue_push_front(fa_heap_t *heap, fa_page_t *page) {
+  fa_page_queue_t *q = &heap->queues[page->cls];
+  page->prev = NULL;
+  page->next = q->first;
+  if (q->first) q->first->prev = page;
+  else q->last = page;
+  q->first = page;
+  _fa_heap_set_direct(heap, page->cls, page);
+}
+
+void _fa_queue_push_back(fa_heap_t *heap, fa_page_t *page) {
+  fa_page_queue_t *q = &heap->queues[page->cls];
+  page->next = NULL;
+  page->prev = q->last;
+  if (q->last) q->last->next = page;
+  else {
+    q->first = page;
+    _fa_heap_set_direct(heap, page->cls, page);
+  }
+  q->last = page;
+}
+
+void _fa_queue_remove(fa_heap_t *heap, fa_page_t *page) {
+  fa_page_queue_t *q = &heap->queues[page->cls];
+  if (page->prev) page->prev->next = page->next;
+  else {
+    q->first = page->next;
+    _fa_heap_set_direct(heap, page->cls, q->first);
+  }
+  if (page->next) page->next->prev = page->prev;
+  else q->last = page->prev;
+  page->next = page->prev = NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * Class spans
+ * ---------------------------------------------------------------------- */
+static void fa_page_init(fa_segment_t *seg, fa_page_t *page, unsigned cls) {
+  size_t bsize = _fa_class_size[cls];
+  page->start = fa_page_address(seg, page);
+  fa_store(page->bsize, (uint32_t)bsize);
+  page->recip = (((uint64_t)1 << 40) + bsize - 1) / bsize;
+  page->reserved = (uint32_t)(((size_t)page->span_pages << FA_PAGE_SHIFT) / bsize);
+  page->capacity = 0;
+  fa_store(page->used, 0u);
+  page->free = page->local_free = NULL;
+  atomic_store_explicit(&page->xfree, NULL, memory_order_relaxed);
+  fa_store(page->cls, (uint8_t)cls);
+  fa_store(page->kind, (uint8_t)FA_PAGE_CLASS);
+  page->slow = 0;
+}
+
+/* Carve at most FA_EXTEND_BYTES (at least one block) more into `free`. */
+static void fa_page_extend(fa_page_t *page) {
+  size_t avail = page->reserved - page->capacity;
+  if (avail == 0) return;
+  size_t bsize = page->bsize;
+  size_t n = FA_EXTEND_BYTES / bsize;
+  if (n == 0) n = 1;
+  if (n > avail) n = avail;
+  uint8_t *first = page->start + (size_t)page->capacity * bsize;
+  uint8_t *b = first;
+  for (size_t i = 1; i < n; i++, b += bsize) ((fa_block_t *)b)->next = (fa_block_t *)(b + bsize);
+  ((fa_block_t *)b)->next = page->free;
+  page->free = (fa_block_t *)first;
+  page->capacity += (uint32_t)n;
+}
+
+/* Move remote frees to local_free (one atomic exchange for the whole
+ * batch), then local_free to free if free is empty. */
+void _fa_page_collect_lists(fa_page_t *page) {
+  if (atomic_load_explicit(&page->xfree, memory_order_relaxed) != NULL) {
+    fa_block_t *list = atomic_exchange_explicit(&page->xfree, NULL, memory_order_acquire);
+    if (page->kind == FA_PAGE_LARGE) {
+      if (list != NULL) fa_store(page->used, 0u);
+    } else {
+      size_t n = 0;
+      fa_block_t *tail = list;
+      for (; tail != NULL; tail = tail->next) {
+        n++;
+        if (tail->next == NULL) break;
+      }
+      if (n > page->used) _fa_fatal("double free detected in page %p", (void *)page->start);
+      if (tail != NULL) {
+        tail->next = page->local_free;
+        page->local_free = list;
+      }
+      fa_store(page->used, page->used - (uint32_t)n);
+      fa_count(remote_frees, n);
+    }
+  }
+  if (page->free == NULL && page->local_free != NULL) {
+    page->free = page->local_free;
+    page->local_free = NULL;
+  }
+}
+
+void _fa_page_collect(fa_heap_t *heap, fa_page_t *page) {
+  _fa_page_collect_lists(page);
+  if (page->used != 0) return;
+  if (page->kind == FA_PAGE_LARGE) _fa_span_free(heap, fa_ptr_segment(page), page);
+  else _fa_page_retire(heap, page);
+}
+
+/* A class span has no live block left.  The current span of its class
+ * stays (so a malloc/free pair at the boundary does not map and unmap a
+ * span each time); any other goes back to the free spans. */
+void _fa_page_retire(fa_heap_t *heap, fa_page_t *page) {
+  fa_page_queue_t *q = &heap->queues[page->cls];
+  if (q->first == page) return;
+  _fa_queue_remove(heap, page);
+  _fa_span_free(heap, fa_ptr_segment(page), page);
+}
+
+static bool fa_page_ready(fa_page_t *page) {
+  if (page->free != NULL) return true;
+  _fa_page_collect_lists(page);
+  if (page->free == NULL) fa_page_extend(page);
+  return page->free != NULL;
+}
+
+/* A class span of cls with a free block, first in its queue.  Looks at
+ * no more than FA_MAX_CANDIDATES spans before taking a new one; spans
+ * found full go to the back of the queue.  NULL when out of memory. */
+fa_page_t *_fa_page_find(fa_heap_t *heap, unsigned cls) {
+  fa_page_queue_t *q = &heap->queues[cls];
+  fa_page_t *page = q->first;
+  for (int i = 0; page != NULL && i <= FA_MAX_CANDIDATES; i++) {
+    fa_page_t *next = page->next;
+    if (fa_page_ready(page)) {
+      if (q->first != page) {
+        _fa_queue_remove(heap, page);
+        fa_queue_push_front(heap, page);
+      }
+      return page;
+    }
+    if (q->last != page) {
+      _fa_queue_remove(heap, page);
+      _fa_queue_push_back(heap, page);
+    }
+    page = next;
+    if (page == q->first) break;
+  }
+  /* Blocks freed by other threads may have refilled some span. */
+  if (atomic_load_explicit(&heap->xpending, memory_order_relaxed) != 0) {
+    _fa_heap_collect_remote(heap, false);
+    page = q->first;
+    if (page != NULL && fa_page_ready(page)) return page;
+  }
+  size_t bsize = _fa_class_size[cls];
+  page = _fa_span_alloc(heap, fa_class_span_pages(bsize));
+  if (page == NULL) return NULL;
+  fa_page_init(fa_ptr_segment(page), page, cls);
+  fa_queue_push_front(heap, page);
+  fa_page_extend(page);
+  return page;
+}

@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * purge.c - reclamation: giving memory back to the OS after a delay
+ * (the design document's GlobalArenaManager).
+ *
+ * Three kinds of memory are returned, each after FANCY_PURGE_DELAY:
+ *   - free spans inside a live heap: only the owner may touch them, so the
+ *     owner purges them on its heartbeat (heap.c);
+ *   - empty segments in the shared cache: purged and moved to the reserve;
+ *   - segments of exited threads: their remote frees are collected and,
+ *     once empty, they go to the cache.
+ * The last two are done by _fa_reclaim_tick, either by the background
+ * thread (FANCY_RECLAIM=1, started lazily from a thread's first
+ * allocation, never from a constructor) or inline from heartbeats with
+ * trylock, so that no allocating thread ever waits for it.
+ */
+#include "internal.h"
+
+#include <time.h>
+
+
+static pthread_mutex_t fa_reclaim_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool fa_reclaim_started;
+static pthread_t fa_reclaim_thread;
+static _Atomic uint64_t fa_last_tick;
+
+size_t _fa_reclaim_tick(bool force, bool blocking) {
+  uint64_t now = _fa_clock_ms();
+  size_t n = 0;
+  if (force || atomic_load_explicit(&_fa_abandoned_xpending, memory_order_relaxed) ||
+      now - atomic_load_explicit(&fa_last_tick, memory_order_relaxed) >= 10 * _fa_opt.purge_delay) {
+    n += _fa_abandoned_collect(force ? SIZE_MAX : 16, blocking);
+  }
+  n += _fa_segment_cache_decay(now, _fa_opt.purge_delay, force, blocking);
+  atomic_store_explicit(&fa_last_tick, now, memory_order_relaxed);
+  return n;
+}
+
+static void *fa_reclaim_main(void *arg) {
+  (void)arg;
+  for (;;) {
+    uint64_t ms = _fa_opt.purge_delay ? _fa_opt.purge_delay : 1;
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    _fa_reclaim_tick(false, true);
+  }
+  return NULL;
+}
+
+void _fa_reclaim_maybe_start(void) {
+  if (__atomic_load_n(&fa_reclaim_started, __ATOMIC_ACQUIRE)) return;
+  pthread_mutex_lock(&fa_reclaim_lock);
+  if (!fa_reclaim_started) {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 64 << 10);
+    if (pthread_create(&fa_reclaim_thread, &attr, fa_reclaim_main, NULL) == 0)
+      __atomic_store_n(&fa_reclaim_started, true, __ATOMIC_RELEASE);
+    pthread_attr_destroy(&attr);
+  }
+  pthread_mutex_unlock(&fa_reclaim_lock);
+}
+
+/* The thread does not survive fork: the child starts its own on demand. */
+void _fa_reclaim_after_fork_child(void) {
+  pthread_mutex_init(&fa_reclaim_lock, NULL);
+  fa_reclaim_started = false;
+}
+
+int _fa_trim(size_t pad) {
+  size_t before = atomic_load_explicit(&_fa_counters.purged, memory_order_relaxed);
+  fa_heap_t *heap = fa_heap_get();
+  if (heap != &_fa_heap_empty) {
+    _fa_heap_collect_remote(heap, true);
+    uint64_t now = _fa_clock_ms();
+    /* Keep up to pad bytes of the most recently freed spans warm. */
+    size_t keep = pad >> FA_PAGE_SHIFT;
+    while (heap->dirty_first != NULL && heap->dirty_pages > keep)
+      _fa_span_purge(heap, fa_ptr_segment(heap->dirty_first), heap->dirty_first);
+    (void)now;
+  }
+  _fa_reclaim_tick(true, true);
+  return atomic_load_explicit(&_fa_counters.purged, memory_order_relaxed) != before;
+}
+
+int fancy_trim(size_t pad) FANCY_NOEXCEPT { return _fa_trim(pad); }

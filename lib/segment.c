@@ -1,0 +1,510 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * segment.c - 4 MiB segments, the spans of pages inside them, and the map
+ * of the address space.
+ *
+ * Free spans are the document's "segregated bins with __builtin_clz lookup,
+ * boundary tags and immediate coalescing", applied to runs of 64 KiB pages:
+ * a freed span merges with its free neighbours at once (the last page of
+ * every span records the distance to its first), and lands in one of 16
+ * bins by size.
+ *
+ * Segments are never unmapped.  A thread that frees a block remotely may
+ * still touch the segment header for a few instructions after its push, so
+ * a released segment is purged (MADV_DONTNEED: its RSS goes back to the
+ * OS) and kept on the reserve list for reuse instead.  Address space is
+ * cheap; a SIGSEGV in a remote free is not.
+ */
+#include "internal.h"
+
+_Atomic uint64_t _fa_segmap[FA_SEGMAP_WORDS];
+pthread_mutex_t _fa_segments_lock = PTHREAD_MUTEX_INITIALIZER;
+fa_segment_t *_fa_all_segments;
+fa_segment_t *_fa_abandoned;
+fa_segment_t *_fa_cached;          /* empty and warm (committed) */
+static fa_segment_t *fa_reserve;   /* empty and purged */
+size_t _fa_abandoned_count;
+size_t _fa_cached_count;
+_Atomic int _fa_abandoned_xpending;
+
+void _fa_segmap_set(uintptr_t addr, unsigned kind) {
+  uintptr_t unit = addr >> FA_SEGMENT_SHIFT;
+  unsigned shift = (unsigned)(unit & 31) * 2;
+  _Atomic uint64_t *w = &_fa_segmap[unit >> 5];
+  atomic_fetch_and_explicit(w, ~((uint64_t)3 << shift), memory_order_release);
+  if (kind) atomic_fetch_or_explicit(w, (uint64_t)kind << shift, memory_order_release);
+}
+
+size_t _fa_segment_index(const fa_segment_t *seg, const fa_page_t *page) {
+  return (size_t)(page - seg->pages);
+}
+
+static size_t fa_span_bytes(const fa_page_t *span) {
+  return (size_t)span->span_pages << FA_PAGE_SHIFT;
+}
+
+/* ------------------------------------------------------------------------
+ * Span bins and the dirty list (owner only)
+ * ---------------------------------------------------------------------- */
+static unsigned fa_span_bin(size_t pages) {
+  if (pages <= 8) return (unsigned)pages - 1;
+  unsigned b = 63u - (unsigned)__builtin_clzll(pages);          /* >= 3 */
+  unsigned bin = 8 + (b - 3) * 2 + (unsigned)((pages >> (b - 1)) & 1);
+  return bin < FA_SPAN_BINS ? bin : FA_SPAN_BINS - 1;
+}
+
+static void fa_bin_insert(fa_heap_t *heap, fa_page_t *span) {
+  unsigned bin = fa_span_bin(span->span_pages);
+  span->prev = NULL;
+  span->next = heap->bins[bin];
+  if (span->next) span->next->prev = span;
+  heap->bins[bin] = span;
+  heap->bin_mask |= 1u << bin;
+  span->in_bin = 1;
+}
+
+static void fa_bin_remove(fa_heap_t *heap, fa_page_t *span) {
+  if (!span->in_bin) return;
+  unsigned bin = fa_span_bin(span->span_pages);
+  if (span->prev) span->prev->next = span->next;
+  else heap->bins[bin] = span->next;
+  if (span->next) span->next->prev = span->prev;
+  if (heap->bins[bin] == NULL) heap->bin_mask &= ~(1u << bin);
+  span->next = span->prev = NULL;
+  span->in_bin = 0;
+}
+
+static void fa_dirty_append(fa_heap_t *heap, fa_page_t *span, uint64_t now) {
+  span->free_time = now;
+  span->dnext = NULL;
+  span->dprev = heap->dirty_last;
+  if (heap->dirty_last) heap->dirty_last->dnext = span;
+  else heap->dirty_first = span;
+  heap->dirty_last = span;
+  heap->dirty_pages += span->span_pages;
+  span->dirty = 1;
+}
+
+static void fa_dirty_remove(fa_heap_t *heap, fa_page_t *span) {
+  if (!span->dirty) return;
+  if (span->dprev) span->dprev->dnext = span->dnext;
+  else heap->dirty_first = span->dnext;
+  if (span->dnext) span->dnext->dprev = span->dprev;
+  else heap->dirty_last = span->dprev;
+  heap->dirty_pages -= span->span_pages;
+  span->dnext = span->dprev = NULL;
+  span->dirty = 0;
+}
+
+/* Take a free span off the heap's lists (heap may be NULL for segments
+ * that nobody owns, whose spans are on no list). */
+static void fa_span_unlink(fa_heap_t *heap, fa_page_t *span) {
+  if (heap == NULL) return;
+  fa_bin_remove(heap, span);
+  fa_dirty_remove(heap, span);
+}
+
+void _fa_span_set_tails(fa_page_t *page, size_t pages) {
+  fa_store(page->span_pages, (uint32_t)pages);
+  page->span_offset = 0;
+  for (size_t i = 1; i < pages; i++) {
+    page[i].span_offset = (uint32_t)i;
+    fa_store(page[i].kind, (uint8_t)FA_PAGE_UNUSED);
+    page[i].slow = 1;
+  }
+}
+
+/* Make [page, page+pages) one free span and file it. */
+static void fa_span_make_free(fa_heap_t *heap, fa_page_t *page, size_t pages, bool zeroed,
+                              uint64_t now) {
+  _fa_span_set_tails(page, pages);
+  fa_store(page->kind, (uint8_t)FA_PAGE_FREE);
+  page->slow = 1;
+  fa_store(page->used, 0u);
+  page->free = page->local_free = NULL;
+  atomic_store_explicit(&page->xfree, NULL, memory_order_relaxed);
+  page->zeroed = zeroed;
+  page->in_bin = page->dirty = 0;
+  if (heap != NULL) {
+    fa_bin_insert(heap, page);
+    if (!zeroed) fa_dirty_append(heap, page, now);
+  }
+}
+
+/* ------------------------------------------------------------------------
+ * Segments
+ * ---------------------------------------------------------------------- */
+static void fa_list_push(fa_segment_t **list, fa_segment_t *seg) {
+  seg->prev = NULL;
+  seg->next = *list;
+  if (*list) (*list)->prev = seg;
+  *list = seg;
+}
+
+static void fa_list_remove(fa_segment_t **list, fa_segment_t *seg) {
+  if (seg->prev) seg->prev->next = seg->next;
+  else *list = seg->next;
+  if (seg->next) seg->next->prev = seg->prev;
+  seg->next = seg->prev = NULL;
+}
+
+static void fa_segment_header_init(fa_segment_t *seg) {
+  memset(seg->pages, 0, sizeof seg->pages);
+  for (size_t i = 0; i < FA_PAGES_PER_SEGMENT; i++) seg->pages[i].slow = 1;
+  seg->cookie = FA_SEGMENT_MAGIC ^ (uint64_t)(uintptr_t)seg ^ _fa_secret;
+  atomic_store_explicit(&seg->xmask, 0, memory_order_relaxed);
+  seg->free_pages = 0;
+  seg->purged = 0;
+}
+
+/* Give the segment to heap as one free span of all usable pages. */
+static void fa_segment_own(fa_heap_t *heap, fa_segment_t *seg, bool zeroed) {
+  seg->state = FA_SEG_OWNED;
+  fa_list_push(&heap->segments, seg);
+  heap->segment_count++;
+  atomic_store_explicit(&seg->heap, heap, memory_order_release);
+  seg->free_pages = FA_SEGMENT_USABLE_PAGES;
+  fa_span_make_free(heap, &seg->pages[FA_FIRST_PAGE], FA_SEGMENT_USABLE_PAGES, zeroed,
+                    _fa_clock_ms());
+}
+
+/* Take over an abandoned segment: rebuild this heap's queues and bins from
+ * the page descriptors, collecting what other threads freed meanwhile. */
+static void fa_segment_adopt(fa_heap_t *heap, fa_segment_t *seg) {
+  atomic_store_explicit(&seg->heap, heap, memory_order_release);
+  atomic_store_explicit(&seg->xmask, 0, memory_order_relaxed);
+  uint64_t now = _fa_clock_ms();
+  size_t idx = FA_FIRST_PAGE;
+  while (idx < FA_PAGES_PER_SEGMENT) {
+    fa_page_t *page = &seg->pages[idx];
+    page -= page->span_offset;          /* a merge may have moved the start */
+    size_t first = _fa_segment_index(seg, page);
+    switch (page->kind) {
+    case FA_PAGE_FREE:
+      if (!page->in_bin) {
+        fa_bin_insert(heap, page);
+        if (!page->zeroed) fa_dirty_append(heap, page, now);
+      }
+      break;
+    case FA_PAGE_CLASS:
+      _fa_page_collect_lists(page);
+      if (page->used == 0) _fa_span_free(heap, seg, page);
+      else _fa_queue_push_back(heap, page);
+      break;
+    case FA_PAGE_LARGE:
+      _fa_page_collect_lists(page);
+      if (page->used == 0) _fa_span_free(heap, seg, page);
+      break;
+    default:
+      _fa_fatal("corrupt segment %p: page %zu has no span", (void *)seg, first);
+    }
+    page = &seg->pages[first];
+    page -= page->span_offset;
+    idx = _fa_segment_index(seg, page) + page->span_pages;
+  }
+}
+
+/* Find a segment for heap: one abandoned by an exited thread, a warm empty
+ * one, a purged one from the reserve, or a new mapping, in that order. */
+static bool fa_segment_acquire(fa_heap_t *heap) {
+  pthread_mutex_lock(&_fa_segments_lock);
+  fa_segment_t *seg = _fa_abandoned;
+  if (seg != NULL) {
+    fa_list_remove(&_fa_abandoned, seg);
+    _fa_abandoned_count--;
+    seg->state = FA_SEG_OWNED;
+    fa_list_push(&heap->segments, seg);
+    heap->segment_count++;
+    pthread_mutex_unlock(&_fa_segments_lock);
+    fa_segment_adopt(heap, seg);
+    return true;
+  }
+  seg = _fa_cached;
+  if (seg != NULL) {
+    fa_list_remove(&_fa_cached, seg);
+    _fa_cached_count--;
+    bool zeroed = seg->pages[FA_FIRST_PAGE].zeroed;
+    fa_segment_header_init(seg);
+    fa_segment_own(heap, seg, zeroed);
+    pthread_mutex_unlock(&_fa_segments_lock);
+    return true;
+  }
+  seg = fa_reserve;
+  if (seg != NULL) {
+    /* Its memory was given back: count it against the limit again. */
+    size_t limit = _fa_opt.memory_limit;
+    size_t before = fa_count(mapped, FA_SEGMENT_SIZE);
+    if (limit != 0 && before + FA_SEGMENT_SIZE > limit) {
+      fa_uncount(mapped, FA_SEGMENT_SIZE);
+      pthread_mutex_unlock(&_fa_segments_lock);
+      errno = ENOMEM;
+      return false;
+    }
+    fa_list_remove(&fa_reserve, seg);
+    fa_segment_header_init(seg);
+    fa_segment_own(heap, seg, true);
+    pthread_mutex_unlock(&_fa_segments_lock);
+    return true;
+  }
+  pthread_mutex_unlock(&_fa_segments_lock);
+
+  seg = _fa_os_map_aligned(FA_SEGMENT_SIZE, FA_SEGMENT_SIZE);
+  if (seg == NULL) return false;
+  fa_count(segments, 1);
+  fa_segment_header_init(seg);
+  _fa_segmap_set((uintptr_t)seg, FA_UNIT_SEGMENT);
+  pthread_mutex_lock(&_fa_segments_lock);
+  seg->gprev = NULL;
+  seg->gnext = _fa_all_segments;
+  if (_fa_all_segments) _fa_all_segments->gprev = seg;
+  _fa_all_segments = seg;
+  fa_segment_own(heap, seg, true);
+  pthread_mutex_unlock(&_fa_segments_lock);
+  return true;
+}
+
+/* Purge an empty segment and move it to the reserve; lock held. */
+static void fa_segment_to_reserve(fa_segment_t *seg) {
+  fa_page_t *span = &seg->pages[FA_FIRST_PAGE];
+  if (!span->zeroed) {
+    _fa_os_purge(fa_page_address(seg, span), fa_span_bytes(span));
+    fa_uncount(committed, fa_span_bytes(span));
+  }
+  seg->state = 0;
+  seg->purged = 1;
+  fa_uncount(mapped, FA_SEGMENT_SIZE);
+  fa_list_push(&fa_reserve, seg);
+}
+
+/* An empty segment leaves its heap (heap NULL: it had none). */
+void _fa_segment_release(fa_heap_t *heap, fa_segment_t *seg) {
+  fa_page_t *span = &seg->pages[FA_FIRST_PAGE];
+  fa_assert(span->kind == FA_PAGE_FREE && span->span_pages == FA_SEGMENT_USABLE_PAGES);
+  fa_span_unlink(heap, span);
+  span->in_bin = span->dirty = 0;
+  atomic_store_explicit(&seg->heap, NULL, memory_order_release);
+  pthread_mutex_lock(&_fa_segments_lock);
+  if (heap != NULL) {
+    fa_list_remove(&heap->segments, seg);
+    heap->segment_count--;
+  }
+  if (!span->zeroed && _fa_cached_count < _fa_opt.segment_cache) {
+    seg->state = FA_SEG_CACHED;
+    seg->cache_time = _fa_clock_ms();
+    fa_list_push(&_fa_cached, seg);
+    _fa_cached_count++;
+  } else {
+    fa_segment_to_reserve(seg);
+  }
+  pthread_mutex_unlock(&_fa_segments_lock);
+}
+
+/* Purge cached segments older than delay (all when force); returns how
+ * many were purged.  Takes the lock unless it cannot (trylock) and
+ * blocking is false. */
+size_t _fa_segment_cache_decay(uint64_t now, uint64_t delay, bool force, bool blocking) {
+  if (blocking) pthread_mutex_lock(&_fa_segments_lock);
+  else if (pthread_mutex_trylock(&_fa_segments_lock) != 0) return 0;
+  size_t n = 0;
+  fa_segment_t *seg = _fa_cached;
+  while (seg != NULL) {
+    fa_segment_t *next = seg->next;
+    if (force || now - seg->cache_time >= delay) {
+      fa_list_remove(&_fa_cached, seg);
+      _fa_cached_count--;
+      fa_segment_to_reserve(seg);
+      n++;
+    }
+    seg = next;
+  }
+  pthread_mutex_unlock(&_fa_segments_lock);
+  return n;
+}
+
+/* The segment's thread exited with blocks still live in it. */
+void _fa_segment_abandon(fa_segment_t *seg) {
+  /* The dying heap's bins and dirty list are discarded with it. */
+  for (size_t i = FA_FIRST_PAGE; i < FA_PAGES_PER_SEGMENT; i++) {
+    seg->pages[i].in_bin = 0;
+    seg->pages[i].dirty = 0;
+  }
+  atomic_store_explicit(&seg->heap, NULL, memory_order_release);
+  pthread_mutex_lock(&_fa_segments_lock);
+  seg->state = FA_SEG_ABANDONED;
+  fa_list_push(&_fa_abandoned, seg);
+  _fa_abandoned_count++;
+  pthread_mutex_unlock(&_fa_segments_lock);
+  atomic_store_explicit(&_fa_abandoned_xpending, 1, memory_order_relaxed);
+}
+
+/* Collect remote frees in abandoned segments (nobody else may own them
+ * while the lock is held), turn emptied pages into free spans, and move
+ * segments that became empty to the cache or reserve.  Bounded by max
+ * segments.  Returns the number of segments released. */
+size_t _fa_abandoned_collect(size_t max, bool blocking) {
+  if (blocking) pthread_mutex_lock(&_fa_segments_lock);
+  else if (pthread_mutex_trylock(&_fa_segments_lock) != 0) return 0;
+  atomic_store_explicit(&_fa_abandoned_xpending, 0, memory_order_relaxed);
+  size_t released = 0, seen = 0;
+  fa_segment_t *seg = _fa_abandoned;
+  while (seg != NULL && seen < max) {
+    fa_segment_t *next = seg->next;
+    seen++;
+    uint64_t mask = atomic_exchange_explicit(&seg->xmask, 0, memory_order_acquire);
+    while (mask != 0) {
+      unsigned idx = (unsigned)__builtin_ctzll(mask);
+      mask &= mask - 1;
+      fa_page_t *page = &seg->pages[idx];
+      if (page->span_offset != 0) continue;
+      if (page->kind != FA_PAGE_CLASS && page->kind != FA_PAGE_LARGE) continue;
+      _fa_page_collect_lists(page);
+      if (page->used == 0) _fa_span_free(NULL, seg, page);
+    }
+    if (seg->free_pages == FA_SEGMENT_USABLE_PAGES) {
+      fa_list_remove(&_fa_abandoned, seg);
+      _fa_abandoned_count--;
+      fa_page_t *span = &seg->pages[FA_FIRST_PAGE];
+      if (!span->zeroed && _fa_cached_count < _fa_opt.segment_cache) {
+        seg->state = FA_SEG_CACHED;
+        seg->cache_time = _fa_clock_ms();
+        fa_list_push(&_fa_cached, seg);
+        _fa_cached_count++;
+      } else {
+        fa_segment_to_reserve(seg);
+      }
+      released++;
+    }
+    seg = next;
+  }
+  pthread_mutex_unlock(&_fa_segments_lock);
+  return released;
+}
+
+/* ------------------------------------------------------------------------
+ * Spans
+ * ---------------------------------------------------------------------- */
+static fa_page_t *fa_bins_find(fa_heap_t *heap, size_t pages) {
+  unsigned bin = fa_span_bin(pages);
+  for (fa_page_t *s = heap->bins[bin]; s != NULL; s = s->next)
+    if (s->span_pages >= pages) return s;
+  uint32_t mask = heap->bin_mask & ~((2u << bin) - 1);
+  if (mask == 0) return NULL;
+  return heap->bins[__builtin_ctz(mask)];
+}
+
+/* A run of pages pages for heap; its first page is returned with the
+ * tails set, kind still FREE (the caller gives it a role). */
+fa_page_t *_fa_span_alloc(fa_heap_t *heap, size_t pages) {
+  fa_assert(pages >= 1 && pages <= FA_SEGMENT_USABLE_PAGES);
+  bool collected = false;
+  for (;;) {
+    fa_page_t *span = fa_bins_find(heap, pages);
+    if (span != NULL) {
+      fa_segment_t *seg = fa_ptr_segment(span);
+      uint64_t free_time = span->free_time;
+      bool was_dirty = span->dirty;
+      fa_span_unlink(heap, span);
+      size_t have = span->span_pages;
+      if (have > pages) {
+        fa_page_t *rest = span + pages;
+        fa_span_make_free(heap, rest, have - pages, span->zeroed, free_time);
+        if (was_dirty && rest->dirty) rest->free_time = free_time;
+      }
+      if (span->zeroed) fa_count(committed, pages << FA_PAGE_SHIFT);
+      _fa_span_set_tails(span, pages);
+      seg->free_pages -= (uint32_t)pages;
+      return span;
+    }
+    if (fa_segment_acquire(heap)) continue;
+    if (collected) return NULL;
+    /* Out of memory (limit or mmap): take back what other threads freed
+     * into this heap and try once more. */
+    collected = true;
+    _fa_heap_collect_remote(heap, true);
+  }
+}
+
+/* Return a span (class, large or an unattached run) to the free spans,
+ * merging it with free neighbours.  heap is the owner, or NULL while the
+ * segment has none (abandoned, under the segments lock). */
+void _fa_span_free(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *page) {
+  size_t idx = _fa_segment_index(seg, page);
+  size_t pages = page->span_pages;
+  bool zeroed = false;
+  seg->free_pages += (uint32_t)pages;
+  if (idx > FA_FIRST_PAGE) {
+    fa_page_t *left = &seg->pages[idx - 1];
+    left -= left->span_offset;
+    if (left->kind == FA_PAGE_FREE) {
+      fa_span_unlink(heap, left);
+      if (left->zeroed) fa_count(committed, fa_span_bytes(left));
+      pages += left->span_pages;
+      page = left;
+      idx = _fa_segment_index(seg, left);
+    }
+  }
+  if (idx + pages < FA_PAGES_PER_SEGMENT) {
+    fa_page_t *right = &seg->pages[idx + pages];
+    if (right->kind == FA_PAGE_FREE) {
+      fa_span_unlink(heap, right);
+      if (right->zeroed) fa_count(committed, fa_span_bytes(right));
+      pages += right->span_pages;
+    }
+  }
+  fa_span_make_free(heap, page, pages, zeroed, _fa_clock_ms());
+  if (heap != NULL && pages == FA_SEGMENT_USABLE_PAGES &&
+      heap->segment_count * FA_SEGMENT_SIZE > _fa_opt.arena_size)
+    _fa_segment_release(heap, seg);
+}
+
+/* Grow a large span in place into the free span right after it. */
+bool _fa_span_grow(fa_heap_t *heap, fa_page_t *page, size_t pages) {
+  fa_segment_t *seg = fa_ptr_segment(page);
+  size_t idx = _fa_segment_index(seg, page);
+  size_t cur = page->span_pages;
+  if (pages <= cur) return true;
+  size_t need = pages - cur;
+  if (idx + cur >= FA_PAGES_PER_SEGMENT) return false;
+  fa_page_t *right = &seg->pages[idx + cur];
+  if (right->kind != FA_PAGE_FREE || right->span_pages < need) return false;
+  size_t have = right->span_pages;
+  bool zeroed = right->zeroed;
+  uint64_t free_time = right->free_time;
+  fa_span_unlink(heap, right);
+  if (have > need) fa_span_make_free(heap, right + need, have - need, zeroed, free_time);
+  if (zeroed) fa_count(committed, need << FA_PAGE_SHIFT);
+  seg->free_pages -= (uint32_t)need;
+  _fa_span_set_tails(page, pages);
+  return true;
+}
+
+/* Give the pages of a large span past the first `pages` back. */
+void _fa_span_shrink(fa_heap_t *heap, fa_page_t *page, size_t pages) {
+  size_t cur = page->span_pages;
+  if (pages >= cur) return;
+  fa_page_t *tail = page + pages;
+  _fa_span_set_tails(page, pages);
+  _fa_span_set_tails(tail, cur - pages);
+  fa_store(tail->kind, (uint8_t)FA_PAGE_LARGE);
+
+  _fa_span_free(heap, fa_ptr_segment(page), tail);
+}
+
+void _fa_span_purge(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *span) {
+  if (span->zeroed) return;
+  _fa_os_purge(fa_page_address(seg, span), fa_span_bytes(span));
+  fa_uncount(committed, fa_span_bytes(span));
+  span->zeroed = 1;
+  if (heap != NULL) fa_dirty_remove(heap, span);
+}
+
+/* Purge up to max free spans of heap that have been free for delay ms. */
+size_t _fa_heap_purge(fa_heap_t *heap, uint64_t now, uint64_t delay, size_t max) {
+  size_t n = 0;
+  fa_page_t *span;
+  while (n < max && (span = heap->dirty_first) != NULL && now - span->free_time >= delay) {
+    _fa_span_purge(heap, fa_ptr_segment(span), span);
+    n++;
+  }
+  return n;
+}

@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * stats.c - statistics, printed and as a struct, and the leak report.
+ *
+ * Nothing here runs on a fast path.  Counters of mappings and purges are
+ * bumped on slow paths; live blocks are counted when asked, from the
+ * `used` count of every class span (read with relaxed atomic loads, so a
+ * snapshot taken while other threads run is approximate, never a race).
+ */
+#include "internal.h"
+
+fa_counters_t _fa_counters;
+
+#define FA_LOAD(name) atomic_load_explicit(&_fa_counters.name, memory_order_relaxed)
+
+static void fa_stats_collect(fancy_stats_t *st) {
+  memset(st, 0, sizeof *st);
+  _fa_process_init();
+  fa_heap_t *heap = fa_heap_get();
+  if (heap != &_fa_heap_empty) _fa_heap_collect_remote(heap, false);
+  st->num_classes = FA_NUM_CLASSES;
+  for (size_t c = 0; c < FA_NUM_CLASSES; c++) st->classes[c].block_size = _fa_class_size[c];
+
+  pthread_mutex_lock(&_fa_segments_lock);
+  for (fa_segment_t *seg = _fa_all_segments; seg != NULL; seg = seg->gnext) {
+    if (seg->state != FA_SEG_OWNED && seg->state != FA_SEG_ABANDONED) continue;
+    bool abandoned = seg->state == FA_SEG_ABANDONED;
+    size_t idx = FA_FIRST_PAGE;
+    while (idx < FA_PAGES_PER_SEGMENT) {
+      fa_page_t *page = &seg->pages[idx];
+      size_t n = fa_load(page->span_pages);
+      if (n == 0 || idx + n > FA_PAGES_PER_SEGMENT) n = 1;   /* moving under us */
+      switch (fa_load(page->kind)) {
+      case FA_PAGE_CLASS: {
+        unsigned cls = fa_load(page->cls);
+        size_t used = fa_load(page->used);
+        if (abandoned) {
+          /* Safe to walk: nobody owns it while we hold the lock. */
+          size_t pending = _fa_list_length(atomic_load(&page->xfree), used);
+          used = pending < used ? used - pending : 0;
+        }
+        if (cls < FA_NUM_CLASSES) {
+          st->classes[cls].blocks_live += used;
+          st->classes[cls].pages += n;
+          st->bytes_live += used * _fa_class_size[cls];
+        }
+        break;
+      }
+      case FA_PAGE_LARGE:
+        if (fa_load(page->used) != 0 &&
+            !(abandoned && atomic_load(&page->xfree) != NULL))
+          st->bytes_live += fa_load(page->bsize);
+        break;
+      default:
+        break;
+      }
+      idx += n;
+    }
+  }
+  st->segments_abandoned = _fa_abandoned_count;
+  st->segments_cached = _fa_cached_count;
+  pthread_mutex_unlock(&_fa_segments_lock);
+
+  _fa_huge_totals(&st->huge_blocks, &st->bytes_huge);
+  st->bytes_live += st->bytes_huge;
+  st->bytes_mapped = FA_LOAD(mapped);
+  st->bytes_committed = FA_LOAD(committed);
+  st->bytes_purged = FA_LOAD(purged);
+  st->segments = FA_LOAD(segments);
+  st->threads = FA_LOAD(threads);
+  st->threads_created = FA_LOAD(threads_created);
+  st->remote_frees = FA_LOAD(remote_frees);
+  st->mmap_calls = FA_LOAD(mmap_calls);
+  st->purge_calls = FA_LOAD(purge_calls);
+  st->memory_limit = _fa_opt.memory_limit;
+}
+
+int fancy_stats_get(fancy_stats_t *stats, size_t size) FANCY_NOEXCEPT {
+  if (stats == NULL) {
+    errno = EINVAL;
+    return -1;
+  }
+  fancy_stats_t st;
+  fa_stats_collect(&st);
+  memcpy(stats, &st, size < sizeof st ? size : sizeof st);
+  return 0;
+}
+
+static void fa_print_size(FILE *out, const char *label, size_t v) {
+  static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double d = (double)v;
+  unsigned u = 0;
+  while (d >= 1024.0 && u < 4) {
+    d /= 1024.0;
+    u++;
+  }
+  fprintf(out, "  %-20s %12zu  (%.1f %s)\n", label, v, d, units[u]);
+}
+
+void fancy_print_stats(FILE *out) FANCY_NOEXCEPT {
+  fancy_stats_t st;
+  fa_stats_collect(&st);
+  if (out == NULL) out = stderr;
+  fprintf(out, "libfancyalloc %s statistics\n", PACKAGE_VERSION);
+  fa_print_size(out, "live", st.bytes_live);
+  fa_print_size(out, "live in huge blocks", st.bytes_huge);
+  fa_print_size(out, "mapped", st.bytes_mapped);
+  fa_print_size(out, "committed", st.bytes_committed);
+  fa_print_size(out, "purged (total)", st.bytes_purged);
+  if (st.memory_limit) fa_print_size(out, "memory limit", st.memory_limit);
+  fprintf(out, "  %-20s %12zu\n", "segments", st.segments);
+  fprintf(out, "  %-20s %12zu\n", "  abandoned", st.segments_abandoned);
+  fprintf(out, "  %-20s %12zu\n", "  cached", st.segments_cached);
+  fprintf(out, "  %-20s %12zu\n", "huge blocks", st.huge_blocks);
+  fprintf(out, "  %-20s %12zu (created %zu)\n", "threads", st.threads, st.threads_created);
+  fprintf(out, "  %-20s %12zu\n", "remote frees", st.remote_frees);
+  fprintf(out, "  %-20s %12zu\n", "mmap calls", st.mmap_calls);
+  fprintf(out, "  %-20s %12zu\n", "purge calls", st.purge_calls);
+  fprintf(out, "  %10s %12s %8s\n", "class", "live blocks", "pages");
+  for (size_t c = 0; c < st.num_classes; c++) {
+    if (st.classes[c].blocks_live == 0 && st.classes[c].pages == 0) continue;
+    fprintf(out, "  %10zu %12zu %8zu\n", st.classes[c].block_size, st.classes[c].blocks_live,
+            st.classes[c].pages);
+  }
+  fflush(out);
+}
+
+bool fancy_check_leaks(void) FANCY_NOEXCEPT {
+  fancy_stats_t st;
+  fa_stats_collect(&st);
+  size_t blocks = 0;
+  for (size_t c = 0; c < st.num_classes; c++) blocks += st.classes[c].blocks_live;
+  if (st.bytes_live == 0) return false;
+  fprintf(stderr, "fancyalloc: %zu bytes still live (%zu small/medium blocks, %zu huge blocks)\n",
+          st.bytes_live, blocks, st.huge_blocks);
+  for (size_t c = 0; c < st.num_classes; c++) {
+    if (st.classes[c].blocks_live == 0) continue;
+    fprintf(stderr, "fancyalloc:   %zu blocks of %zu bytes\n", st.classes[c].blocks_live,
+            st.classes[c].block_size);
+  }
+  size_t large = st.bytes_live - st.bytes_huge;
+  for (size_t c = 0; c < st.num_classes; c++)
+    large -= st.classes[c].blocks_live * st.classes[c].block_size;
+  if (large) fprintf(stderr, "fancyalloc:   %zu bytes in large blocks\n", large);
+  if (st.bytes_huge) fprintf(stderr, "fancyalloc:   %zu bytes in huge blocks\n", st.bytes_huge);
+  return true;
+}

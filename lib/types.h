@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * types.h - every internal structure and compile-time constant.
+ *
+ * Memory layout
+ * -------------
+ * All small, medium and large blocks live in *segments*: 4 MiB regions
+ * aligned to 4 MiB, so the segment of any block is `p & ~FA_SEGMENT_MASK`.
+ * A segment is cut into 64 pages of 64 KiB.  Page 0 holds the segment
+ * header (fa_segment_t, with one fa_page_t descriptor per page); pages
+ * 1..63 hold blocks.  Consecutive pages form *spans*: a span is either
+ *   - a class span: blocks of one size class (the document's slabs), or
+ *   - a large span: one block of more than FA_MEDIUM_MAX bytes, or
+ *   - a free span: kept in the owning heap's span bins, coalesced with its
+ *     free neighbours at once (the document's boundary tags and immediate
+ *     coalescing, applied to runs of pages rather than to objects).
+ * Huge blocks (> FA_LARGE_MAX) are mapped on their own, 4 MiB aligned, and
+ * described in a global table (huge.c).  A process-wide map with two bits
+ * per 4 MiB unit of address space (segment.c) says whether a unit is a
+ * segment, a huge block or neither, so any pointer can be classified
+ * without touching memory that may not be ours.
+ *
+ * Ownership
+ * ---------
+ * Each thread has a heap (fa_heap_t) reached through one TLS pointer.  A
+ * segment belongs to one heap (seg->heap) or to nobody (abandoned, after
+ * its thread exited).  Only the owner touches a page's `free` and
+ * `local_free` lists and the heap's queues and bins; other threads free
+ * into a page through its atomic `xfree` list and flag the page in the
+ * segment's atomic `xmask`, which the owner collects on its slow path.
+ */
+#ifndef FA_TYPES_H
+#define FA_TYPES_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ------------------------------------------------------------------------
+ * Build-time settings (config.h, from configure) and their fallbacks.
+ *   FA_DEBUG             1: assert invariants on slow paths.
+ *   FA_TLS_INITIAL_EXEC  1: initial-exec TLS for the heap pointer.
+ *   FA_DEFAULT_*         build-time defaults of the run-time options.
+ * ---------------------------------------------------------------------- */
+#ifndef FA_DEBUG
+#define FA_DEBUG 0
+#endif
+#ifndef FA_DEFAULT_HUGE_PAGES
+#define FA_DEFAULT_HUGE_PAGES 0
+#endif
+#ifndef FA_DEFAULT_POPULATE
+#define FA_DEFAULT_POPULATE 0
+#endif
+#ifndef FA_DEFAULT_RECLAIM
+#define FA_DEFAULT_RECLAIM 0
+#endif
+
+/* ------------------------------------------------------------------------
+ * Geometry
+ * ---------------------------------------------------------------------- */
+#define FA_SEGMENT_SHIFT 22                       /* 4 MiB */
+#define FA_SEGMENT_SIZE ((size_t)1 << FA_SEGMENT_SHIFT)
+#define FA_SEGMENT_MASK (FA_SEGMENT_SIZE - 1)
+#define FA_PAGE_SHIFT 16                          /* 64 KiB */
+#define FA_PAGE_SIZE ((size_t)1 << FA_PAGE_SHIFT)
+#define FA_PAGES_PER_SEGMENT (FA_SEGMENT_SIZE / FA_PAGE_SIZE)   /* 64 */
+#define FA_FIRST_PAGE 1                           /* page 0 is the header */
+#define FA_SEGMENT_USABLE_PAGES (FA_PAGES_PER_SEGMENT - FA_FIRST_PAGE)
+
+#define FA_VA_BITS 47                             /* user address space */
+#define FA_OS_PAGE_SIZE 4096
+
+/* Size tiers. */
+#define FA_SMALL_MAX 512                /* 16 classes, 16..512 (document) */
+#define FA_MEDIUM_MAX 32768             /* 4 classes per doubling */
+#define FA_LARGE_MAX ((size_t)2 << 20)  /* a span of pages of its own */
+#define FA_ALIGN 16                     /* minimum alignment of every block */
+
+#define FA_SMALL_CLASSES 16
+#define FA_MEDIUM_CLASSES 24            /* 640 .. 32768 */
+#define FA_NUM_CLASSES (FA_SMALL_CLASSES + FA_MEDIUM_CLASSES)
+#define FA_DIRECT_SIZE (FA_SMALL_MAX / 16 + 1)   /* (n + 15) >> 4 */
+
+/* A free list grows by at most this many bytes of blocks per slow-path
+ * step (and by at least one block), which bounds both the latency of a
+ * refill and the memory touched ahead of use. */
+#define FA_EXTEND_BYTES 4096
+/* How many pages of a class queue a refill looks at before taking a new
+ * page, so that a refill does bounded work. */
+#define FA_MAX_CANDIDATES 4
+/* Free-span bins: 1..8 pages exactly, then two bins per doubling. */
+#define FA_SPAN_BINS 16
+/* Heartbeat: every so many generic (slow-path) calls the heap collects
+ * remote frees and purges expired free spans. */
+#define FA_HEARTBEAT 256
+/* At most this many purges (madvise calls) per heartbeat. */
+#define FA_PURGE_BATCH 4
+
+/* ------------------------------------------------------------------------
+ * Blocks and pages
+ * ---------------------------------------------------------------------- */
+
+/* A free block.  Every block is at least 16 bytes, so a free block holds
+ * the link and a tag: tag == fa_block_tag(b) marks a block as free, which
+ * lets free() spot a double free with one load (confirmed by a list walk
+ * before aborting, since live data could match by chance). */
+typedef struct fa_block_s {
+  struct fa_block_s *next;
+  uintptr_t tag;
+} fa_block_t;
+
+typedef enum fa_page_kind_e {
+  FA_PAGE_UNUSED = 0,  /* tail page of a span, or not part of any span */
+  FA_PAGE_FREE,        /* first page of a free span */
+  FA_PAGE_CLASS,       /* first page of a class span */
+  FA_PAGE_LARGE,       /* first page of a large span (one block) */
+} fa_page_kind_t;
+
+struct fa_heap_s;
+
+/* One descriptor per 64 KiB page, in the segment header.  Only the first
+ * page of a span carries the span's state; every page of a span records
+ * its distance back to the first (span_offset), and the last page of a
+ * free span records it too, which is the boundary tag that lets a freed
+ * neighbour find the start of this span in O(1).
+ *
+ * Invariants of a class span owned by heap H (only H writes them):
+ *   used = blocks handed out, including blocks other threads have freed
+ *          onto xfree that H has not collected yet;
+ *   capacity - used = |free| + |local_free| (blocks carved and free);
+ *   capacity <= reserved = blocks that fit in the span;
+ *   slow == 0 exactly when an owner free may take the inline path.
+ * Fields that statistics read from other threads (kind, cls, used, bsize,
+ * span_pages) are written with relaxed atomic stores. */
+typedef struct fa_page_s {
+  /* hot: malloc/free fast paths */
+  fa_block_t *free;             /* malloc pops here */
+  fa_block_t *local_free;       /* owner frees push here */
+  uint32_t used;
+  uint32_t bsize;               /* block size (span size for large) */
+  uint8_t *start;               /* first block */
+  uint64_t recip;               /* ceil(2^40 / bsize): offset -> index */
+  uint8_t slow;                 /* nonzero: frees go the generic path */
+  uint8_t kind;                 /* fa_page_kind_t */
+  uint8_t cls;                  /* size class of a class span */
+  uint8_t zeroed;               /* span memory known to be zero */
+  uint32_t capacity;
+  uint32_t reserved;
+  uint32_t span_pages;          /* pages in this span (first page) */
+  uint32_t span_offset;         /* pages back to the span's first page */
+  _Atomic(fa_block_t *) xfree;  /* blocks freed by other threads */
+  /* queue links: class queue (class span) or span bin (free span) */
+  struct fa_page_s *next;
+  struct fa_page_s *prev;
+  /* free spans only: dirty list (not yet purged), oldest first */
+  struct fa_page_s *dnext;
+  struct fa_page_s *dprev;
+  uint64_t free_time;           /* ms, when the span became free */
+  uint8_t dirty;                /* on the heap's dirty list */
+  uint8_t in_bin;               /* on one of the heap's span bins */
+} fa_page_t;
+
+#define FA_SEGMENT_MAGIC 0x46414e4359534547ULL   /* "FANCYSEG" */
+
+typedef enum fa_segment_state_e {
+  FA_SEG_OWNED = 1,    /* belongs to a live heap */
+  FA_SEG_ABANDONED,    /* its thread exited; waiting to be taken over */
+  FA_SEG_CACHED,       /* empty, kept mapped for reuse */
+} fa_segment_state_t;
+
+/* The segment header at the base of each 4 MiB segment. */
+typedef struct fa_segment_s {
+  uint64_t cookie;                    /* FA_SEGMENT_MAGIC ^ address ^ secret */
+  _Atomic(struct fa_heap_s *) heap;   /* owner, NULL when abandoned/cached */
+  _Atomic uint64_t xmask;             /* pages with pending remote frees */
+  uint32_t state;                     /* fa_segment_state_t, under the lock */
+  uint32_t free_pages;                /* pages in free spans */
+  uint64_t cache_time;                /* ms, when it entered the cache */
+  uint8_t purged;                     /* cached and returned to the OS */
+  /* all segments (global, under fa_segments_lock) */
+  struct fa_segment_s *gnext, *gprev;
+  /* the owner's segments, or the abandoned / cached list (same lock) */
+  struct fa_segment_s *next, *prev;
+  fa_page_t pages[FA_PAGES_PER_SEGMENT];
+} fa_segment_t;
+
+/* ------------------------------------------------------------------------
+ * Heaps
+ * ---------------------------------------------------------------------- */
+typedef struct fa_page_queue_s {
+  fa_page_t *first;
+  fa_page_t *last;
+} fa_page_queue_t;
+
+/* A thread's heap.  `direct` maps (n + 15) >> 4 to the current page of
+ * that small size class, so malloc's fast path is one TLS load, one table
+ * load and a list pop.  A fresh thread points at fa_heap_empty, whose
+ * direct entries all lead to a page with no free blocks: its first malloc
+ * falls into the slow path, which sets the thread up (no init test on the
+ * fast path). */
+typedef struct fa_heap_s {
+  fa_page_t *direct[FA_DIRECT_SIZE];
+  fa_page_queue_t queues[FA_NUM_CLASSES];
+  fa_page_t *bins[FA_SPAN_BINS];      /* free spans, by fa_span_bin() */
+  uint32_t bin_mask;                  /* bit b set: bins[b] non-empty */
+  fa_page_t *dirty_first;             /* free spans not purged, oldest first */
+  fa_page_t *dirty_last;
+  size_t dirty_pages;
+  fa_segment_t *segments;             /* owned segments */
+  size_t segment_count;
+  _Atomic int xpending;               /* hint: some owned page has xfree */
+  uint64_t generic_count;
+  uint64_t last_purge_ms;
+  size_t remote_collected;            /* blocks collected from xfree */
+  bool alive;
+  pthread_t thread;
+  struct fa_heap_s *pool_next;        /* all heaps (live and parked) */
+  struct fa_heap_s *free_next;        /* parked heaps */
+} fa_heap_t;
+
+#endif /* FA_TYPES_H */

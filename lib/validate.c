@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * validate.c - fancy_validate_heap: check the invariants of every
+ * structure the caller may safely read.
+ *
+ * The calling thread's heap and the abandoned segments (nobody owns them
+ * while the segments lock is held) are checked in depth: spans, boundary
+ * tags, coalescing, bins, queues and every free list.  Segments owned by
+ * other live threads change under us, so only their headers are checked.
+ */
+#include "internal.h"
+
+#define FA_CHECK(cond, ...)          \
+  do {                               \
+    if (fa_unlikely(!(cond))) {      \
+      _fa_warn(__VA_ARGS__);         \
+      return false;                  \
+    }                                \
+  } while (0)
+
+static bool fa_check_list(const fa_page_t *page, const fa_block_t *b, size_t *count) {
+  size_t n = 0;
+  uintptr_t lo = (uintptr_t)page->start;
+  uintptr_t hi = lo + (uintptr_t)page->capacity * page->bsize;
+  for (; b != NULL; b = b->next) {
+    FA_CHECK(++n <= page->capacity, "heap inconsistency: free list of page %p has a cycle",
+             (void *)page->start);
+    uintptr_t u = (uintptr_t)b;
+    FA_CHECK(u >= lo && u < hi && (u - lo) % page->bsize == 0,
+             "heap inconsistency: free list of page %p holds %p, not one of its blocks",
+             (void *)page->start, (void *)b);
+  }
+  *count += n;
+  return true;
+}
+
+static bool fa_check_class_page(const fa_page_t *page, bool with_xfree) {
+  FA_CHECK(page->bsize == _fa_class_size[page->cls] && page->capacity <= page->reserved &&
+               page->used <= page->capacity,
+           "heap inconsistency: class page %p has bsize %u used %u capacity %u reserved %u",
+           (void *)page->start, page->bsize, page->used, page->capacity, page->reserved);
+  size_t n = 0;
+  if (!fa_check_list(page, page->free, &n) || !fa_check_list(page, page->local_free, &n))
+    return false;
+  size_t pending = 0;
+  if (with_xfree &&
+      !fa_check_list(page, atomic_load_explicit(&page->xfree, memory_order_acquire), &pending))
+    return false;
+  FA_CHECK(n + page->used == page->capacity,
+           "heap inconsistency: page %p: %zu free + %u used != capacity %u",
+           (void *)page->start, n, page->used, page->capacity);
+  FA_CHECK(pending <= page->used, "heap inconsistency: page %p: %zu remote frees > %u used",
+           (void *)page->start, pending, page->used);
+  return true;
+}
+
+/* Spans tile pages 1..63, tails point back, no two free spans touch, and
+ * the free page count agrees. */
+static bool fa_check_segment(fa_segment_t *seg, bool deep) {
+  FA_CHECK(seg->cookie == (FA_SEGMENT_MAGIC ^ (uint64_t)(uintptr_t)seg ^ _fa_secret),
+           "heap inconsistency: segment %p has a bad header", (void *)seg);
+  FA_CHECK(fa_unit_kind((uintptr_t)seg) == FA_UNIT_SEGMENT,
+           "heap inconsistency: segment %p is not in the address map", (void *)seg);
+  if (!deep) return true;
+  size_t idx = FA_FIRST_PAGE, free_pages = 0;
+  bool prev_free = false;
+  while (idx < FA_PAGES_PER_SEGMENT) {
+    fa_page_t *page = &seg->pages[idx];
+    size_t n = page->span_pages;
+    FA_CHECK(page->span_offset == 0 && n >= 1 && idx + n <= FA_PAGES_PER_SEGMENT,
+             "heap inconsistency: segment %p page %zu: bad span (%zu pages, offset %u)",
+             (void *)seg, idx, n, page->span_offset);
+    for (size_t i = 1; i < n; i++)
+      FA_CHECK(page[i].span_offset == i && page[i].kind == FA_PAGE_UNUSED,
+               "heap inconsistency: segment %p page %zu: bad boundary tag", (void *)seg, idx + i);
+    switch (page->kind) {
+    case FA_PAGE_FREE:
+      FA_CHECK(!prev_free, "heap inconsistency: segment %p page %zu: free spans not coalesced",
+               (void *)seg, idx);
+      free_pages += n;
+      break;
+    case FA_PAGE_CLASS:
+      if (!fa_check_class_page(page, true)) return false;
+      break;
+    case FA_PAGE_LARGE:
+      FA_CHECK(page->used <= 1 && page->bsize == n << FA_PAGE_SHIFT,
+               "heap inconsistency: segment %p page %zu: bad large span", (void *)seg, idx);
+      break;
+    default:
+      FA_CHECK(false, "heap inconsistency: segment %p page %zu: kind %u", (void *)seg, idx,
+               (unsigned)page->kind);
+    }
+    prev_free = page->kind == FA_PAGE_FREE;
+    idx += n;
+  }
+  FA_CHECK(free_pages == seg->free_pages,
+           "heap inconsistency: segment %p counts %u free pages, has %zu", (void *)seg,
+           seg->free_pages, free_pages);
+  return true;
+}
+
+static bool fa_check_heap(fa_heap_t *heap) {
+  size_t segs = 0;
+  for (fa_segment_t *seg = heap->segments; seg != NULL; seg = seg->next, segs++) {
+    FA_CHECK(atomic_load(&seg->heap) == heap && seg->state == FA_SEG_OWNED,
+             "heap inconsistency: segment %p on the heap's list has another owner", (void *)seg);
+    if (!fa_check_segment(seg, true)) return false;
+  }
+  FA_CHECK(segs == heap->segment_count, "heap inconsistency: heap counts %zu segments, has %zu",
+           heap->segment_count, segs);
+  for (unsigned cls = 0; cls < FA_NUM_CLASSES; cls++) {
+    const fa_page_queue_t *q = &heap->queues[cls];
+    const fa_page_t *prev = NULL;
+    for (const fa_page_t *page = q->first; page != NULL; prev = page, page = page->next) {
+      FA_CHECK(page->kind == FA_PAGE_CLASS && page->cls == cls && page->prev == prev &&
+                   atomic_load(&fa_ptr_segment(page)->heap) == heap,
+               "heap inconsistency: queue of class %u holds a foreign page", cls);
+    }
+    FA_CHECK(q->last == prev, "heap inconsistency: queue of class %u has a bad tail", cls);
+    if (cls < FA_SMALL_CLASSES) {
+      const fa_page_t *want = q->first ? q->first : &_fa_page_empty;
+      FA_CHECK(heap->direct[_fa_class_size[cls] / 16] == want,
+               "heap inconsistency: direct entry of class %u is stale", cls);
+    }
+  }
+  for (unsigned bin = 0; bin < FA_SPAN_BINS; bin++) {
+    FA_CHECK(((heap->bin_mask >> bin) & 1u) == (heap->bins[bin] != NULL),
+             "heap inconsistency: span bin %u and its mask bit disagree", bin);
+    for (const fa_page_t *span = heap->bins[bin]; span != NULL; span = span->next)
+      FA_CHECK(span->kind == FA_PAGE_FREE && span->in_bin &&
+                   atomic_load(&fa_ptr_segment(span)->heap) == heap,
+               "heap inconsistency: span bin %u holds a span that is not free", bin);
+  }
+  return true;
+}
+
+bool fancy_validate_heap(void) FANCY_NOEXCEPT {
+  _fa_process_init();
+  fa_heap_t *heap = fa_heap_get();
+  if (heap != &_fa_heap_empty && !fa_check_heap(heap)) return false;
+  bool ok = true;
+  pthread_mutex_lock(&_fa_segments_lock);
+  for (fa_segment_t *seg = _fa_all_segments; seg != NULL && ok; seg = seg->gnext) {
+    if (seg->state == FA_SEG_ABANDONED) ok = fa_check_segment(seg, true);
+    else if (seg->state == FA_SEG_OWNED || seg->state == FA_SEG_CACHED)
+      ok = fa_check_segment(seg, false);
+  }
+  pthread_mutex_unlock(&_fa_segments_lock);
+  return ok;
+}
