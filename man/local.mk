@@ -6,7 +6,8 @@
 ## symlinks).  fancyalloc.7 is the overview: architecture, configure
 ## switches, environment variables, LD_PRELOAD use.  The pages are plain
 ## files rather than .in templates, so that they ship ready to read and
-## need no configure step; bump the version in their .TH lines at release.
+## need no configure step; bump the version in their .TH lines at release
+## (the test fails when it differs from fa_version in configure.ac).
 ##
 ## tests/test_manpages.sh lints them (groff, man --warnings as lintian
 ## does) and fails if a function of the header or an exported fancy_*

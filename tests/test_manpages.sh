@@ -22,7 +22,9 @@
 #       prototype appears, as in the header minus the attribute macros, in
 #       the rendered SYNOPSIS of a page;
 #   (d) every page is listed in dist_man_MANS in man/local.mk (else neither
-#       `make install` nor `make dist` takes it), and every listed page exists.
+#       `make install` nor `make dist` takes it), and every listed page exists;
+#   (e) every .TH line names the version of configure.ac (fa_version), so a
+#       release cannot ship pages with a stale version.
 #
 # Exit status (automake): 0 pass, 1 fail, 77 skip (groff, tbl or nm
 # missing), 99 hard error (source tree not found).
@@ -213,6 +215,23 @@ if [ -f "$localmk" ]; then
   pass "$mark" "dist_man_MANS in man/local.mk lists exactly the pages"
 else
   echo "$me: note: no $localmk; dist_man_MANS not checked"
+fi
+
+# ---------------------------------------------------------------------------
+# (e) the .TH lines name the package version (the pages are not templates)
+# ---------------------------------------------------------------------------
+version=$(sed -n 's/^m4_define(\[fa_version\], *\[\([^]]*\)\]).*/\1/p' \
+            "$top_srcdir/configure.ac" 2>/dev/null)
+if [ -n "$version" ]; then
+  mark=$nfail
+  for page in man3/*.3 man7/*.7; do
+    is_so "$page" && continue
+    grep -q "^\.TH .* \"libfancyalloc $version\" " "$page" ||
+      fail "man/${page#*/}: .TH does not say \"libfancyalloc $version\" (configure.ac)"
+  done
+  pass "$mark" ".TH lines name libfancyalloc $version"
+else
+  echo "$me: note: no fa_version in configure.ac; .TH versions not checked"
 fi
 
 if [ "$nfail" -gt 0 ]; then
