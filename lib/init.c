@@ -15,17 +15,26 @@
 #include <stdlib.h>
 #include <sys/auxv.h>
 #include <time.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 /* The empty heap: every direct entry leads to a page with no free block. */
+/* Statically initialised: another library's constructor may call malloc
+ * before ours has run. */
 fa_page_t _fa_page_empty;
-fa_heap_t _fa_heap_empty;
+fa_heap_t _fa_heap_empty = {
+  .direct = {[0 ... FA_DIRECT_SIZE - 1] = &_fa_page_empty},
+};
 FA_TLS fa_heap_t *_fa_tls_heap = &_fa_heap_empty;
 uintptr_t _fa_secret;
 /* libfancymalloc (override.c) defines this as 1. */
 __attribute__((weak)) const int _fa_override_mode = 0;
 
 static pthread_key_t fa_thread_key;
+/* FANCY_STATS=1: a private duplicate of stderr, taken at start-up,
+ * because many programs (coreutils among them) close stderr in an atexit
+ * handler that runs before the exit report. */
+static int fa_stats_fd = -1;
 static _Atomic int fa_init_state;          /* 0 no, 1 running, 2 done */
 static FA_TLS bool fa_tls_in_init;
 
@@ -179,7 +188,6 @@ static void fa_secret_init(void) {
 
 static void fa_process_init_once(void) {
   fa_tls_in_init = true;
-  for (size_t i = 0; i < FA_DIRECT_SIZE; i++) _fa_heap_empty.direct[i] = &_fa_page_empty;
   _fa_options_init();
   fa_secret_init();
   if (pthread_key_create(&fa_thread_key, fa_thread_done) != 0)
@@ -188,6 +196,7 @@ static void fa_process_init_once(void) {
    * pthread_atfork may need. */
   atomic_store_explicit(&fa_init_state, 2, memory_order_release);
   pthread_atfork(fa_atfork_prepare, fa_atfork_parent, fa_atfork_child);
+  if (_fa_opt.stats) fa_stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
   if (_fa_opt.verbose) {
     _fa_warn("libfancyalloc %s%s", PACKAGE_VERSION, _fa_override_mode ? " (malloc replacement)" : "");
     _fa_options_print();
@@ -224,5 +233,9 @@ __attribute__((constructor)) static void fa_constructor(void) {
 }
 
 __attribute__((destructor)) static void fa_destructor(void) {
-  if (_fa_opt.stats) fancy_print_stats(stderr);
+  if (!_fa_opt.stats) return;
+  FILE *out = fa_stats_fd >= 0 ? fdopen(fa_stats_fd, "w") : NULL;
+  fancy_print_stats(out ? out : stderr);
+  if (out) fclose(out);
+  fa_stats_fd = -1;
 }
