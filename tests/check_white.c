@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * check_white.c - white-box tests of the allocator's internals, linked
+ * against the uninstalled core (lib/libfancycore.la) so they can read the
+ * segment and page structures and inject mmap failures.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/internal.h"
+
+static fa_page_t *span_of(void *p) { return fa_segment_span_of(fa_ptr_segment(p), p); }
+
+static void check_valid(void) { ck_assert_msg(fancy_validate_heap(), "heap invalid"); }
+
+/* Every size maps to the smallest class that holds it, and the class
+ * table is what the document lists for the small tier. */
+START_TEST(test_size_classes) {
+  static const uint32_t doc[16] = {16, 32, 48, 64, 80, 96, 112, 128,
+                                   160, 192, 224, 256, 320, 384, 448, 512};
+  for (unsigned c = 0; c < 16; c++) ck_assert_uint_eq(_fa_class_size[c], doc[c]);
+  for (size_t n = 0; n <= FA_MEDIUM_MAX; n++) {
+    unsigned c = fa_size_class(n);
+    ck_assert_uint_lt(c, FA_NUM_CLASSES);
+    ck_assert_uint_ge(_fa_class_size[c], n);
+    if (c > 0) ck_assert_uint_lt(_fa_class_size[c - 1], n ? n : 1);
+    ck_assert_uint_eq(_fa_class_size[c] % 16, 0);
+  }
+}
+END_TEST
+
+/* Blocks carry no header: consecutive small blocks of one class sit
+ * exactly bsize apart, and their page is found from the address. */
+START_TEST(test_no_header) {
+  void *a = fancy_malloc(16), *b = fancy_malloc(16);
+  fa_page_t *pa = span_of(a);
+  ck_assert_ptr_eq(pa, span_of(b));
+  ck_assert_int_eq(pa->kind, FA_PAGE_CLASS);
+  ck_assert_uint_eq(pa->bsize, 16);
+  intptr_t d = (intptr_t)b - (intptr_t)a;
+  ck_assert_int_eq(d < 0 ? -d : d, 16);
+  fancy_free(a);
+  fancy_free(b);
+  check_valid();
+}
+END_TEST
+
+/* Freeing the large spans of a segment in any order coalesces them back
+ * into one free span covering the whole segment. */
+START_TEST(test_span_coalescing) {
+  enum { N = 12 };
+  void *p[N];
+  for (int i = 0; i < N; i++) {
+    p[i] = fancy_malloc(200 * 1024);   /* 4 pages each */
+    ck_assert_ptr_nonnull(p[i]);
+    ck_assert_int_eq(span_of(p[i])->kind, FA_PAGE_LARGE);
+  }
+  fa_segment_t *seg = fa_ptr_segment(p[0]);
+  int order[N] = {3, 1, 2, 0, 7, 5, 6, 4, 11, 9, 10, 8};
+  for (int i = 0; i < N; i++) {
+    fancy_free(p[order[i]]);
+    check_valid();      /* also checks that no two free spans touch */
+  }
+  fa_page_t *first = &seg->pages[FA_FIRST_PAGE];
+  if (atomic_load(&seg->heap) == fa_heap_get()) {
+    size_t used_pages = FA_SEGMENT_USABLE_PAGES - seg->free_pages;
+    ck_assert_msg(first->kind != FA_PAGE_LARGE, "first span still large");
+    ck_assert_uint_le(used_pages, FA_SEGMENT_USABLE_PAGES);
+  }
+}
+END_TEST
+
+/* A large block grows in place into the free pages after it. */
+START_TEST(test_large_realloc_in_place) {
+  void *p = fancy_malloc(100 * 1024);
+  void *guard = fancy_malloc(40 * 1024);   /* keep the heap busy elsewhere */
+  memset(p, 0x5a, 100 * 1024);
+  void *q = fancy_realloc(p, 300 * 1024);
+  ck_assert_ptr_nonnull(q);
+  unsigned char *c = q;
+  for (size_t i = 0; i < 100 * 1024; i++) ck_assert_uint_eq(c[i], 0x5a);
+  void *r = fancy_realloc(q, 70 * 1024);      /* shrink: always in place */
+  ck_assert_ptr_eq(r, q);
+  ck_assert_uint_eq(fancy_malloc_usable_size(r), 2 * FA_PAGE_SIZE);
+  fancy_free(r);
+  fancy_free(guard);
+  check_valid();
+}
+END_TEST
+
+struct xfer {
+  void **blocks;
+  size_t n;
+};
+
+static void *free_all(void *arg) {
+  struct xfer *x = arg;
+  for (size_t i = 0; i < x->n; i++) fancy_free(x->blocks[i]);
+  return NULL;
+}
+
+/* Blocks freed by another thread land on the page's xfree list and are
+ * counted as live until the owner collects them; then used drops. */
+START_TEST(test_remote_free_collection) {
+  enum { N = 1000 };
+  void *blocks[N];
+  for (int i = 0; i < N; i++) blocks[i] = fancy_malloc(48);
+  fa_page_t *page = span_of(blocks[0]);
+  uint32_t used_before = page->used;
+  struct xfer x = {blocks, N};
+  pthread_t t;
+  pthread_create(&t, NULL, free_all, &x);
+  pthread_join(t, NULL);
+  ck_assert_uint_eq(page->used, used_before);     /* not collected yet */
+  ck_assert_ptr_nonnull(atomic_load(&page->xfree));
+  ck_assert_int_ne(atomic_load(&fa_heap_get()->xpending), 0);
+  _fa_heap_collect_remote(fa_heap_get(), false);
+  ck_assert_ptr_null(atomic_load(&page->xfree));
+  ck_assert_uint_lt(page->used, used_before);
+  check_valid();
+}
+END_TEST
+
+static void *alloc_and_exit(void *arg) {
+  void **out = arg;
+  for (int i = 0; i < 5000; i++) out[i] = fancy_malloc(64 + (size_t)(i % 7) * 100);
+  return NULL;
+}
+
+/* A thread exits with live blocks: its segment is abandoned (no owner),
+ * the blocks stay valid, and freeing them all lets the segment be
+ * reclaimed; a new thread adopts abandoned memory before mapping more. */
+START_TEST(test_abandon_and_adopt) {
+  static void *blocks[5000];
+  pthread_t t;
+  pthread_create(&t, NULL, alloc_and_exit, blocks);
+  pthread_join(t, NULL);
+  fa_segment_t *seg = fa_ptr_segment(blocks[0]);
+  ck_assert_ptr_null(atomic_load(&seg->heap));
+  ck_assert_int_eq(seg->state, FA_SEG_ABANDONED);
+  check_valid();                       /* deep-checks abandoned segments */
+  for (int i = 0; i < 5000; i++) fancy_free(blocks[i]);
+  size_t mapped = atomic_load(&_fa_counters.mapped);
+  _fa_abandoned_collect(SIZE_MAX, true);
+  ck_assert_int_ne(seg->state, FA_SEG_ABANDONED);
+  /* A fresh thread reuses it instead of mapping a new segment. */
+  pthread_create(&t, NULL, alloc_and_exit, blocks);
+  pthread_join(t, NULL);
+  ck_assert_uint_le(atomic_load(&_fa_counters.mapped), mapped + FA_SEGMENT_SIZE);
+  for (int i = 0; i < 5000; i++) fancy_free(blocks[i]);
+  check_valid();
+}
+END_TEST
+
+/* When the OS refuses memory, allocation reports ENOMEM and the heap
+ * stays usable; nothing crashes. */
+START_TEST(test_mmap_failure_enomem) {
+  void *keep = fancy_malloc(32);   /* the thread has a heap already */
+  _fa_os_fail_after = 1;           /* the next mapping fails */
+  errno = 0;
+  void *huge = fancy_malloc(64u << 20);
+  ck_assert_ptr_null(huge);
+  ck_assert_int_eq(errno, ENOMEM);
+  void *big[64];
+  size_t got = 0;
+  for (; got < 64; got++) {        /* exhaust what the heap has mapped */
+    big[got] = fancy_malloc(1u << 20);
+    if (big[got] == NULL) break;
+  }
+  ck_assert_uint_lt(got, 64);
+  ck_assert_int_eq(errno, ENOMEM);
+  _fa_os_fail_after = 0;
+  for (size_t i = 0; i < got; i++) fancy_free(big[i]);
+  void *again = fancy_malloc(64u << 20);
+  ck_assert_ptr_nonnull(again);
+  fancy_free(again);
+  fancy_free(keep);
+  check_valid();
+}
+END_TEST
+
+/* Purging returns a free span's pages: afterwards they read as zero and
+ * the committed count drops. */
+START_TEST(test_purge_returns_memory) {
+  void *p = fancy_malloc(1u << 20);
+  memset(p, 0xab, 1u << 20);
+  size_t committed = atomic_load(&_fa_counters.committed);
+  fancy_free(p);
+  ck_assert_int_eq(fancy_trim(0), 1);
+  ck_assert_uint_lt(atomic_load(&_fa_counters.committed), committed);
+  void *q = fancy_calloc(1, 1u << 20);
+  ck_assert_ptr_nonnull(q);
+  unsigned char *c = q;
+  for (size_t i = 0; i < (1u << 20); i += 4096) ck_assert_uint_eq(c[i], 0);
+  fancy_free(q);
+  check_valid();
+}
+END_TEST
+
+static Suite *white_suite(void) {
+  Suite *s = suite_create("white-box");
+  TCase *tc = tcase_create("internals");
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, test_size_classes);
+  tcase_add_test(tc, test_no_header);
+  tcase_add_test(tc, test_span_coalescing);
+  tcase_add_test(tc, test_large_realloc_in_place);
+  tcase_add_test(tc, test_remote_free_collection);
+  tcase_add_test(tc, test_abandon_and_adopt);
+  tcase_add_test(tc, test_mmap_failure_enomem);
+  tcase_add_test(tc, test_purge_returns_memory);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  SRunner *sr = srunner_create(white_suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,13 @@
+## tests/white.mk - white-box tests of the internals (make check).
+## They link the uninstalled core so they can read segment and page
+## structures and make mmap fail on purpose.
+if FA_HAVE_CHECK
+check_PROGRAMS += tests/check_white
+TESTS += tests/check_white
+tests_check_white_SOURCES = tests/check_white.c lib/version.c
+tests_check_white_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/lib
+tests_check_white_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) -Wno-missing-prototypes
+tests_check_white_LDADD = lib/libfancycore.la $(CHECK_LIBS) $(PTHREAD_LIBS)
+else
+EXTRA_DIST += tests/check_white.c
+endif
