@@ -158,9 +158,14 @@ void _fa_heap_done(fa_heap_t *heap) {
   fa_uncount(threads, 1);
 }
 
-/* In a forked child, every heap but the caller's belongs to a thread that
- * no longer exists: abandon their segments and park them.  The child is
- * single-threaded here and the locks are fresh. */
+/* In a forked child, every heap but the caller's belonged to a thread that
+ * no longer exists and may have been stopped in the middle of changing its
+ * own pages (no lock guards them).  Their segments are orphaned: blocks in
+ * them stay valid and can be freed (as remote frees nobody collects), but
+ * their memory is not reused by the child.  The child is single-threaded
+ * here and the locks are fresh. */
+static fa_heap_t fa_heap_orphan;
+
 void _fa_heaps_after_fork_child(fa_heap_t *self) {
   for (fa_heap_t *heap = _fa_heaps; heap != NULL; heap = heap->pool_next) {
     if (heap == self || !heap->alive) continue;
@@ -169,7 +174,8 @@ void _fa_heaps_after_fork_child(fa_heap_t *self) {
     while (seg != NULL) {
       fa_segment_t *next = seg->next;
       seg->next = seg->prev = NULL;
-      _fa_segment_abandon(seg);
+      seg->state = FA_SEG_ORPHANED;
+      atomic_store_explicit(&seg->heap, &fa_heap_orphan, memory_order_relaxed);
       seg = next;
     }
     fa_heap_reset(heap);

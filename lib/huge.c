@@ -101,6 +101,7 @@ void *_fa_huge_alloc(size_t n, size_t alignment) {
   if (size == 0) size = FA_OS_PAGE_SIZE;
   size_t align = alignment > FA_SEGMENT_SIZE ? alignment : FA_SEGMENT_SIZE;
   void *p = _fa_os_map_aligned(size, align);
+  if (p == NULL && _fa_memory_pressure(fa_heap_get())) p = _fa_os_map_aligned(size, align);
   if (p == NULL) return NULL;
   pthread_mutex_lock(&_fa_huge_lock);
   bool ok = fa_huge_insert((uintptr_t)p, size, align);

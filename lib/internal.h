@@ -119,6 +119,7 @@ FA_HIDDEN size_t _fa_segment_index(const fa_segment_t *seg, const fa_page_t *pag
 FA_HIDDEN void _fa_span_purge(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *span);
 FA_HIDDEN size_t _fa_segment_cache_decay(uint64_t now, uint64_t delay, bool force, bool blocking);
 FA_HIDDEN size_t _fa_abandoned_collect(size_t max, bool blocking);
+FA_HIDDEN bool _fa_memory_pressure(fa_heap_t *heap);
 FA_HIDDEN size_t _fa_heap_purge(fa_heap_t *heap, uint64_t now, uint64_t delay, size_t max);
 
 /* ------------------------------------------------------------------------

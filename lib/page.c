@@ -106,8 +106,8 @@ static void fa_page_extend(fa_page_t *page) {
   uint8_t *b = first;
   for (size_t i = 1; i < n; i++, b += bsize) ((fa_block_t *)b)->next = (fa_block_t *)(b + bsize);
   ((fa_block_t *)b)->next = page->free;
-  page->free = (fa_block_t *)first;
   page->capacity += (uint32_t)n;
+  page->free = (fa_block_t *)first;
 }
 
 /* Move remote frees to local_free (one atomic exchange for the whole

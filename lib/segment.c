@@ -299,6 +299,33 @@ void _fa_segment_release(fa_heap_t *heap, fa_segment_t *seg) {
   pthread_mutex_unlock(&_fa_segments_lock);
 }
 
+/* Out of memory: give every empty segment of heap and every warm cached
+ * segment back to the OS, so that their share of FANCY_MEMORY_LIMIT can be
+ * used again.  Returns true if anything was released. */
+bool _fa_memory_pressure(fa_heap_t *heap) {
+  bool any = false;
+  if (heap != NULL && heap != &_fa_heap_empty) {
+    fa_segment_t *seg = heap->segments;
+    while (seg != NULL) {
+      fa_segment_t *next = seg->next;
+      if (seg->free_pages == FA_SEGMENT_USABLE_PAGES) {
+        fa_page_t *span = &seg->pages[FA_FIRST_PAGE];
+        fa_span_unlink(heap, span);
+        atomic_store_explicit(&seg->heap, NULL, memory_order_release);
+        pthread_mutex_lock(&_fa_segments_lock);
+        fa_list_remove(&heap->segments, seg);
+        heap->segment_count--;
+        fa_segment_to_reserve(seg);
+        pthread_mutex_unlock(&_fa_segments_lock);
+        any = true;
+      }
+      seg = next;
+    }
+  }
+  if (_fa_segment_cache_decay(0, 0, true, true) > 0) any = true;
+  return any;
+}
+
 /* Purge cached segments older than delay (all when force); returns how
  * many were purged.  Takes the lock unless it cannot (trylock) and
  * blocking is false. */

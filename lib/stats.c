@@ -23,7 +23,9 @@ static void fa_stats_collect(fancy_stats_t *st) {
 
   pthread_mutex_lock(&_fa_segments_lock);
   for (fa_segment_t *seg = _fa_all_segments; seg != NULL; seg = seg->gnext) {
-    if (seg->state != FA_SEG_OWNED && seg->state != FA_SEG_ABANDONED) continue;
+    if (seg->state != FA_SEG_OWNED && seg->state != FA_SEG_ABANDONED &&
+        seg->state != FA_SEG_ORPHANED)
+      continue;
     bool abandoned = seg->state == FA_SEG_ABANDONED;
     size_t idx = FA_FIRST_PAGE;
     while (idx < FA_PAGES_PER_SEGMENT) {

@@ -168,6 +168,7 @@ typedef enum fa_segment_state_e {
   FA_SEG_OWNED = 1,    /* belongs to a live heap */
   FA_SEG_ABANDONED,    /* its thread exited; waiting to be taken over */
   FA_SEG_CACHED,       /* empty, kept mapped for reuse */
+  FA_SEG_ORPHANED,     /* in a forked child: its thread vanished mid-flight */
 } fa_segment_state_t;
 
 /* The segment header at the base of each 4 MiB segment. */

@@ -142,7 +142,8 @@ bool fancy_validate_heap(void) FANCY_NOEXCEPT {
   pthread_mutex_lock(&_fa_segments_lock);
   for (fa_segment_t *seg = _fa_all_segments; seg != NULL && ok; seg = seg->gnext) {
     if (seg->state == FA_SEG_ABANDONED) ok = fa_check_segment(seg, true);
-    else if (seg->state == FA_SEG_OWNED || seg->state == FA_SEG_CACHED)
+    else if (seg->state == FA_SEG_OWNED || seg->state == FA_SEG_CACHED ||
+             seg->state == FA_SEG_ORPHANED)
       ok = fa_check_segment(seg, false);
   }
   pthread_mutex_unlock(&_fa_segments_lock);
