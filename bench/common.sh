@@ -125,7 +125,8 @@ alloc_pkgver() { eval "echo \"\${pkgver_$1}\""; }
 # kv FILE KEY : the value of KEY=... in a bench program's output.
 kv() { awk -v k="$2" 'index($0, k "=") == 1 { print substr($0, length(k) + 2); exit }' "$1"; }
 
-# run_bench ALLOC OUT PROG ARGS... : run one bench program with ALLOC
+# run_bench ALLOC OUT PROG ARGS... : run one bench program (prefixed by
+# $BENCH_WRAP, e.g. valgrind, when set) with ALLOC
 # preloaded (ALLOC "floor" = no preload, used for --floor runs), write its
 # key=value output to OUT, and verify which library really served malloc.
 # Returns 1 (after a message) when the program failed or timed out;
@@ -135,11 +136,11 @@ run_bench() {
 	shift 3
 	_rc=0
 	if [ "$_a" = glibc ] || [ "$_a" = floor ]; then
-		env -u LD_PRELOAD timeout "$RUN_TIMEOUT" "$BENCH_BIN/$_prog" "$@" >"$_out" 2>"$_out.err" || _rc=$?
+		env -u LD_PRELOAD timeout "$RUN_TIMEOUT" ${BENCH_WRAP:-} "$BENCH_BIN/$_prog" "$@" >"$_out" 2>"$_out.err" || _rc=$?
 		_exp=$(glibc_path)
 	else
 		_lib=$(alloc_lib "$_a")
-		env LD_PRELOAD="$_lib" timeout "$RUN_TIMEOUT" "$BENCH_BIN/$_prog" "$@" >"$_out" 2>"$_out.err" || _rc=$?
+		env LD_PRELOAD="$_lib" timeout "$RUN_TIMEOUT" ${BENCH_WRAP:-} "$BENCH_BIN/$_prog" "$@" >"$_out" 2>"$_out.err" || _rc=$?
 		_exp=$(alloc_expect "$_a")
 	fi
 	if [ "$_rc" -ne 0 ]; then

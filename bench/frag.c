@@ -11,8 +11,9 @@
  *      pages: what can the allocator give back?)
  * Every block is memset in full.  Live bytes are counted exactly (requested
  * sizes); VmRSS is read after each phase and VmHWM at the end.
- *   rss_ratio   = VmHWM / peak live bytes (1.0 would be perfect)
- *   final_ratio = VmRSS after phase 5 / live bytes after phase 5
+ *   rss_ratio   = (VmHWM - base) / peak live bytes (1.0 would be perfect)
+ *   final_ratio = (VmRSS after phase 5 - base) / live bytes after phase 5
+ * where base is VmRSS before phase 1 (program, libraries, book-keeping).
  */
 #include "bench_common.h"
 
@@ -175,9 +176,10 @@ int main(int argc, char **argv)
 		       ph, phase_live[ph] / 1024, ph, phase_rss[ph]);
 	printf("live_peak_kb=%" PRIu64 "\n", peak / 1024);
 	printf("maxrss_kb=%ld\nvmhwm_kb=%ld\n", u1.maxrss_kb, u1.vmhwm_kb);
-	printf("rss_ratio=%.3f\n", peak ? u1.vmhwm_kb * 1024.0 / (double)peak : 0.0);
+	long base = phase_rss[0];
+	printf("rss_ratio=%.3f\n", peak ? (u1.vmhwm_kb - base) * 1024.0 / (double)peak : 0.0);
 	printf("final_live_kb=%" PRIu64 "\nfinal_rss_kb=%ld\n", phase_live[5] / 1024, phase_rss[5]);
-	printf("final_ratio=%.3f\n", phase_live[5] ? phase_rss[5] * 1024.0 / (double)phase_live[5] : 0.0);
+	printf("final_ratio=%.3f\n", phase_live[5] ? (phase_rss[5] - base) * 1024.0 / (double)phase_live[5] : 0.0);
 	printf("minflt=%ld\n", u1.minflt - u0.minflt);
 	return 0;
 }

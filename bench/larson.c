@@ -151,6 +151,7 @@ int main(int argc, char **argv)
 		bench_die("--blocks and --thread-ops must be >= 1");
 	if (cfg.min < 1 || cfg.max < cfg.min) bench_die("need 1 <= --min <= --max");
 
+	long start_rss_kb = bench_status_kb("VmRSS");
 	bench_report_allocator(stdout);
 	bench_calibrate_ticks();
 	uint64_t ovh = bench_timer_overhead_ticks();
@@ -160,9 +161,12 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < cfg.threads; i++) {
 		s[i].id = i;
 		bench_rng_seed(&s[i].rng, cfg.seed, i);
-		s[i].arr = calloc(cfg.blocks, sizeof(void *));
-		s[i].sz = calloc(cfg.blocks, sizeof(uint32_t));
-		if (!s[i].arr || !s[i].sz) bench_die("out of memory");
+		/* Book-keeping from mmap, so it is not the allocator's memory. */
+		s[i].arr = mmap(NULL, cfg.blocks * sizeof(void *), PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		s[i].sz = mmap(NULL, cfg.blocks * sizeof(uint32_t), PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (s[i].arr == MAP_FAILED || s[i].sz == MAP_FAILED) bench_die("mmap failed");
 		for (uint64_t k = 0; k < cfg.blocks; k++) {
 			uint32_t sz = bench_rng_range(&s[i].rng, cfg.min, cfg.max);
 			s[i].arr[k] = malloc(sz);
@@ -228,10 +232,15 @@ int main(int argc, char **argv)
 	printf("free_p50_ns=%.0f\nfree_p99_ns=%.0f\nfree_p999_ns=%.0f\nfree_max_ns=%.0f\n",
 	       pf.p50, pf.p99, pf.p999, pf.max);
 	printf("live_kb=%" PRIu64 "\nlive_peak_kb=%" PRIu64 "\n", live / 1024, live_peak / 1024);
-	long samp_kb = cfg.sample ? (long)(2ULL * cfg.threads * SAMPLE_CAP * sizeof(uint32_t) / 1024) : 0;
-	printf("maxrss_kb=%ld\nvmhwm_kb=%ld\nsample_buffers_kb=%ld\nrss_ratio=%.3f\n",
-	       u1.maxrss_kb, u1.vmhwm_kb, samp_kb,
-	       live_peak ? (u1.vmhwm_kb - samp_kb) * 1024.0 / (double)live_peak : 0.0);
+	/* The allocator's resident memory: VmHWM minus the process before
+	 * main() and the bench's own mmap'ed arrays and sample buffers.
+	 * Thread stacks (glibc caches those of exited threads) stay in. */
+	long own_kb = (long)((cfg.sample ? 2ULL * SAMPLE_CAP * sizeof(uint32_t) : 0) +
+			     cfg.blocks * (sizeof(void *) + sizeof(uint32_t))) * (long)cfg.threads / 1024;
+	long base_kb = start_rss_kb + own_kb;
+	printf("maxrss_kb=%ld\nvmhwm_kb=%ld\nbase_rss_kb=%ld\nrss_ratio=%.3f\n",
+	       u1.maxrss_kb, u1.vmhwm_kb, base_kb,
+	       live_peak ? (u1.vmhwm_kb - base_kb) * 1024.0 / (double)live_peak : 0.0);
 	printf("minflt=%ld\nutime_s=%.3f\nstime_s=%.3f\n", u1.minflt - u0.minflt,
 	       u1.utime - u0.utime, u1.stime - u0.stime);
 	return 0;

@@ -1,0 +1,65 @@
+## bench/local.mk - the benchmark suite (included by the top-level
+## Makefile.am).  The programs are plain executables linked against libc
+## and pthread only: the allocator under test comes from LD_PRELOAD, so
+## glibc, jemalloc, tcmalloc, mimalloc and libfancymalloc all run the very
+## same binary.  They are small and build with `make all`; they are not
+## part of `make check`.
+##
+##   make bench            build them, then bench/run_unified.sh 2
+##   make bench-full       build them, then bench/run_full_benchmark.sh $(BENCH_THREADS)
+##   make bench-programs   only build them
+
+bench_programs = bench/ring bench/xthread bench/larson bench/frag
+noinst_PROGRAMS += $(bench_programs)
+
+# Own flags: AM_CFLAGS would bring sanitizer flags (which cannot be
+# combined with a preloaded malloc) and library-only settings.  User
+# CFLAGS still come last.
+bench_cflags = -std=c11 -O2 $(WARN_CFLAGS) $(PTHREAD_CFLAGS)
+bench_ldadd = $(PTHREAD_LIBS)
+
+bench_ring_SOURCES = bench/ring.c bench/bench_common.h
+bench_ring_CFLAGS = $(bench_cflags)
+bench_ring_LDFLAGS =
+bench_ring_LDADD = $(bench_ldadd)
+
+bench_xthread_SOURCES = bench/xthread.c bench/bench_common.h
+bench_xthread_CFLAGS = $(bench_cflags)
+bench_xthread_LDFLAGS =
+bench_xthread_LDADD = $(bench_ldadd)
+
+bench_larson_SOURCES = bench/larson.c bench/bench_common.h
+bench_larson_CFLAGS = $(bench_cflags)
+bench_larson_LDFLAGS =
+bench_larson_LDADD = $(bench_ldadd)
+
+bench_frag_SOURCES = bench/frag.c bench/bench_common.h
+bench_frag_CFLAGS = $(bench_cflags)
+bench_frag_LDFLAGS =
+bench_frag_LDADD = $(bench_ldadd)
+
+EXTRA_DIST += \
+	bench/README.md \
+	bench/common.sh \
+	bench/plots.sh \
+	bench/run_unified.sh \
+	bench/run_full_benchmark.sh \
+	bench/callgrind.sh
+
+# The malloc drop-in, when it is built, is what `make bench` measures.
+bench_deps = $(bench_programs)
+if FA_MALLOC_REPLACEMENT
+bench_deps += lib/libfancymalloc.la
+endif
+
+BENCH_THREADS = 8
+bench_env = BUILDDIR="$(abs_top_builddir)" BENCH_BIN="$(abs_top_builddir)/bench"
+
+.PHONY: bench bench-full bench-programs bench-callgrind
+bench-programs: $(bench_programs)
+bench: $(bench_deps)
+	$(bench_env) $(SHELL) "$(abs_top_srcdir)/bench/run_unified.sh" 2
+bench-full: $(bench_deps)
+	$(bench_env) $(SHELL) "$(abs_top_srcdir)/bench/run_full_benchmark.sh" $(BENCH_THREADS)
+bench-callgrind: $(bench_deps)
+	$(bench_env) $(SHELL) "$(abs_top_srcdir)/bench/callgrind.sh"
