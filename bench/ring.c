@@ -154,7 +154,14 @@ run_loop(worker_t *w, const int floor)
 /* The timed region as one function, never inlined or cloned, so that
  * bench/callgrind.sh can count exactly its instructions with
  * valgrind --tool=callgrind --toggle-collect=timed_loop. */
-static __attribute__((noinline, noclone)) void timed_loop(worker_t *w)
+/* gcc only: keep callgrind's function boundaries exact (clang has no noclone). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define BENCH_NOCLONE __attribute__((noclone))
+#else
+#define BENCH_NOCLONE
+#endif
+
+static __attribute__((noinline)) BENCH_NOCLONE void timed_loop(worker_t *w)
 {
 	if (cfg.mode == MODE_ALLOC)
 		run_loop(w, 0);
@@ -164,7 +171,7 @@ static __attribute__((noinline, noclone)) void timed_loop(worker_t *w)
 
 /* Frees what is left in the ring (untimed).  callgrind.sh counts it too,
  * so that its totals hold exactly --ops mallocs and --ops frees. */
-static __attribute__((noinline, noclone)) uint64_t ring_cleanup(worker_t *w)
+static __attribute__((noinline)) BENCH_NOCLONE uint64_t ring_cleanup(worker_t *w)
 {
 	uint64_t sum = 0;
 	for (uint64_t s = 0; s < cfg.slots; s++) {
