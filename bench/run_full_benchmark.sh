@@ -73,14 +73,16 @@ for a in $ALLOCS; do
 	printf '   %-9s %s\n' "$a" "$(alloc_pkgver "$a")"
 done
 
-is_failed() { case " $FAILED " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+# FAILED holds "alloc" (warm-up failed: skip it entirely) or
+# "alloc:workload" (skip the rest of that workload for it).
+is_failed() { case " $FAILED " in *" $1 "*|*" $1:$2 "*) return 0 ;; *) return 1 ;; esac; }
 
 # one ALLOC WORKLOAD THREADS REP CSV KEYS PROG ARGS... : one counted run.
 one() {
 	o_a=$1 o_w=$2 o_t=$3 o_r=$4 o_csv=$5 o_keys=$6 o_prog=$7
 	shift 7
 	I=$((I + 1))
-	if is_failed "$o_a"; then return 0; fi
+	if is_failed "$o_a" "$o_w"; then return 0; fi
 	printf '[%3d/%d %s] %-10s %-9s t=%-3s rep %d/%d ... ' "$I" "$TOTAL" \
 		"$(fmt_secs $(( $(date +%s) - START )))" "$o_w" "$o_a" "$o_t" "$o_r" "$REPS"
 	if run_bench "$o_a" "$TMP/out" "$o_prog" "$@"; then
@@ -95,8 +97,8 @@ one() {
 		echo "$o_m Mops/s ($o_x)"
 		echo "$o_a,$(kv "$TMP/out" alloc_version),$o_w,$o_t,$o_r,$(csv_values "$TMP/out" $o_keys)" >>"$o_csv"
 	else
-		echo "FAILED - skipping $o_a from here on"
-		FAILED="$FAILED $o_a"
+		echo "FAILED - skipping $o_w for $o_a from here on"
+		FAILED="$FAILED $o_a:$o_w"
 	fi
 }
 
@@ -145,12 +147,11 @@ for b in ring larson xthread frag; do
 done
 
 # Time above the floor: aggregate wall-clock ns per operation (1000/Mops)
-# minus the warm floor's (same loop and memset, pre-touched pool, no
-# faults) at the same thread count and size mix.  fault_share_ns charges
-# the allocator's own minor faults at the cost per fault measured by the
-# floors: (its minflt / cold floor's minflt) x (cold - warm floor ns/op).
-# net_ns = above_warm_ns - fault_share_ns: the allocator's code and cache
-# misses alone.
+# minus the warm floor's (same loop, sizes and memset over a pre-touched
+# pool: no allocator, no page faults) at the same thread count and size
+# mix.  The difference is the allocator's code plus the page faults its
+# memory costs; minflt_per_op shows the second part (the cold floor's
+# minflt_per_op is the reference for touching fresh pages).
 {
 	cat "$TMP/header"
 	awk -F, '/^#/ { next } !h { for (i = 1; i <= NF; i++) c[$i] = i; h = 1; next }
@@ -158,7 +159,7 @@ done
 		  m[k] = $c["mops"]; f[k] = $c["minflt"]
 		  if ($c["allocator"] != "floor" && $c["workload"] !~ /^floor/) row[++nr] = k }
 		END {
-			print "allocator,workload,threads,ns_per_op,floor_warm_ns_per_op,above_warm_ns,floor_cold_ns_per_op,minflt,floor_cold_minflt,fault_share_ns,net_ns"
+			print "allocator,workload,threads,ns_per_op,floor_warm_ns_per_op,above_warm_ns,floor_cold_ns_per_op,minflt_per_op,floor_cold_minflt_per_op"
 			for (r = 1; r <= nr; r++) {
 				split(row[r], p, SUBSEP); a = p[1]; w = p[2]; t = p[3]
 				if (m[row[r]] <= 0) continue
@@ -168,9 +169,9 @@ done
 				ns = 1000 / m[row[r]]
 				nw = (wk in m && m[wk] > 0) ? 1000 / m[wk] : 0
 				nc = (ck in m && m[ck] > 0) ? 1000 / m[ck] : 0
-				fs = (ck in f && f[ck] > 0 && nc > nw) ? f[row[r]] / f[ck] * (nc - nw) : 0
-				printf "%s,%s,%s,%.1f,%.1f,%.1f,%.1f,%d,%d,%.1f,%.1f\n", a, w, t, ns, nw, ns - nw, nc, f[row[r]], f[ck], fs, ns - nw - fs
-			} }' "$RESULTS_DIR/ring_summary.csv"
+				ops = t * RING_OPS
+				printf "%s,%s,%s,%.1f,%.1f,%.1f,%.1f,%.3f,%.3f\n", a, w, t, ns, nw, ns - nw, nc, f[row[r]] / ops, (ck in f) ? f[ck] / ops : 0
+			} }' RING_OPS=250000 "$RESULTS_DIR/ring_summary.csv"
 } >"$RESULTS_DIR/ring_above_floor.csv"
 
 # The text summary (also saved as summary.txt).
@@ -201,10 +202,9 @@ done
 		  "[" $c["mops_min"] "-" $c["mops_max"] "]", $c["malloc_p99_ns"], $c["malloc_p999_ns"], $c["free_p999_ns"], $c["rss_ratio"] }' \
 		"$RESULTS_DIR/ring_summary.csv"
 	echo
-	echo "ns per op above the floor (aggregate wall ns/op = 1000/Mops; warm floor = same loop, no allocator, no faults;"
-	echo "fault share = the allocator's minor faults at the floors' measured cost per fault; net = above warm - fault share):"
-	awk -F, '/^#/ { next } !h { h = 1; printf "%-9s %-11s %4s %9s %11s %11s %11s %11s\n", "allocator", "workload", "thr", "ns/op", "warm floor", "above warm", "fault share", "net"; next }
-		{ printf "%-9s %-11s %4s %9s %11s %11s %11s %11s\n", $1, $2, $3, $4, $5, $6, $10, $11 }' "$RESULTS_DIR/ring_above_floor.csv"
+	echo "ns per op above the floor (aggregate wall ns/op = 1000/Mops; warm floor = same loop and memset, no allocator, no faults):"
+	awk -F, '/^#/ { next } !h { h = 1; printf "%-9s %-11s %4s %9s %11s %11s %11s %13s %13s\n", "allocator", "workload", "thr", "ns/op", "warm floor", "above warm", "cold floor", "minflt/op", "cold minflt/op"; next }
+		{ printf "%-9s %-11s %4s %9s %11s %11s %11s %13s %13s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }' "$RESULTS_DIR/ring_above_floor.csv"
 	for b in larson xthread; do
 		echo
 		echo "$b:"
