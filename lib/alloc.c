@@ -27,7 +27,8 @@ static void *fa_large_alloc(fa_heap_t *heap, size_t n) {
   page->start = fa_page_address(seg, page);
   fa_store(page->bsize, (uint32_t)(pages << FA_PAGE_SHIFT));
   page->recip = 0;
-  page->capacity = page->reserved = 1;
+  fa_store(page->capacity, 1u);
+  page->reserved = 1;
   fa_store(page->used, 1u);
   page->free = page->local_free = NULL;
   atomic_store_explicit(&page->xfree, NULL, memory_order_relaxed);

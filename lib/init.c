@@ -139,10 +139,9 @@ uint64_t _fa_clock_ms(void) {
 }
 
 /* ------------------------------------------------------------------------
- * fork: take every global lock before, release (parent) or re-create
- * (child) after.  In the child only the forking thread survives, so the
- * heaps of the other threads are abandoned there and their memory becomes
- * reusable, as if those threads had exited.
+ * fork: take every global lock before, release them (parent and child)
+ * (child) after.  In the child only the forking thread survives; the
+ * heaps of the other threads are orphaned there (heap.c).
  * ---------------------------------------------------------------------- */
 static void fa_atfork_prepare(void) {
   pthread_mutex_lock(&_fa_heaps_lock);
@@ -156,13 +155,15 @@ static void fa_atfork_parent(void) {
   pthread_mutex_unlock(&_fa_heaps_lock);
 }
 
+/* The forking thread took the locks in prepare and is the thread that
+ * runs on in the child, so it may release them there. */
 static void fa_atfork_child(void) {
-  pthread_mutex_init(&_fa_huge_lock, NULL);
-  pthread_mutex_init(&_fa_segments_lock, NULL);
-  pthread_mutex_init(&_fa_heaps_lock, NULL);
   _fa_reclaim_after_fork_child();
   fa_heap_t *self = _fa_tls_heap;
   _fa_heaps_after_fork_child(self == &_fa_heap_empty ? NULL : self);
+  pthread_mutex_unlock(&_fa_huge_lock);
+  pthread_mutex_unlock(&_fa_segments_lock);
+  pthread_mutex_unlock(&_fa_heaps_lock);
 }
 
 /* ------------------------------------------------------------------------

@@ -229,7 +229,9 @@ static inline uint8_t *fa_page_address(fa_segment_t *seg, const fa_page_t *page)
 static inline bool fa_page_is_block_start(const fa_page_t *page, uintptr_t p) {
   uint64_t off = (uint64_t)(p - (uintptr_t)page->start);
   uint64_t idx = (off * page->recip) >> 40;
-  return idx * page->bsize == off && idx < page->capacity;
+  /* capacity only grows while the page has live blocks, and other threads
+   * read it here (remote frees): a relaxed atomic load. */
+  return idx * page->bsize == off && idx < fa_load(page->capacity);
 }
 
 static inline unsigned fa_medium_class(size_t n) {

@@ -85,7 +85,7 @@ static void fa_page_init(fa_segment_t *seg, fa_page_t *page, unsigned cls) {
   fa_store(page->bsize, (uint32_t)bsize);
   page->recip = (((uint64_t)1 << 40) + bsize - 1) / bsize;
   page->reserved = (uint32_t)(((size_t)page->span_pages << FA_PAGE_SHIFT) / bsize);
-  page->capacity = 0;
+  fa_store(page->capacity, 0u);
   fa_store(page->used, 0u);
   page->free = page->local_free = NULL;
   atomic_store_explicit(&page->xfree, NULL, memory_order_relaxed);
@@ -106,7 +106,7 @@ static void fa_page_extend(fa_page_t *page) {
   uint8_t *b = first;
   for (size_t i = 1; i < n; i++, b += bsize) ((fa_block_t *)b)->next = (fa_block_t *)(b + bsize);
   ((fa_block_t *)b)->next = page->free;
-  page->capacity += (uint32_t)n;
+  fa_store(page->capacity, page->capacity + (uint32_t)n);
   page->free = (fa_block_t *)first;
 }
 
