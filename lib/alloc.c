@@ -106,21 +106,17 @@ void *_fa_calloc(size_t count, size_t size) {
   return p;
 }
 
-/* Check that p is a live block before realloc reads it; abort if not. */
+/* Check that p is a block realloc may read; abort if not.  (A block freed
+ * already is caught when the old block is freed.) */
 static fa_page_t *fa_realloc_page(void *p) {
   if (fa_unit_kind((uintptr_t)p) != FA_UNIT_SEGMENT)
     _fa_invalid_free(p, "realloc of a pointer not allocated by fancyalloc");
   fa_page_t *page = fa_segment_span_of(fa_ptr_segment(p), p);
-  fa_block_t *b = p;
   if (page->kind == FA_PAGE_CLASS) {
     if (!fa_page_is_block_start(page, (uintptr_t)p))
       _fa_invalid_free(p, "realloc of a pointer that is not the start of a block");
   } else if (page->kind != FA_PAGE_LARGE || p != page->start) {
     _fa_invalid_free(p, "realloc of a freed or invalid pointer");
-  }
-  if (b->tag == fa_block_tag(b) && page->kind == FA_PAGE_CLASS) {
-    /* Probably freed: the free path confirms and aborts if so. */
-    return page;
   }
   return page;
 }

@@ -33,7 +33,6 @@ static void fa_heap_reset(fa_heap_t *heap) {
   atomic_store_explicit(&heap->xpending, 0, memory_order_relaxed);
   heap->generic_count = 0;
   heap->last_purge_ms = 0;
-  heap->remote_collected = 0;
   fa_store(heap->alive, false);
   heap->free_next = NULL;
 }
@@ -63,7 +62,6 @@ fa_heap_t *_fa_heap_new(void) {
     _fa_heaps = heap;
   }
   fa_heap_reset(heap);
-  heap->thread = pthread_self();
   heap->last_purge_ms = _fa_clock_ms();
   fa_store(heap->alive, true);
   pthread_mutex_unlock(&_fa_heaps_lock);

@@ -73,12 +73,10 @@ int _fa_trim(size_t pad) {
   fa_heap_t *heap = fa_heap_get();
   if (heap != &_fa_heap_empty) {
     _fa_heap_collect_remote(heap, true);
-    uint64_t now = _fa_clock_ms();
     /* Keep up to pad bytes of the most recently freed spans warm. */
     size_t keep = pad >> FA_PAGE_SHIFT;
     while (heap->dirty_first != NULL && heap->dirty_pages > keep)
       _fa_span_purge(heap, fa_ptr_segment(heap->dirty_first), heap->dirty_first);
-    (void)now;
   }
   _fa_reclaim_tick(true, true);
   return atomic_load_explicit(&_fa_counters.purged, memory_order_relaxed) != before;

@@ -429,14 +429,10 @@ fa_page_t *_fa_span_alloc(fa_heap_t *heap, size_t pages) {
     if (span != NULL) {
       fa_segment_t *seg = fa_ptr_segment(span);
       uint64_t free_time = span->free_time;
-      bool was_dirty = span->dirty;
       fa_span_unlink(heap, span);
       size_t have = span->span_pages;
-      if (have > pages) {
-        fa_page_t *rest = span + pages;
-        fa_span_make_free(heap, rest, have - pages, span->zeroed, free_time);
-        if (was_dirty && rest->dirty) rest->free_time = free_time;
-      }
+      if (have > pages)   /* the rest keeps its age and state */
+        fa_span_make_free(heap, span + pages, have - pages, span->zeroed, free_time);
       if (span->zeroed) fa_count(committed, pages << FA_PAGE_SHIFT);
       _fa_span_set_tails(span, pages);
       seg->free_pages -= (uint32_t)pages;

@@ -214,9 +214,7 @@ typedef struct fa_heap_s {
   _Atomic int xpending;               /* hint: some owned page has xfree */
   uint64_t generic_count;
   uint64_t last_purge_ms;
-  size_t remote_collected;            /* blocks collected from xfree */
   bool alive;
-  pthread_t thread;
   struct fa_heap_s *pool_next;        /* all heaps (live and parked) */
   struct fa_heap_s *free_next;        /* parked heaps */
 } fa_heap_t;
