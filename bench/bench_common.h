@@ -338,6 +338,23 @@ static BENCH_UNUSED bench_usage_t bench_usage(void)
 static char bench_malloc_lib[PATH_MAX];
 static char bench_alloc_version[128];
 
+/* dlsym returns void *; ISO C has no cast between object and function
+ * pointers, so go through memcpy (POSIX guarantees they have one size). */
+typedef void (*bench_fn_t)(void);
+static bench_fn_t bench_dlsym_fn(const char *name)
+{
+	void *p = dlsym(RTLD_DEFAULT, name);
+	bench_fn_t f;
+	memcpy(&f, &p, sizeof f);
+	return f;
+}
+static void *bench_fn_addr(bench_fn_t f)
+{
+	void *p;
+	memcpy(&p, &f, sizeof p);
+	return p;
+}
+
 static const char *bench_lib_of(void *addr)
 {
 	Dl_info di;
@@ -367,7 +384,7 @@ static BENCH_UNUSED void bench_report_allocator(FILE *out)
 	}
 	/* The address this executable's own call to malloc binds to. */
 	void *(*volatile direct)(size_t) = malloc;
-	const char *dl = bench_lib_of((void *)direct);
+	const char *dl = bench_lib_of(bench_fn_addr((bench_fn_t)direct));
 	if (!dl || strcmp(dl, lib0))
 		bench_die("direct malloc binds to %s, dlsym finds %s",
 			  dl ? dl : "?", lib0);
@@ -380,15 +397,15 @@ static BENCH_UNUSED void bench_report_allocator(FILE *out)
 
 	/* A version string where the allocator offers one. */
 	const char *(*fancy_version)(void) =
-		(const char *(*)(void))dlsym(RTLD_DEFAULT, "fancy_version");
-	int (*mi_version)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "mi_version");
+		(const char *(*)(void))bench_dlsym_fn("fancy_version");
+	int (*mi_version)(void) = (int (*)(void))bench_dlsym_fn("mi_version");
 	const char *(*tc_version)(int *, int *, const char **) =
-		(const char *(*)(int *, int *, const char **))dlsym(RTLD_DEFAULT, "tc_version");
+		(const char *(*)(int *, int *, const char **))bench_dlsym_fn("tc_version");
 	int (*mallctl)(const char *, void *, size_t *, void *, size_t) =
-		(int (*)(const char *, void *, size_t *, void *, size_t))dlsym(RTLD_DEFAULT, "mallctl");
+		(int (*)(const char *, void *, size_t *, void *, size_t))bench_dlsym_fn("mallctl");
 	const char *jever = NULL;
 	size_t sz = sizeof jever;
-	if (fancy_version && !strcmp(bench_lib_of((void *)fancy_version), lib0))
+	if (fancy_version && !strcmp(bench_lib_of(bench_fn_addr((bench_fn_t)fancy_version)), lib0))
 		snprintf(bench_alloc_version, sizeof bench_alloc_version, "fancy-%s", fancy_version());
 	else if (mi_version)
 		snprintf(bench_alloc_version, sizeof bench_alloc_version, "mimalloc-%d", mi_version());

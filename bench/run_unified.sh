@@ -56,5 +56,5 @@ awk -F, '/^#/ { next } !h { for (i = 1; i <= NF; i++) c[$i] = i; h = 1
 	{ printf "%-9s %8.3f %17s %15s %15s %9.3f %9d\n", $c["allocator"], $c["mops"],
 	  "(" $c["mops_min"] "-" $c["mops_max"] ")", $c["malloc_p99_ns"] "/" $c["malloc_p999_ns"],
 	  $c["free_p99_ns"] "/" $c["free_p999_ns"], $c["rss_ratio"], $c["minflt"] }' "$OUT"
-echo "(latencies in ns, every 8th call sampled; RSS/live = VmHWM / peak live requested bytes)"
+echo "(latencies in ns, every 8th call sampled; RSS/live = (VmHWM - base RSS) / peak live requested bytes)"
 [ -z "$FAILED" ] || die "failed runs:$FAILED"
