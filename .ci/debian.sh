@@ -59,11 +59,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-profiles=()
+apt_profiles=()
+dpkg_profiles=()
 if [[ ${FANCY_DEB_NOCHECK:-0} = 1 ]]; then
   export DEB_BUILD_OPTIONS="${DEB_BUILD_OPTIONS:+$DEB_BUILD_OPTIONS }nocheck"
   export DEB_BUILD_PROFILES="${DEB_BUILD_PROFILES:+$DEB_BUILD_PROFILES }nocheck"
-  profiles=(-P nocheck)
+  apt_profiles=(--build-profiles=nocheck)
+  dpkg_profiles=(--build-profiles=nocheck)
   echo "FANCY_DEB_NOCHECK=1: building without running the test suite"
 fi
 if [[ ${DEB_BUILD_OPTIONS:-} != *parallel=* ]]; then
@@ -78,7 +80,7 @@ run "${APT_GET[@]}" update
 run "${APT_GET[@]}" install --no-install-recommends \
   build-essential dpkg-dev fakeroot lintian man-db pkgconf
 # apt reads Build-Depends (with build profiles) from the unpacked tree.
-run "${APT_GET[@]}" build-dep --no-install-recommends "${profiles[@]}" "$src/"
+run "${APT_GET[@]}" build-dep --no-install-recommends "${apt_profiles[@]}" "$src/"
 
 # ---------------------------------------------------------------------------
 step "Copying the tree to $work/libfancyalloc"
@@ -92,7 +94,7 @@ fi
 
 # ---------------------------------------------------------------------------
 step "Building the packages: dpkg-buildpackage -us -uc -b"
-run dpkg-buildpackage -us -uc -b "${profiles[@]}"
+run dpkg-buildpackage -us -uc -b "${dpkg_profiles[@]}"
 cd "$work"
 run ls -l "$work"
 changes=("$work"/libfancyalloc_*.changes)
