@@ -110,6 +110,7 @@ set terminal $TERM_PNG size 1400,560
 set output '$D/throughput.png'
 set multiplot layout 1,2 title "ring workload throughput (median of runs, bars = min..max) - $MACHINE"
 set logscale x 2
+set xrange [0.8:$N*1.25]
 set xlabel 'threads'
 set ylabel 'Mops/s (malloc+free+memset per op)'
 set yrange [0:*]
@@ -119,6 +120,7 @@ set title 'ring --small-only: 16-256 B'
 ${SMALL_PLOT%, }
 unset multiplot
 unset logscale x
+set autoscale x
 
 # ---- latency ----
 set terminal $TERM_PNG size 1400,560
@@ -158,6 +160,7 @@ set output '$D/dashboard.png'
 set multiplot layout 2,3 title "libfancyalloc benchmark dashboard - $MACHINE"
 set style data linespoints
 set logscale x 2
+set xrange [0.8:$N*1.25]
 set yrange [0:*]
 set xlabel 'threads'
 set ylabel 'Mops/s'
@@ -169,6 +172,7 @@ ${LARSON_PLOT%, }
 set title 'xthread (producer/consumer) throughput'
 ${XTHREAD_PLOT%, }
 unset logscale x
+set autoscale x
 set xlabel ''
 set style data histograms
 set style histogram clustered gap 1

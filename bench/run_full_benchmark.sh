@@ -61,7 +61,8 @@ csv_header "$FRAG_KEYS" >"$TMP/frag_raw.csv"
 
 # Runs per repetition: floors 4 per thread count; per allocator ring and
 # ring_small per thread count, larson and xthread per thread count, frag 2.
-TOTAL=$(( NA + REPS * (4 * NT + NA * (4 * NT + 2)) ))
+NFRAG=2; [ "$N" -gt 1 ] || NFRAG=1
+TOTAL=$(( NA + REPS * (4 * NT + NA * (4 * NT + NFRAG)) ))
 START=$(date +%s)
 I=0
 FAILED=
@@ -130,7 +131,9 @@ while [ "$r" -le "$REPS" ]; do
 	done
 	for a in $ALLOCS; do
 		one "$a" frag 1 "$r" "$TMP/frag_raw.csv" "$FRAG_KEYS" frag --threads 1 --blocks "$FRAG_T1_BLOCKS"
-		one "$a" frag "$N" "$r" "$TMP/frag_raw.csv" "$FRAG_KEYS" frag --threads "$N" --blocks "$FRAG_TN_BLOCKS"
+		if [ "$N" -gt 1 ]; then
+			one "$a" frag "$N" "$r" "$TMP/frag_raw.csv" "$FRAG_KEYS" frag --threads "$N" --blocks "$FRAG_TN_BLOCKS"
+		fi
 	done
 	r=$((r + 1))
 done
@@ -214,7 +217,7 @@ done
 			  $c["malloc_p99_ns"], $c["malloc_p999_ns"], $c["free_p99_ns"], $c["free_p999_ns"], $c["vmhwm_kb"] / 1024 }' "$RESULTS_DIR/${b}_summary.csv"
 	done
 	echo
-	echo "frag (RSS/live = VmHWM / peak live; final = RSS / live after freeing 15/16):"
+	echo "frag (RSS/live = (VmHWM - base RSS) / peak live; final = (RSS - base) / live after freeing 15/16; VmHWM raw):"
 	awk -F, '/^#/ { next } !h { for (i = 1; i <= NF; i++) c[$i] = i; h = 1
 		printf "%-9s %4s %8s %12s %10s %9s %12s %9s\n", "allocator", "thr", "Mops/s", "live peak MB", "VmHWM MB", "RSS/live", "final RSS MB", "final/live"; next }
 		{ printf "%-9s %4s %8.3f %12.1f %10.1f %9.3f %12.1f %9.2f\n", $c["allocator"], $c["threads"], $c["mops"], $c["live_peak_kb"] / 1024,
