@@ -174,7 +174,7 @@ machine_header() {
 	{
 		echo "# libfancyalloc benchmark results - $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 		echo "# cpu: $(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)"
-		echo "# cores: $(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN) online"
+		echo "# cores: $(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN) online CPUs"
 		echo "# memory: $(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
 		echo "# kernel: $(uname -srm)"
 		echo "# thp: $(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null || echo ?)"

@@ -224,6 +224,61 @@ done
 		  $c["vmhwm_kb"] / 1024, $c["rss_ratio"], $c["final_rss_kb"] / 1024, $c["final_ratio"] }' "$RESULTS_DIR/frag_summary.csv"
 } >"$RESULTS_DIR/summary.txt"
 
+# The same as Markdown tables (for bench/README.md and issue comments).
+# md_table CSV WORKLOAD TITLE EXTRA [FLOOR] : Mops/s per thread count, and
+# latency / RSS columns at N threads when EXTRA is x or lat (lat adds
+# faults per op); FLOOR names the floor workload shown as a first row.
+md_table() {
+	awk -F, -v W="$2" -v T="$3" -v X="$4" -v F="${5:-}" -v TH="$THREADS" -v N="$N" -v OPS=250000 '
+		/^#/ { next }
+		!h { for (i = 1; i <= NF; i++) c[$i] = i; h = 1; next }
+		($c["workload"] == W && $c["allocator"] != "floor") || ($c["allocator"] == "floor" && $c["workload"] == F) {
+			a = $c["allocator"]; if (a == "floor") a = "floor (warm)"
+			if (!(a in seen)) { seen[a] = 1; ord[++na] = a }
+			t = $c["threads"]
+			v[a, t] = sprintf("%.2f [%.2f-%.2f]", $c["mops"], $c["mops_min"], $c["mops_max"])
+			if (t == N) {
+				if ("malloc_p99_ns" in c) lat[a] = $c["malloc_p99_ns"] " / " $c["malloc_p999_ns"] " | " $c["free_p99_ns"] " / " $c["free_p999_ns"]
+				if ("rss_ratio" in c) rss[a] = sprintf("%.3f", $c["rss_ratio"])
+				if ("minflt" in c && X == "lat") fl[a] = sprintf("%.3f", $c["minflt"] / (t * OPS))
+			}
+		}
+		END {
+			nt = split(TH, th, " ")
+			print "**" T "** (Mops/s, median [min-max])"
+			print ""
+			s = "| allocator |"; u = "|---|"
+			for (i = 1; i <= nt; i++) { s = s " " th[i] " thr |"; u = u "---:|" }
+			if (X != "") { s = s " malloc p99 / p99.9 ns (" N " thr) | free p99 / p99.9 ns (" N " thr) | RSS/live (" N " thr) |"; u = u "---:|---:|---:|" }
+			if (X == "lat") { s = s " minflt/op (" N " thr) |"; u = u "---:|" }
+			print s; print u
+			for (o = 1; o <= na; o++) { a = ord[o]; s = "| " a " |"
+				for (i = 1; i <= nt; i++) s = s " " ((a, th[i]) in v ? v[a, th[i]] : "-") " |"
+				if (X != "") s = s " " (a in lat ? lat[a] : "- | -") " | " (a in rss ? rss[a] : "-") " |"
+				if (X == "lat") s = s " " (a in fl ? fl[a] : "-") " |"
+				print s }
+			print "" }' "$1"
+}
+{
+	echo "Machine: $(sed -n 's/^# cpu: //p' "$TMP/header"), $(sed -n 's/^# cores: //p' "$TMP/header"), $(sed -n 's/^# memory: //p' "$TMP/header"), $(sed -n 's/^# kernel: //p' "$TMP/header"), $(sed -n 's/^# glibc: //p' "$TMP/header"), $(sed -n 's/^# compiler: //p' "$TMP/header"), THP $(sed -n 's/^# thp: //p' "$TMP/header")."
+	echo
+	sed -n 's/^# allocator \([^:]*\): \(.*\) \[.*/- \1: \2/p' "$TMP/header"
+	echo
+	echo "$BENCH_WALL; REPS=$REPS; latencies sample every 8th call (rdtscp, ~10 ns timer included)."
+	echo
+	md_table "$RESULTS_DIR/ring_summary.csv" ring "ring (100k slots, 250k ops/thread, 60/30/10 mix)" lat floor_warm
+	md_table "$RESULTS_DIR/ring_summary.csv" ring_small "ring --small-only (16-256 B)" lat floor_small_warm
+	md_table "$RESULTS_DIR/larson_summary.csv" larson "larson (thread churn, ${LARSON_SECONDS}s)" x
+	md_table "$RESULTS_DIR/xthread_summary.csv" xthread "xthread (producer/consumer, 16-256 B)" x
+	echo "**frag** (RSS/live = (VmHWM - base) / peak live; final = after freeing 15/16 of the blocks)"
+	echo
+	echo "| allocator | threads | Mops/s | peak live MB | VmHWM MB | RSS/live | final RSS MB | final RSS/live |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+	awk -F, '/^#/ { next } !h { for (i = 1; i <= NF; i++) c[$i] = i; h = 1; next }
+		{ printf "| %s | %s | %.2f | %.1f | %.1f | %.3f | %.1f | %.2f |\n", $c["allocator"], $c["threads"], $c["mops"], $c["live_peak_kb"] / 1024,
+		  $c["vmhwm_kb"] / 1024, $c["rss_ratio"], $c["final_rss_kb"] / 1024, $c["final_ratio"] }' "$RESULTS_DIR/frag_summary.csv"
+} >"$RESULTS_DIR/summary.md"
+
 echo
 cat "$RESULTS_DIR/summary.txt"
 echo
@@ -233,6 +288,6 @@ if command -v gnuplot >/dev/null 2>&1; then
 else
 	note "gnuplot not installed: no PNG plots (apt-get install gnuplot-nox)"
 fi
-echo "wrote $RESULTS_DIR: ring/larson/xthread/frag *_raw.csv and *_summary.csv, ring_above_floor.csv, summary.txt, machine.txt, *.png"
+echo "wrote $RESULTS_DIR: ring/larson/xthread/frag *_raw.csv and *_summary.csv, ring_above_floor.csv, summary.txt, summary.md, machine.txt, *.png"
 echo "total time: $BENCH_WALL"
 [ -z "$FAILED" ] || die "allocators with failed runs (partial results):$FAILED"
