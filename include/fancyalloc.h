@@ -26,6 +26,10 @@
 #  define FANCY_ATTR_ALLOC_SIZE2(n, m) __attribute__((alloc_size(n, m)))
 #  define FANCY_ATTR_ALLOC_ALIGN(n) __attribute__((alloc_align(n)))
 #  define FANCY_ATTR_NODISCARD __attribute__((warn_unused_result))
+#  if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
+/* The call looks at the block's address, never at its contents. */
+#    define FANCY_ATTR_NO_ACCESS(n) __attribute__((access(none, n)))
+#  endif
 #else
 #  define FANCY_API
 #  define FANCY_ATTR_MALLOC
@@ -33,6 +37,10 @@
 #  define FANCY_ATTR_ALLOC_SIZE2(n, m)
 #  define FANCY_ATTR_ALLOC_ALIGN(n)
 #  define FANCY_ATTR_NODISCARD
+#endif
+
+#ifndef FANCY_ATTR_NO_ACCESS
+#  define FANCY_ATTR_NO_ACCESS(n)
 #endif
 
 #ifdef __cplusplus
@@ -79,7 +87,8 @@ FANCY_API FANCY_ATTR_NODISCARD
 int fancy_posix_memalign(void **memptr, size_t alignment, size_t size) FANCY_NOEXCEPT;
 
 /* Usable bytes in the block at ptr (>= the size asked for); 0 for NULL. */
-FANCY_API size_t fancy_malloc_usable_size(const void *ptr) FANCY_NOEXCEPT;
+FANCY_API FANCY_ATTR_NO_ACCESS(1)
+size_t fancy_malloc_usable_size(const void *ptr) FANCY_NOEXCEPT;
 
 /* Return free memory of the calling thread's heap and of the shared caches
  * to the OS now, keeping at most pad bytes of free memory cached.
