@@ -1,0 +1,1 @@
+## tests/preload/local.mk - programs run under libfancymalloc (issue 4).

@@ -1,0 +1,1 @@
+## tests/stress/local.mk - stress programs (issue 8).
