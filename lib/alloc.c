@@ -70,8 +70,8 @@ void *_fa_malloc_generic(fa_heap_t *heap, size_t n) {
 }
 
 /* The block's usable size, or 0 for NULL and pointers that are not ours. */
-size_t _fa_usable_size(const void *p) {
-  uintptr_t u = (uintptr_t)p;
+size_t _fa_usable_size(uintptr_t u) {
+  const void *p = (const void *)u;
   switch (fa_unit_kind(u)) {
   case FA_UNIT_SEGMENT: {
     fa_page_t *page = fa_segment_span_of(fa_ptr_segment(p), p);
@@ -179,5 +179,5 @@ void *fancy_calloc(size_t nmemb, size_t size) FANCY_NOEXCEPT {
 void *fancy_realloc(void *ptr, size_t size) FANCY_NOEXCEPT { return _fa_realloc(ptr, size); }
 
 size_t fancy_malloc_usable_size(const void *ptr) FANCY_NOEXCEPT {
-  return _fa_usable_size(ptr);
+  return _fa_usable_size((uintptr_t)ptr);
 }

@@ -141,7 +141,7 @@ FA_HIDDEN size_t _fa_list_length(const fa_block_t *b, size_t limit);
 FA_HIDDEN void *_fa_malloc_generic(fa_heap_t *heap, size_t n);
 FA_HIDDEN void *_fa_calloc(size_t count, size_t size);
 FA_HIDDEN void *_fa_realloc(void *p, size_t n);
-FA_HIDDEN FANCY_ATTR_NO_ACCESS(1) size_t _fa_usable_size(const void *p);
+FA_HIDDEN size_t _fa_usable_size(uintptr_t u);  /* an address only */
 FA_HIDDEN void _fa_free_generic(fa_segment_t *seg, fa_page_t *page, void *p);
 FA_HIDDEN void _fa_free_special(void *p);
 FA_HIDDEN void *_fa_aligned_alloc(size_t alignment, size_t size);

@@ -67,7 +67,7 @@ FA_EXPORT void *pvalloc(size_t size) {
   return _fa_aligned_alloc(FA_OS_PAGE_SIZE, rounded ? rounded : FA_OS_PAGE_SIZE);
 }
 
-FA_EXPORT size_t malloc_usable_size(void *p) { return _fa_usable_size(p); }
+FA_EXPORT size_t malloc_usable_size(void *p) { return _fa_usable_size((uintptr_t)p); }
 FA_EXPORT int malloc_trim(size_t pad) { return _fa_trim(pad); }
 
 /* glibc-internal names. */
