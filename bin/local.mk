@@ -1,0 +1,1 @@
+## bin/local.mk - the fancyrun wrapper (issue 4).
