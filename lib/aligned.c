@@ -13,6 +13,7 @@
 
 void *_fa_aligned_alloc(size_t alignment, size_t size) {
   if (alignment <= FA_ALIGN) return fa_malloc_inline(size);
+  if (fa_unlikely(_fa_opt.check)) return _fa_aligned_checked(alignment, size);
   if (size > PTRDIFF_MAX) {
     errno = ENOMEM;
     return NULL;

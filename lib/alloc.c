@@ -38,16 +38,8 @@ static void *fa_large_alloc(fa_heap_t *heap, size_t n) {
   return page->start;
 }
 
-/* Everything malloc's inline path does not do: first use by a thread,
- * medium and larger sizes, refills, and the periodic heartbeat. */
-void *_fa_malloc_generic(fa_heap_t *heap, size_t n) {
-  if (fa_unlikely(heap == &_fa_heap_empty)) {
-    heap = _fa_thread_init();
-    if (heap == NULL) {
-      errno = ENOMEM;
-      return NULL;
-    }
-  }
+/* Medium and larger sizes, refills, and the periodic heartbeat. */
+static void *fa_malloc_raw(fa_heap_t *heap, size_t n) {
   if (n <= FA_MEDIUM_MAX) {
     unsigned cls = fa_size_class(n);
     fa_page_t *page = heap->queues[cls].first;
@@ -69,8 +61,92 @@ void *_fa_malloc_generic(fa_heap_t *heap, size_t n) {
   return _fa_huge_alloc(n, 0);
 }
 
+/* ------------------------------------------------------------------------
+ * FANCY_CHECK: the size asked for in the block's last word, a canary
+ * behind the request.
+ * ---------------------------------------------------------------------- */
+static void *fa_check_arm(void *p, size_t n) {
+  if (p == NULL) return NULL;
+  uint8_t *b = p;
+  size_t end = _fa_block_size((uintptr_t)p) - sizeof(size_t);
+  memcpy(b + end, &n, sizeof n);
+  size_t c = end - n;
+  memset(b + n, FA_CANARY_BYTE, c < FA_CANARY_MAX ? c : FA_CANARY_MAX);
+  return p;
+}
+
+static size_t fa_check_size(const void *p) {
+  size_t block = _fa_block_size((uintptr_t)p), n;
+  if (block < FA_CHECK_EXTRA) _fa_invalid_free(p, "invalid pointer (checked mode)");
+  memcpy(&n, (const uint8_t *)p + block - sizeof n, sizeof n);
+  if (n > block - FA_CHECK_EXTRA) _fa_fatal("buffer overrun at %p (size word clobbered)", p);
+  return n;
+}
+
+void _fa_check_block(void *p) {
+  size_t n = fa_check_size(p);
+  size_t c = _fa_block_size((uintptr_t)p) - sizeof(size_t) - n;
+  const uint8_t *b = (const uint8_t *)p + n;
+  for (size_t i = 0; i < c && i < FA_CANARY_MAX; i++)
+    if (b[i] != FA_CANARY_BYTE)
+      _fa_fatal("buffer overrun at %p (block of %zu bytes, byte %zu past its end written)", p, n,
+                i);
+}
+
+static void *fa_malloc_checked(fa_heap_t *heap, size_t n) {
+  if (n > PTRDIFF_MAX - FA_CHECK_EXTRA) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return fa_check_arm(fa_malloc_raw(heap, n + FA_CHECK_EXTRA), n);
+}
+
+static fa_heap_t *fa_heap_ready(void) {
+  fa_heap_t *heap = fa_heap_get();
+  return heap != &_fa_heap_empty ? heap : _fa_thread_init();
+}
+
+/* Everything malloc's inline path does not do; the first allocation of a
+ * thread lands here and sets the thread up. */
+void *_fa_malloc_generic(fa_heap_t *heap, size_t n) {
+  if (fa_unlikely(heap == &_fa_heap_empty)) {
+    heap = _fa_thread_init();
+    if (heap == NULL) {
+      errno = ENOMEM;
+      return NULL;
+    }
+  }
+  if (fa_unlikely(_fa_opt.check)) return fa_malloc_checked(heap, n);
+  return fa_malloc_raw(heap, n);
+}
+
+/* An aligned block in checked mode: room for the canary, alignment kept
+ * (see aligned.c for the classes that are naturally aligned). */
+void *_fa_aligned_checked(size_t alignment, size_t size) {
+  fa_heap_t *heap = fa_heap_ready();
+  if (heap == NULL || size > PTRDIFF_MAX - FA_CHECK_EXTRA - alignment) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t n = size + FA_CHECK_EXTRA;
+  if (alignment <= FA_MEDIUM_MAX && n <= FA_MEDIUM_MAX) {
+    unsigned cls = fa_size_class((n + alignment - 1) & ~(alignment - 1));
+    while (_fa_class_size[cls] % alignment != 0) cls++;
+    return fa_check_arm(fa_malloc_raw(heap, _fa_class_size[cls]), size);
+  }
+  if (alignment <= FA_PAGE_SIZE && n <= FA_LARGE_MAX)
+    return fa_check_arm(fa_malloc_raw(heap, n > FA_MEDIUM_MAX ? n : FA_MEDIUM_MAX + 1), size);
+  return fa_check_arm(_fa_huge_alloc(n, alignment), size);
+}
+
 /* The block's usable size, or 0 for NULL and pointers that are not ours. */
 size_t _fa_usable_size(uintptr_t u) {
+  if (fa_unlikely(_fa_opt.check) && _fa_block_size(u) != 0) return fa_check_size((void *)u);
+  return _fa_block_size(u);
+}
+
+/* The size of the block at u as the allocator sees it. */
+size_t _fa_block_size(uintptr_t u) {
   const void *p = (const void *)u;
   switch (fa_unit_kind(u)) {
   case FA_UNIT_SEGMENT: {
@@ -134,6 +210,10 @@ void *_fa_realloc(void *p, size_t n) {
   if (n == 0) {
     fa_free_inline(p);
     return NULL;
+  }
+  if (fa_unlikely(_fa_opt.check)) {
+    _fa_check_block(p);
+    return fa_realloc_move(p, fa_check_size(p), n);
   }
   if (fa_unit_kind((uintptr_t)p) == FA_UNIT_HUGE) return _fa_huge_realloc(p, n);
   fa_page_t *page = fa_realloc_page(p);

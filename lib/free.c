@@ -50,6 +50,7 @@ void _fa_free_generic(fa_segment_t *seg, fa_page_t *page, void *p) {
   case FA_PAGE_CLASS:
     if (!fa_page_is_block_start(page, (uintptr_t)p))
       _fa_invalid_free(p, "invalid free (not the start of a block)");
+    if (fa_unlikely(_fa_opt.check) && b->tag != fa_block_tag(b)) _fa_check_block(p);
     if (b->tag == fa_block_tag(b)) {
       /* Freed already, or live data that happens to match the tag: the
        * owner can tell by walking the page's lists; another thread cannot
@@ -68,6 +69,7 @@ void _fa_free_generic(fa_segment_t *seg, fa_page_t *page, void *p) {
     return;
   case FA_PAGE_LARGE:
     if (p != page->start) _fa_invalid_free(p, "invalid free (not the start of a block)");
+    if (fa_unlikely(_fa_opt.check) && b->tag != fa_block_tag(b)) _fa_check_block(p);
     if (b->tag == fa_block_tag(b) &&
         (!owner || atomic_load_explicit(&page->xfree, memory_order_relaxed) == b))
       _fa_invalid_free(p, "double free");
@@ -89,6 +91,7 @@ void _fa_free_generic(fa_segment_t *seg, fa_page_t *page, void *p) {
 void _fa_free_special(void *p) {
   if (p == NULL) return;
   if (fa_unit_kind((uintptr_t)p) == FA_UNIT_HUGE) {
+    if (fa_unlikely(_fa_opt.check) && _fa_huge_size(p) != 0) _fa_check_block(p);
     if (_fa_huge_free(p)) return;
     _fa_invalid_free(p, "invalid free (not the start of a huge block)");
   }

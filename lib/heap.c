@@ -72,7 +72,9 @@ fa_heap_t *_fa_heap_new(void) {
 
 void _fa_heap_set_direct(fa_heap_t *heap, unsigned cls, fa_page_t *page) {
   if (cls >= FA_SMALL_CLASSES) return;
-  if (page == NULL) page = &_fa_page_empty;
+  /* FANCY_CHECK sends every malloc to the slow path, which adds the
+   * canary: the direct table then always leads to the empty page. */
+  if (page == NULL || _fa_opt.check) page = &_fa_page_empty;
   /* direct[i] serves sizes (16(i-1), 16i]; class cls covers the sizes
    * above the previous class size up to its own. */
   size_t hi = _fa_class_size[cls] / 16;

@@ -57,6 +57,7 @@ typedef struct fa_options_s {
   size_t segment_cache;   /* FANCY_SEGMENT_CACHE: empty segments kept */
   bool stats;             /* FANCY_STATS: print at exit */
   bool verbose;           /* FANCY_VERBOSE */
+  bool check;             /* FANCY_CHECK: canaries behind every block */
 } fa_options_t;
 
 /* options.c */
@@ -142,9 +143,12 @@ FA_HIDDEN void *_fa_malloc_generic(fa_heap_t *heap, size_t n);
 FA_HIDDEN void *_fa_calloc(size_t count, size_t size);
 FA_HIDDEN void *_fa_realloc(void *p, size_t n);
 FA_HIDDEN size_t _fa_usable_size(uintptr_t u);  /* an address only */
+FA_HIDDEN size_t _fa_block_size(uintptr_t u);   /* ignoring FANCY_CHECK */
+FA_HIDDEN void _fa_check_block(void *p);        /* FANCY_CHECK: verify canary */
 FA_HIDDEN void _fa_free_generic(fa_segment_t *seg, fa_page_t *page, void *p);
 FA_HIDDEN void _fa_free_special(void *p);
 FA_HIDDEN void *_fa_aligned_alloc(size_t alignment, size_t size);
+FA_HIDDEN void *_fa_aligned_checked(size_t alignment, size_t size);
 FA_HIDDEN FA_NORETURN FA_COLD void _fa_invalid_free(const void *p, const char *what);
 
 /* ------------------------------------------------------------------------

@@ -21,6 +21,7 @@ fa_options_t _fa_opt = {
   .segment_cache = 8,
   .stats = false,
   .verbose = false,
+  .check = FA_DEFAULT_CHECK,
 };
 
 typedef enum { FA_OPT_BOOL, FA_OPT_SIZE, FA_OPT_COUNT } fa_opt_type_t;
@@ -46,6 +47,7 @@ static const fa_option_desc_t fa_option_table[] = {
    "empty 4 MiB segments kept for reuse"},
   {"FANCY_STATS", FA_OPT_BOOL, &_fa_opt.stats, "print statistics at exit"},
   {"FANCY_VERBOSE", FA_OPT_BOOL, &_fa_opt.verbose, "print the options at start-up"},
+  {"FANCY_CHECK", FA_OPT_BOOL, &_fa_opt.check, "canaries that catch buffer overruns"},
 };
 #define FA_OPTION_COUNT (sizeof(fa_option_table) / sizeof(fa_option_table[0]))
 

@@ -91,7 +91,7 @@ static void fa_page_init(fa_segment_t *seg, fa_page_t *page, unsigned cls) {
   atomic_store_explicit(&page->xfree, NULL, memory_order_relaxed);
   fa_store(page->cls, (uint8_t)cls);
   fa_store(page->kind, (uint8_t)FA_PAGE_CLASS);
-  page->slow = 0;
+  page->slow = _fa_opt.check;   /* checked frees take the slow path */
 }
 
 /* Carve at most FA_EXTEND_BYTES (at least one block) more into `free`. */

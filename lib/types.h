@@ -56,6 +56,16 @@
 #ifndef FA_DEFAULT_RECLAIM
 #define FA_DEFAULT_RECLAIM 0
 #endif
+#ifndef FA_DEFAULT_CHECK
+#define FA_DEFAULT_CHECK 0
+#endif
+
+/* FANCY_CHECK=1: every block gets FA_CHECK_EXTRA more bytes; its last word
+ * holds the size asked for and up to FA_CANARY_MAX bytes after the request
+ * hold FA_CANARY_BYTE, verified when the block is freed or reallocated. */
+#define FA_CHECK_EXTRA 16
+#define FA_CANARY_MAX 64
+#define FA_CANARY_BYTE 0xfc
 
 /* ------------------------------------------------------------------------
  * Geometry

@@ -11,3 +11,9 @@ tests_check_white_LDADD = lib/libfancycore.la $(CHECK_LIBS) $(PTHREAD_LIBS)
 else
 EXTRA_DIST += tests/check_white.c
 endif
+
+## FANCY_CHECK=1 (canaries): re-executes itself with the variable set.
+check_PROGRAMS += tests/check_mode
+TESTS += tests/check_mode
+tests_check_mode_SOURCES = tests/check_mode.c
+tests_check_mode_LDADD = lib/libfancyalloc.la $(PTHREAD_LIBS)
