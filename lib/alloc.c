@@ -68,25 +68,42 @@ static void *fa_malloc_raw(fa_heap_t *heap, size_t n) {
 static void *fa_check_arm(void *p, size_t n) {
   if (p == NULL) return NULL;
   uint8_t *b = p;
-  size_t end = _fa_block_size((uintptr_t)p) - sizeof(size_t);
+  size_t block = _fa_block_size((uintptr_t)p);
+  size_t end = block - sizeof(size_t);
+  fa_track_undefined(b, block);
   memcpy(b + end, &n, sizeof n);
   size_t c = end - n;
   memset(b + n, FA_CANARY_BYTE, c < FA_CANARY_MAX ? c : FA_CANARY_MAX);
+  fa_track_malloc(b, n);                  /* memcheck: a heap block of n */
+  fa_track_noaccess(b + n, block - n);
   return p;
 }
 
 static size_t fa_check_size(const void *p) {
   size_t block = _fa_block_size((uintptr_t)p), n;
   if (block < FA_CHECK_EXTRA) _fa_invalid_free(p, "invalid pointer (checked mode)");
-  memcpy(&n, (const uint8_t *)p + block - sizeof n, sizeof n);
+  const uint8_t *word = (const uint8_t *)p + block - sizeof n;
+  fa_track_defined(word, sizeof n);
+  memcpy(&n, word, sizeof n);
+  fa_track_noaccess(word, sizeof n);
   if (n > block - FA_CHECK_EXTRA) _fa_fatal("buffer overrun at %p (size word clobbered)", p);
   return n;
+}
+
+/* The block is being freed: memcheck forgets it, and only the words the
+ * allocator keeps in a free block stay addressable. */
+void _fa_check_release(void *p) {
+  size_t block = _fa_block_size((uintptr_t)p);
+  fa_track_free(p);
+  fa_track_noaccess(p, block);
+  fa_track_undefined(p, sizeof(fa_block_t));
 }
 
 void _fa_check_block(void *p) {
   size_t n = fa_check_size(p);
   size_t c = _fa_block_size((uintptr_t)p) - sizeof(size_t) - n;
   const uint8_t *b = (const uint8_t *)p + n;
+  fa_track_defined(b, c < FA_CANARY_MAX ? c : FA_CANARY_MAX);
   for (size_t i = 0; i < c && i < FA_CANARY_MAX; i++)
     if (b[i] != FA_CANARY_BYTE)
       _fa_fatal("buffer overrun at %p (block of %zu bytes, byte %zu past its end written)", p, n,
@@ -171,7 +188,7 @@ void *_fa_calloc(size_t count, size_t size) {
   }
   void *p = fa_malloc_inline(n);
   if (p == NULL) return NULL;
-  if (n > FA_MEDIUM_MAX) {
+  if (n > FA_MEDIUM_MAX && !_fa_opt.check) {
     /* Huge blocks are fresh mappings; large spans carved from purged or
      * fresh pages are zero too. */
     if (fa_unit_kind((uintptr_t)p) == FA_UNIT_HUGE) return p;

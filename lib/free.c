@@ -50,13 +50,17 @@ void _fa_free_generic(fa_segment_t *seg, fa_page_t *page, void *p) {
   case FA_PAGE_CLASS:
     if (!fa_page_is_block_start(page, (uintptr_t)p))
       _fa_invalid_free(p, "invalid free (not the start of a block)");
-    if (fa_unlikely(_fa_opt.check) && b->tag != fa_block_tag(b)) _fa_check_block(p);
+    if (fa_unlikely(_fa_opt.check)) {
+      fa_track_defined(b, sizeof *b);     /* the tag may lie past a tiny block */
+      if (b->tag != fa_block_tag(b)) _fa_check_block(p);
+    }
     if (b->tag == fa_block_tag(b)) {
       /* Freed already, or live data that happens to match the tag: the
        * owner can tell by walking the page's lists; another thread cannot
        * walk them safely, and the match is too unlikely to be chance. */
       if (!owner || fa_page_holds_free(page, b)) _fa_invalid_free(p, "double free");
     }
+    if (fa_unlikely(_fa_opt.check)) _fa_check_release(p);
     if (owner) {
       b->tag = fa_block_tag(b);
       b->next = page->local_free;
@@ -69,10 +73,14 @@ void _fa_free_generic(fa_segment_t *seg, fa_page_t *page, void *p) {
     return;
   case FA_PAGE_LARGE:
     if (p != page->start) _fa_invalid_free(p, "invalid free (not the start of a block)");
-    if (fa_unlikely(_fa_opt.check) && b->tag != fa_block_tag(b)) _fa_check_block(p);
+    if (fa_unlikely(_fa_opt.check)) {
+      fa_track_defined(b, sizeof *b);
+      if (b->tag != fa_block_tag(b)) _fa_check_block(p);
+    }
     if (b->tag == fa_block_tag(b) &&
         (!owner || atomic_load_explicit(&page->xfree, memory_order_relaxed) == b))
       _fa_invalid_free(p, "double free");
+    if (fa_unlikely(_fa_opt.check)) _fa_check_release(p);
     if (owner) {
       fa_store(page->used, 0u);
       _fa_span_free(heap, seg, page);
@@ -91,7 +99,10 @@ void _fa_free_generic(fa_segment_t *seg, fa_page_t *page, void *p) {
 void _fa_free_special(void *p) {
   if (p == NULL) return;
   if (fa_unit_kind((uintptr_t)p) == FA_UNIT_HUGE) {
-    if (fa_unlikely(_fa_opt.check) && _fa_huge_size(p) != 0) _fa_check_block(p);
+    if (fa_unlikely(_fa_opt.check) && _fa_huge_size(p) != 0) {
+      _fa_check_block(p);
+      fa_track_free(p);
+    }
     if (_fa_huge_free(p)) return;
     _fa_invalid_free(p, "invalid free (not the start of a huge block)");
   }

@@ -145,6 +145,7 @@ FA_HIDDEN void *_fa_realloc(void *p, size_t n);
 FA_HIDDEN size_t _fa_usable_size(uintptr_t u);  /* an address only */
 FA_HIDDEN size_t _fa_block_size(uintptr_t u);   /* ignoring FANCY_CHECK */
 FA_HIDDEN void _fa_check_block(void *p);        /* FANCY_CHECK: verify canary */
+FA_HIDDEN void _fa_check_release(void *p);      /* FANCY_CHECK: block leaves use */
 FA_HIDDEN void _fa_free_generic(fa_segment_t *seg, fa_page_t *page, void *p);
 FA_HIDDEN void _fa_free_special(void *p);
 FA_HIDDEN void *_fa_aligned_alloc(size_t alignment, size_t size);
@@ -193,6 +194,7 @@ extern fa_counters_t _fa_counters FA_HIDDEN;
  * The OS seam (os.c; declared in os.h)
  * ---------------------------------------------------------------------- */
 #include "os.h"
+#include "track.h"
 
 /* ========================================================================
  * Inline helpers: the fast paths live here so that fancy_malloc (alloc.c)

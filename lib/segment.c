@@ -474,6 +474,9 @@ void _fa_span_free(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *page) {
       pages += right->span_pages;
     }
   }
+  /* memcheck: the pages are the allocator's again (no-op without it). */
+  if (fa_unlikely(_fa_opt.check))
+    fa_track_undefined(fa_page_address(seg, page), pages << FA_PAGE_SHIFT);
   fa_span_make_free(heap, page, pages, zeroed, _fa_clock_ms());
   if (heap != NULL && pages == FA_SEGMENT_USABLE_PAGES &&
       heap->segment_count * FA_SEGMENT_SIZE > _fa_opt.arena_size)

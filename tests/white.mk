@@ -17,3 +17,12 @@ check_PROGRAMS += tests/check_mode
 TESTS += tests/check_mode
 tests_check_mode_SOURCES = tests/check_mode.c
 tests_check_mode_LDADD = lib/libfancyalloc.la $(PTHREAD_LIBS)
+
+## Memcheck over fancy_* blocks (valgrind client requests, track.h).
+check_PROGRAMS += tests/valgrind_prog
+tests_valgrind_prog_SOURCES = tests/valgrind_prog.c
+tests_valgrind_prog_LDADD = lib/libfancyalloc.la
+# A real executable, not a libtool wrapper script, for valgrind to run.
+tests_valgrind_prog_LDFLAGS = -no-install
+TESTS += tests/test_valgrind.sh
+EXTRA_DIST += tests/test_valgrind.sh
