@@ -190,9 +190,13 @@ static void fa_secret_init(void) {
 static void fa_process_init_once(void) {
   fa_tls_in_init = true;
   _fa_options_init();
-  /* Under valgrind every call goes through the checked slow path, which
-   * tells memcheck about each block (track.h). */
-  if (fa_running_on_valgrind()) _fa_opt.check = true;
+  /* Under memcheck every call goes through the checked slow path, which
+   * tells memcheck about each block (track.h).  Only memcheck: callgrind
+   * must count the real fast paths.  An explicit FANCY_CHECK wins. */
+  if (fa_running_on_valgrind() && getenv("FANCY_CHECK") == NULL) {
+    const char *pre = getenv("LD_PRELOAD");
+    if (pre != NULL && strstr(pre, "vgpreload_memcheck") != NULL) _fa_opt.check = true;
+  }
   fa_secret_init();
   if (pthread_key_create(&fa_thread_key, fa_thread_done) != 0)
     _fa_fatal("cannot create the thread-exit key");
