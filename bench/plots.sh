@@ -64,7 +64,7 @@ if gnuplot -e 'set terminal pngcairo' >/dev/null 2>&1; then
 else
 	TERM_PNG='png noenhanced'
 fi
-MACHINE=$(awk -F': ' '/^# cpu:/ { c = $2 } /^# cores:/ { n = $2 } /^# kernel:/ { k = $2 } END { printf "%s, %s cores, %s", c, n, k }' "$D/ring_summary.csv" | sed 's/"/\\"/g')
+MACHINE=$(awk -F': ' '/^# cpu:/ { c = $2 } /^# cores:/ { n = $2 } /^# kernel:/ { k = $2 } END { printf "%s, %s, %s", c, n, k }' "$D/ring_summary.csv" | sed 's/"/\\"/g')
 
 # plot command pieces
 tp_lines() { # WORKLOAD-PREFIX: lines for each allocator
@@ -164,7 +164,7 @@ set xrange [0.8:$N*1.25]
 set yrange [0:*]
 set xlabel 'threads'
 set ylabel 'Mops/s'
-set key inside left top
+set key below horizontal
 set title 'ring throughput'
 ${RING_PLOT%, }
 set title 'larson (thread churn) throughput'
