@@ -222,8 +222,7 @@ static inline fa_segment_t *fa_ptr_segment(const void *p) {
 
 /* The first page of the span holding p. */
 static inline fa_page_t *fa_segment_span_of(fa_segment_t *seg, const void *p) {
-  fa_page_t *page = &seg->pages[((uintptr_t)p - (uintptr_t)seg) >> FA_PAGE_SHIFT];
-  return page - page->span_offset;
+  return seg->pages[((uintptr_t)p - (uintptr_t)seg) >> FA_PAGE_SHIFT].head;
 }
 
 static inline uint8_t *fa_page_address(fa_segment_t *seg, const fa_page_t *page) {

@@ -107,8 +107,10 @@ static void fa_span_unlink(fa_heap_t *heap, fa_page_t *span) {
 void _fa_span_set_tails(fa_page_t *page, size_t pages) {
   fa_store(page->span_pages, (uint32_t)pages);
   page->span_offset = 0;
+  page->head = page;
   for (size_t i = 1; i < pages; i++) {
     page[i].span_offset = (uint32_t)i;
+    page[i].head = page;
     fa_store(page[i].kind, (uint8_t)FA_PAGE_UNUSED);
     page[i].slow = 1;
   }
@@ -150,7 +152,10 @@ static void fa_list_remove(fa_segment_t **list, fa_segment_t *seg) {
 
 static void fa_segment_header_init(fa_segment_t *seg) {
   memset(seg->pages, 0, sizeof seg->pages);
-  for (size_t i = 0; i < FA_PAGES_PER_SEGMENT; i++) seg->pages[i].slow = 1;
+  for (size_t i = 0; i < FA_PAGES_PER_SEGMENT; i++) {
+    seg->pages[i].slow = 1;
+    seg->pages[i].head = &seg->pages[i];
+  }
   seg->cookie = FA_SEGMENT_MAGIC ^ (uint64_t)(uintptr_t)seg ^ _fa_secret;
   atomic_store_explicit(&seg->xmask, 0, memory_order_relaxed);
   seg->free_pages = 0;

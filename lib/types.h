@@ -143,23 +143,30 @@ struct fa_heap_s;
  *   capacity <= reserved = blocks that fit in the span;
  *   slow == 0 exactly when an owner free may take the inline path.
  * Fields that statistics read from other threads (kind, cls, used, bsize,
- * span_pages) are written with relaxed atomic stores. */
+ * span_pages) are written with relaxed atomic stores.  `head` (every page)
+ * and span_offset (every page; on the last page of a free span it is the
+ * boundary tag) both lead to the first page: head for the fast paths,
+ * span_offset for index arithmetic. */
 typedef struct fa_page_s {
-  /* hot: malloc/free fast paths */
+  /* hot: malloc/free fast paths, all in the first 64 bytes */
   fa_block_t *free;             /* malloc pops here */
   fa_block_t *local_free;       /* owner frees push here */
-  uint32_t used;
-  uint32_t bsize;               /* block size (span size for large) */
+  struct fa_page_s *head;       /* the first page of this page's span */
   uint8_t *start;               /* first block */
   uint64_t recip;               /* ceil(2^40 / bsize): offset -> index */
+  uint32_t used;
+  uint32_t bsize;               /* block size (span size for large) */
+  uint32_t capacity;
   uint8_t slow;                 /* nonzero: frees go the generic path */
   uint8_t kind;                 /* fa_page_kind_t */
   uint8_t cls;                  /* size class of a class span */
   uint8_t zeroed;               /* span memory known to be zero */
-  uint32_t capacity;
   uint32_t reserved;
   uint32_t span_pages;          /* pages in this span (first page) */
+  /* cold */
   uint32_t span_offset;         /* pages back to the span's first page */
+  uint8_t dirty;                /* on the heap's dirty list */
+  uint8_t in_bin;               /* on one of the heap's span bins */
   _Atomic(fa_block_t *) xfree;  /* blocks freed by other threads */
   /* queue links: class queue (class span) or span bin (free span) */
   struct fa_page_s *next;
@@ -168,9 +175,11 @@ typedef struct fa_page_s {
   struct fa_page_s *dnext;
   struct fa_page_s *dprev;
   uint64_t free_time;           /* ms, when the span became free */
-  uint8_t dirty;                /* on the heap's dirty list */
-  uint8_t in_bin;               /* on one of the heap's span bins */
+  uint64_t reserved_for_future; /* keeps the size a power of two */
 } fa_page_t;
+
+/* A power of two, so that finding a page from an address is a shift. */
+_Static_assert(sizeof(fa_page_t) == 128, "fa_page_t must be 128 bytes");
 
 #define FA_SEGMENT_MAGIC 0x46414e4359534547ULL   /* "FANCYSEG" */
 

@@ -70,8 +70,10 @@ static bool fa_check_segment(fa_segment_t *seg, bool deep) {
     FA_CHECK(page->span_offset == 0 && n >= 1 && idx + n <= FA_PAGES_PER_SEGMENT,
              "heap inconsistency: segment %p page %zu: bad span (%zu pages, offset %u)",
              (void *)seg, idx, n, page->span_offset);
+    FA_CHECK(page->head == page, "heap inconsistency: segment %p page %zu: bad head", (void *)seg,
+             idx);
     for (size_t i = 1; i < n; i++)
-      FA_CHECK(page[i].span_offset == i && page[i].kind == FA_PAGE_UNUSED,
+      FA_CHECK(page[i].span_offset == i && page[i].head == page && page[i].kind == FA_PAGE_UNUSED,
                "heap inconsistency: segment %p page %zu: bad boundary tag", (void *)seg, idx + i);
     switch (page->kind) {
     case FA_PAGE_FREE:
