@@ -99,6 +99,10 @@ void *_fa_huge_alloc(size_t n, size_t alignment) {
   }
   size_t size = (n + FA_OS_PAGE_SIZE - 1) & ~(size_t)(FA_OS_PAGE_SIZE - 1);
   if (size == 0) size = FA_OS_PAGE_SIZE;
+  if (_fa_unit_count == 0) {
+    errno = ENOMEM;
+    return NULL;
+  }
   size_t align = alignment > FA_SEGMENT_SIZE ? alignment : FA_SEGMENT_SIZE;
   void *p = _fa_os_map_aligned(size, align);
   if (p == NULL && _fa_memory_pressure(fa_heap_get())) p = _fa_os_map_aligned(size, align);

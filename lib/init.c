@@ -198,6 +198,7 @@ static void fa_process_init_once(void) {
     if (pre != NULL && strstr(pre, "vgpreload_memcheck") != NULL) _fa_opt.check = true;
   }
   fa_secret_init();
+  _fa_unit_map_init();
   if (pthread_key_create(&fa_thread_key, fa_thread_done) != 0)
     _fa_fatal("cannot create the thread-exit key");
   /* From here on the first allocation of this thread can succeed, which

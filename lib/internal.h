@@ -98,8 +98,14 @@ FA_HIDDEN void _fa_heaps_after_fork_child(fa_heap_t *self);
  * Segments, spans and the address map (segment.c)
  * ---------------------------------------------------------------------- */
 enum { FA_UNIT_NONE = 0, FA_UNIT_SEGMENT = 1, FA_UNIT_HUGE = 2 };
-#define FA_SEGMAP_WORDS ((size_t)1 << (FA_VA_BITS - FA_SEGMENT_SHIFT - 5))
-extern _Atomic uint64_t _fa_segmap[FA_SEGMAP_WORDS] FA_HIDDEN;
+#define FA_UNITS ((size_t)1 << (FA_VA_BITS - FA_SEGMENT_SHIFT))   /* 2^25 */
+/* One byte per 4 MiB unit of the address space (FA_UNIT_*), mapped at
+ * start-up with MAP_NORESERVE (32 MiB of address space, touched only where
+ * segments live).  Until then _fa_unit_count is 0 and every address reads
+ * as FA_UNIT_NONE. */
+extern uint8_t *_fa_unit_map FA_HIDDEN;
+extern size_t _fa_unit_count FA_HIDDEN;
+FA_HIDDEN void _fa_unit_map_init(void);
 extern pthread_mutex_t _fa_segments_lock FA_HIDDEN;
 extern fa_segment_t *_fa_all_segments FA_HIDDEN;   /* under the lock */
 extern fa_segment_t *_fa_abandoned FA_HIDDEN;      /* under the lock */
@@ -210,10 +216,9 @@ static inline uintptr_t fa_block_tag(const fa_block_t *b) {
 /* What the 4 MiB unit holding address u is: FA_UNIT_*.  NULL and any
  * address outside the user address space read as FA_UNIT_NONE. */
 static inline unsigned fa_unit_kind(uintptr_t u) {
-  if (fa_unlikely(u >> FA_VA_BITS)) return FA_UNIT_NONE;
   uintptr_t unit = u >> FA_SEGMENT_SHIFT;
-  uint64_t w = atomic_load_explicit(&_fa_segmap[unit >> 5], memory_order_relaxed);
-  return (unsigned)(w >> ((unit & 31) * 2)) & 3u;
+  if (fa_unlikely(unit >= __atomic_load_n(&_fa_unit_count, __ATOMIC_ACQUIRE))) return FA_UNIT_NONE;
+  return __atomic_load_n(&__atomic_load_n(&_fa_unit_map, __ATOMIC_RELAXED)[unit], __ATOMIC_RELAXED);
 }
 
 static inline fa_segment_t *fa_ptr_segment(const void *p) {

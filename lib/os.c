@@ -76,6 +76,10 @@ void *_fa_os_map_aligned(size_t size, size_t align) {
   return p;
 }
 
+void *_fa_os_map_table(size_t size) {
+  return fa_os_mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_NORESERVE);
+}
+
 void _fa_os_unmap(void *p, size_t size) {
   if (p == NULL || size == 0) return;
   munmap(p, size);

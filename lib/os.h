@@ -21,6 +21,9 @@ FA_HIDDEN void _fa_os_purge(void *p, size_t size);
 /* Resize a mapping made by _fa_os_map_aligned, keeping its alignment and
  * contents; may move it.  NULL (errno ENOMEM) on failure, old intact. */
 FA_HIDDEN void *_fa_os_remap(void *p, size_t old_size, size_t new_size, size_t align);
+/* An internal table of size bytes (zero-filled, address space reserved
+ * without commit charge, not counted against the memory limit). */
+FA_HIDDEN void *_fa_os_map_table(size_t size);
 /* Tests: when nonzero, that many more mappings succeed, then all fail. */
 extern long _fa_os_fail_after FA_HIDDEN;
 

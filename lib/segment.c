@@ -17,7 +17,9 @@
  */
 #include "internal.h"
 
-_Atomic uint64_t _fa_segmap[FA_SEGMAP_WORDS];
+static uint8_t fa_unit_map_none[1];
+uint8_t *_fa_unit_map = fa_unit_map_none;
+size_t _fa_unit_count;
 pthread_mutex_t _fa_segments_lock = PTHREAD_MUTEX_INITIALIZER;
 fa_segment_t *_fa_all_segments;
 fa_segment_t *_fa_abandoned;
@@ -27,12 +29,18 @@ size_t _fa_abandoned_count;
 size_t _fa_cached_count;
 _Atomic int _fa_abandoned_xpending;
 
+/* Process set-up; without the map nothing can be allocated (a segment
+ * or huge block must be findable from its address). */
+void _fa_unit_map_init(void) {
+  void *map = _fa_os_map_table(FA_UNITS);
+  if (map == NULL) return;
+  __atomic_store_n(&_fa_unit_map, (uint8_t *)map, __ATOMIC_RELAXED);
+  __atomic_store_n(&_fa_unit_count, FA_UNITS, __ATOMIC_RELEASE);
+}
+
 void _fa_segmap_set(uintptr_t addr, unsigned kind) {
   uintptr_t unit = addr >> FA_SEGMENT_SHIFT;
-  unsigned shift = (unsigned)(unit & 31) * 2;
-  _Atomic uint64_t *w = &_fa_segmap[unit >> 5];
-  atomic_fetch_and_explicit(w, ~((uint64_t)3 << shift), memory_order_release);
-  if (kind) atomic_fetch_or_explicit(w, (uint64_t)kind << shift, memory_order_release);
+  if (unit < _fa_unit_count) __atomic_store_n(&_fa_unit_map[unit], (uint8_t)kind, __ATOMIC_RELEASE);
 }
 
 size_t _fa_segment_index(const fa_segment_t *seg, const fa_page_t *page) {
@@ -253,6 +261,10 @@ static bool fa_segment_acquire(fa_heap_t *heap) {
   }
   pthread_mutex_unlock(&_fa_segments_lock);
 
+  if (_fa_unit_count == 0) {
+    errno = ENOMEM;
+    return false;
+  }
   seg = _fa_os_map_aligned(FA_SEGMENT_SIZE, FA_SEGMENT_SIZE);
   if (seg == NULL) return false;
   fa_count(segments, 1);

@@ -15,7 +15,7 @@
  *     free neighbours at once (the document's boundary tags and immediate
  *     coalescing, applied to runs of pages rather than to objects).
  * Huge blocks (> FA_LARGE_MAX) are mapped on their own, 4 MiB aligned, and
- * described in a global table (huge.c).  A process-wide map with two bits
+ * described in a global table (huge.c).  A process-wide map with one byte
  * per 4 MiB unit of address space (segment.c) says whether a unit is a
  * segment, a huge block or neither, so any pointer can be classified
  * without touching memory that may not be ours.
