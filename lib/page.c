@@ -94,13 +94,15 @@ static void fa_page_init(fa_segment_t *seg, fa_page_t *page, unsigned cls) {
   page->slow = _fa_opt.check;   /* checked frees take the slow path */
 }
 
-/* Carve at most FA_EXTEND_BYTES (at least one block) more into `free`. */
+/* Carve FA_EXTEND_BYTES or FA_EXTEND_BLOCKS blocks, whichever is more,
+ * into `free`.  Carving writes only each block's link word, so a larger
+ * class touches one OS page per block carved, not the whole block. */
 static void fa_page_extend(fa_page_t *page) {
   size_t avail = page->reserved - page->capacity;
   if (avail == 0) return;
   size_t bsize = page->bsize;
   size_t n = FA_EXTEND_BYTES / bsize;
-  if (n == 0) n = 1;
+  if (n < FA_EXTEND_BLOCKS) n = FA_EXTEND_BLOCKS;
   if (n > avail) n = avail;
   uint8_t *first = page->start + (size_t)page->capacity * bsize;
   uint8_t *b = first;

@@ -93,10 +93,11 @@
 #define FA_NUM_CLASSES (FA_SMALL_CLASSES + FA_MEDIUM_CLASSES)
 #define FA_DIRECT_SIZE (FA_SMALL_MAX / 16 + 1)   /* (n + 15) >> 4 */
 
-/* A free list grows by at most this many bytes of blocks per slow-path
- * step (and by at least one block), which bounds both the latency of a
- * refill and the memory touched ahead of use. */
+/* A free list grows by FA_EXTEND_BYTES of blocks or FA_EXTEND_BLOCKS
+ * blocks per slow-path step, whichever is more, which bounds both the
+ * latency of a refill and the memory touched ahead of use. */
 #define FA_EXTEND_BYTES 4096
+#define FA_EXTEND_BLOCKS 8
 /* How many pages of a class queue a refill looks at before taking a new
  * page, so that a refill does bounded work. */
 #define FA_MAX_CANDIDATES 4
