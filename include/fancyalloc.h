@@ -156,6 +156,58 @@ FANCY_API bool fancy_check_leaks(void) FANCY_NOEXCEPT;
  * FANCY_VERSION, which is the header's). */
 FANCY_API const char *fancy_version(void) FANCY_NOEXCEPT;
 
+/* ------------------------------------------------------------------------
+ * Allocator instances (the design document's FancyPerThreadAllocator)
+ *
+ * An instance has its own per-thread heaps: two instances never share
+ * memory, and fancy_allocator_destroy() releases everything an instance
+ * holds at once, live blocks included (region-style freeing).  A block
+ * must be freed into the instance that allocated it; anything else aborts
+ * with a "fancyalloc: ..." message.  The fancy_* calls above are the
+ * default instance, fancy_allocator_default().
+ * ---------------------------------------------------------------------- */
+
+typedef struct fancy_allocator fancy_allocator_t;
+
+/* Zero (or a NULL config) means the default for every field. */
+typedef struct fancy_allocator_config {
+  size_t arena_size;    /* per-thread arena budget in bytes (default 64 MiB) */
+  size_t memory_limit;  /* most memory the instance maps (default: none) */
+  int reclamation;      /* > 0 on, < 0 off, 0 the process setting (FANCY_RECLAIM) */
+  int huge_pages;       /* > 0 on, < 0 off, 0 the process setting (FANCY_HUGE_PAGES) */
+  int populate;         /* > 0 on, < 0 off, 0 the process setting (FANCY_POPULATE) */
+} fancy_allocator_config_t;
+
+/* A new instance; NULL with errno ENOMEM, or EAGAIN when the process has
+ * no room for more instances. */
+FANCY_API FANCY_ATTR_NODISCARD
+fancy_allocator_t *fancy_allocator_create(const fancy_allocator_config_t *config) FANCY_NOEXCEPT;
+
+/* Release every block and all memory of the instance.  No thread may use
+ * it or its blocks afterwards.  NULL and the default instance are left
+ * alone. */
+FANCY_API void fancy_allocator_destroy(fancy_allocator_t *allocator) FANCY_NOEXCEPT;
+
+/* The instance behind the plain fancy_* calls. */
+FANCY_API fancy_allocator_t *fancy_allocator_default(void) FANCY_NOEXCEPT;
+
+/* As fancy_malloc() and friends, in the given instance. */
+FANCY_API FANCY_ATTR_MALLOC FANCY_ATTR_ALLOC_SIZE(2)
+void *fancy_allocator_malloc(fancy_allocator_t *allocator, size_t size) FANCY_NOEXCEPT;
+FANCY_API FANCY_ATTR_MALLOC FANCY_ATTR_ALLOC_SIZE2(2, 3)
+void *fancy_allocator_calloc(fancy_allocator_t *allocator, size_t nmemb, size_t size) FANCY_NOEXCEPT;
+FANCY_API FANCY_ATTR_NODISCARD FANCY_ATTR_ALLOC_SIZE(3)
+void *fancy_allocator_realloc(fancy_allocator_t *allocator, void *ptr, size_t size) FANCY_NOEXCEPT;
+FANCY_API FANCY_ATTR_MALLOC FANCY_ATTR_ALLOC_ALIGN(2) FANCY_ATTR_ALLOC_SIZE(3)
+void *fancy_allocator_aligned_alloc(fancy_allocator_t *allocator, size_t alignment,
+                                    size_t size) FANCY_NOEXCEPT;
+FANCY_API void fancy_allocator_free(fancy_allocator_t *allocator, void *ptr) FANCY_NOEXCEPT;
+FANCY_API FANCY_ATTR_NO_ACCESS(2)
+size_t fancy_allocator_usable_size(fancy_allocator_t *allocator, const void *ptr) FANCY_NOEXCEPT;
+FANCY_API void fancy_allocator_print_stats(fancy_allocator_t *allocator, FILE *out) FANCY_NOEXCEPT;
+FANCY_API bool fancy_allocator_validate(fancy_allocator_t *allocator) FANCY_NOEXCEPT;
+FANCY_API bool fancy_allocator_check_leaks(fancy_allocator_t *allocator) FANCY_NOEXCEPT;
+
 #ifdef __cplusplus
 }
 #endif

@@ -11,9 +11,9 @@
  */
 #include "internal.h"
 
-void *_fa_aligned_alloc(size_t alignment, size_t size) {
-  if (alignment <= FA_ALIGN) return fa_malloc_inline(size);
-  if (fa_unlikely(_fa_opt.check)) return _fa_aligned_checked(alignment, size);
+void *_fa_aligned_alloc(fa_heap_t *heap, size_t alignment, size_t size) {
+  if (alignment <= FA_ALIGN) return fa_heap_malloc(heap, size);
+  if (fa_unlikely(_fa_opt.check)) return _fa_aligned_checked(heap, alignment, size);
   if (size > PTRDIFF_MAX) {
     errno = ENOMEM;
     return NULL;
@@ -23,11 +23,11 @@ void *_fa_aligned_alloc(size_t alignment, size_t size) {
     if (n == 0) n = alignment;
     unsigned cls = fa_size_class(n);
     while (_fa_class_size[cls] % alignment != 0) cls++;
-    return fa_malloc_inline(_fa_class_size[cls]);
+    return fa_heap_malloc(heap, _fa_class_size[cls]);
   }
   if (alignment <= FA_PAGE_SIZE && size <= FA_LARGE_MAX)
-    return fa_malloc_inline(size > FA_MEDIUM_MAX ? size : FA_MEDIUM_MAX + 1);
-  return _fa_huge_alloc(size, alignment);
+    return fa_heap_malloc(heap, size > FA_MEDIUM_MAX ? size : FA_MEDIUM_MAX + 1);
+  return _fa_huge_alloc(heap, size, alignment);
 }
 
 static bool fa_is_power_of_two(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
@@ -37,13 +37,13 @@ void *fancy_aligned_alloc(size_t alignment, size_t size) FANCY_NOEXCEPT {
     errno = EINVAL;
     return NULL;
   }
-  return _fa_aligned_alloc(alignment, size);
+  return _fa_aligned_alloc(fa_heap_get(), alignment, size);
 }
 
 int fancy_posix_memalign(void **memptr, size_t alignment, size_t size) FANCY_NOEXCEPT {
   if (!fa_is_power_of_two(alignment) || alignment % sizeof(void *) != 0) return EINVAL;
   int saved = errno;
-  void *p = _fa_aligned_alloc(alignment, size);
+  void *p = _fa_aligned_alloc(fa_heap_get(), alignment, size);
   if (p == NULL) {
     errno = saved;
     return ENOMEM;

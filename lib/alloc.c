@@ -58,7 +58,7 @@ static void *fa_malloc_raw(fa_heap_t *heap, size_t n) {
     errno = ENOMEM;
     return NULL;
   }
-  return _fa_huge_alloc(n, 0);
+  return _fa_huge_alloc(heap, n, 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -118,11 +118,6 @@ static void *fa_malloc_checked(fa_heap_t *heap, size_t n) {
   return fa_check_arm(fa_malloc_raw(heap, n + FA_CHECK_EXTRA), n);
 }
 
-static fa_heap_t *fa_heap_ready(void) {
-  fa_heap_t *heap = fa_heap_get();
-  return heap != &_fa_heap_empty ? heap : _fa_thread_init();
-}
-
 /* Everything malloc's inline path does not do; the first allocation of a
  * thread lands here and sets the thread up. */
 void *_fa_malloc_generic(fa_heap_t *heap, size_t n) {
@@ -139,8 +134,8 @@ void *_fa_malloc_generic(fa_heap_t *heap, size_t n) {
 
 /* An aligned block in checked mode: room for the canary, alignment kept
  * (see aligned.c for the classes that are naturally aligned). */
-void *_fa_aligned_checked(size_t alignment, size_t size) {
-  fa_heap_t *heap = fa_heap_ready();
+void *_fa_aligned_checked(fa_heap_t *heap, size_t alignment, size_t size) {
+  if (heap == &_fa_heap_empty) heap = _fa_thread_init();
   if (heap == NULL || size > PTRDIFF_MAX - FA_CHECK_EXTRA - alignment) {
     errno = ENOMEM;
     return NULL;
@@ -153,7 +148,7 @@ void *_fa_aligned_checked(size_t alignment, size_t size) {
   }
   if (alignment <= FA_PAGE_SIZE && n <= FA_LARGE_MAX)
     return fa_check_arm(fa_malloc_raw(heap, n > FA_MEDIUM_MAX ? n : FA_MEDIUM_MAX + 1), size);
-  return fa_check_arm(_fa_huge_alloc(n, alignment), size);
+  return fa_check_arm(_fa_huge_alloc(heap, n, alignment), size);
 }
 
 /* The block's usable size, or 0 for NULL and pointers that are not ours. */
@@ -180,13 +175,13 @@ size_t _fa_block_size(uintptr_t u) {
   }
 }
 
-void *_fa_calloc(size_t count, size_t size) {
+void *_fa_calloc(fa_heap_t *heap, size_t count, size_t size) {
   size_t n;
   if (fa_unlikely(__builtin_mul_overflow(count, size, &n))) {
     errno = ENOMEM;
     return NULL;
   }
-  void *p = fa_malloc_inline(n);
+  void *p = fa_heap_malloc(heap, n);
   if (p == NULL) return NULL;
   if (n > FA_MEDIUM_MAX && !_fa_opt.check) {
     /* Huge blocks are fresh mappings; large spans carved from purged or
@@ -201,48 +196,52 @@ void *_fa_calloc(size_t count, size_t size) {
 
 /* Check that p is a block realloc may read; abort if not.  (A block freed
  * already is caught when the old block is freed.) */
-static fa_page_t *fa_realloc_page(void *p) {
+static fa_page_t *fa_realloc_page(fa_domain_t *d, void *p) {
   if (fa_unit_kind((uintptr_t)p) != FA_UNIT_SEGMENT)
     _fa_invalid_free(p, "realloc of a pointer not allocated by fancyalloc");
-  fa_page_t *page = fa_segment_span_of(fa_ptr_segment(p), p);
+  fa_segment_t *seg = fa_ptr_segment(p);
+  fa_page_t *page = fa_segment_span_of(seg, p);
   if (page->kind == FA_PAGE_CLASS) {
     if (!fa_page_is_block_start(page, (uintptr_t)p))
       _fa_invalid_free(p, "realloc of a pointer that is not the start of a block");
   } else if (page->kind != FA_PAGE_LARGE || p != page->start) {
     _fa_invalid_free(p, "realloc of a freed or invalid pointer");
   }
+  if (seg->domain != d) _fa_wrong_instance(p);
   return page;
 }
 
-static void *fa_realloc_move(void *p, size_t old, size_t n) {
-  void *q = fa_malloc_inline(n);
+static void *fa_realloc_move(fa_heap_t *heap, void *p, size_t old, size_t n) {
+  fa_domain_t *d = heap->domain;
+  void *q = fa_heap_malloc(heap, n);
   if (q == NULL) return NULL;
   memcpy(q, p, old < n ? old : n);
-  fa_free_inline(p);
+  /* the heap may have been set up by that malloc */
+  fa_heap_t *now = fa_domain_thread_heap(d);
+  fa_heap_free(d, now ? now : heap, p);
   return q;
 }
 
-void *_fa_realloc(void *p, size_t n) {
-  if (p == NULL) return fa_malloc_inline(n);
+void *_fa_realloc(fa_heap_t *heap, void *p, size_t n) {
+  if (p == NULL) return fa_heap_malloc(heap, n);
   if (n == 0) {
-    fa_free_inline(p);
+    fa_heap_free(heap->domain, heap, p);
     return NULL;
   }
   if (fa_unlikely(_fa_opt.check)) {
     _fa_check_block(p);
-    return fa_realloc_move(p, fa_check_size(p), n);
+    return fa_realloc_move(heap, p, fa_check_size(p), n);
   }
-  if (fa_unit_kind((uintptr_t)p) == FA_UNIT_HUGE) return _fa_huge_realloc(p, n);
-  fa_page_t *page = fa_realloc_page(p);
+  if (fa_unit_kind((uintptr_t)p) == FA_UNIT_HUGE) return _fa_huge_realloc(heap, p, n);
+  fa_page_t *page = fa_realloc_page(heap->domain, p);
   size_t usable = page->bsize;
   if (page->kind == FA_PAGE_CLASS) {
     /* Stay when it fits and would not fit a class under half the size. */
     if (n <= usable && (n > usable / 2 || usable <= 16)) return p;
-    return fa_realloc_move(p, usable, n);
+    return fa_realloc_move(heap, p, usable, n);
   }
   /* A large span: shrink or grow its pages in place when we own it. */
   fa_segment_t *seg = fa_ptr_segment(p);
-  fa_heap_t *heap = fa_heap_get();
   bool owner = atomic_load_explicit(&seg->heap, memory_order_relaxed) == heap;
   if (n > FA_MEDIUM_MAX && n <= FA_LARGE_MAX) {
     size_t pages = (n + FA_PAGE_SIZE - 1) >> FA_PAGE_SHIFT;
@@ -261,7 +260,7 @@ void *_fa_realloc(void *p, size_t n) {
       return p;
     }
   }
-  return fa_realloc_move(p, usable, n);
+  return fa_realloc_move(heap, p, usable, n);
 }
 
 /* ------------------------------------------------------------------------
@@ -270,10 +269,12 @@ void *_fa_realloc(void *p, size_t n) {
 void *fancy_malloc(size_t size) FANCY_NOEXCEPT { return fa_malloc_inline(size); }
 
 void *fancy_calloc(size_t nmemb, size_t size) FANCY_NOEXCEPT {
-  return _fa_calloc(nmemb, size);
+  return _fa_calloc(fa_heap_get(), nmemb, size);
 }
 
-void *fancy_realloc(void *ptr, size_t size) FANCY_NOEXCEPT { return _fa_realloc(ptr, size); }
+void *fancy_realloc(void *ptr, size_t size) FANCY_NOEXCEPT {
+  return _fa_realloc(fa_heap_get(), ptr, size);
+}
 
 size_t fancy_malloc_usable_size(const void *ptr) FANCY_NOEXCEPT {
   return _fa_usable_size((uintptr_t)ptr);

@@ -42,10 +42,17 @@ static void fa_free_remote(fa_segment_t *seg, fa_page_t *page, fa_block_t *b) {
   }
 }
 
-void _fa_free_generic(fa_segment_t *seg, fa_page_t *page, void *p) {
-  fa_heap_t *heap = fa_heap_get();
+void _fa_wrong_instance(const void *p) {
+  _fa_fatal("free of a block of another allocator instance at %p", p);
+}
+
+void _fa_free_generic(fa_domain_t *d, fa_segment_t *seg, fa_page_t *page, void *p) {
+  fa_heap_t *heap = fa_domain_thread_heap(d);
+  if (heap == NULL) heap = &_fa_heap_empty;       /* owns nothing */
   bool owner = atomic_load_explicit(&seg->heap, memory_order_relaxed) == heap;
   fa_block_t *b = p;
+  if ((page->kind == FA_PAGE_CLASS || page->kind == FA_PAGE_LARGE) && seg->domain != d)
+    _fa_wrong_instance(p);
   switch (page->kind) {
   case FA_PAGE_CLASS:
     if (!fa_page_is_block_start(page, (uintptr_t)p))
@@ -96,14 +103,14 @@ void _fa_free_generic(fa_segment_t *seg, fa_page_t *page, void *p) {
 }
 
 /* NULL, huge blocks, and pointers that are not ours. */
-void _fa_free_special(void *p) {
+void _fa_free_special(fa_domain_t *d, void *p) {
   if (p == NULL) return;
   if (fa_unit_kind((uintptr_t)p) == FA_UNIT_HUGE) {
     if (fa_unlikely(_fa_opt.check) && _fa_huge_size(p) != 0) {
       _fa_check_block(p);
       fa_track_free(p);
     }
-    if (_fa_huge_free(p)) return;
+    if (_fa_huge_free(d, p)) return;
     _fa_invalid_free(p, "invalid free (not the start of a huge block)");
   }
   /* As a malloc replacement, memory handed out before we were loaded (by

@@ -37,7 +37,7 @@ static void fa_heap_reset(fa_heap_t *heap) {
   heap->free_next = NULL;
 }
 
-fa_heap_t *_fa_heap_new(void) {
+fa_heap_t *_fa_heap_new(fa_domain_t *domain) {
   pthread_mutex_lock(&_fa_heaps_lock);
   fa_heap_t *heap = fa_heaps_parked;
   if (heap != NULL) {
@@ -62,6 +62,8 @@ fa_heap_t *_fa_heap_new(void) {
     _fa_heaps = heap;
   }
   fa_heap_reset(heap);
+  heap->domain = domain;
+  heap->thread = pthread_self();
   heap->last_purge_ms = _fa_clock_ms();
   fa_store(heap->alive, true);
   pthread_mutex_unlock(&_fa_heaps_lock);
@@ -115,7 +117,7 @@ void _fa_heap_heartbeat(fa_heap_t *heap) {
   if (now - heap->last_purge_ms >= _fa_opt.purge_delay / 2 + 1) {
     heap->last_purge_ms = now;
     _fa_heap_purge(heap, now, _fa_opt.purge_delay, FA_PURGE_BATCH);
-    if (!_fa_opt.reclaim) _fa_reclaim_tick(false, false);
+    if (!heap->domain->reclaim) _fa_reclaim_tick(false, false);
   }
 }
 
@@ -158,6 +160,21 @@ void _fa_heap_done(fa_heap_t *heap) {
   fa_uncount(threads, 1);
 }
 
+/* Instance d is being destroyed: park its heaps (their segments were
+ * released).  Threads still holding one no longer reach it: the
+ * instance's key is deleted. */
+void _fa_heaps_release_domain(fa_domain_t *d) {
+  pthread_mutex_lock(&_fa_heaps_lock);
+  for (fa_heap_t *heap = _fa_heaps; heap != NULL; heap = heap->pool_next) {
+    if (!heap->alive || heap->domain != d) continue;
+    fa_heap_reset(heap);
+    heap->free_next = fa_heaps_parked;
+    fa_heaps_parked = heap;
+    fa_uncount(threads, 1);
+  }
+  pthread_mutex_unlock(&_fa_heaps_lock);
+}
+
 /* In a forked child, every heap but the caller's belonged to a thread that
  * no longer exists and may have been stopped in the middle of changing its
  * own pages (no lock guards them).  Their segments are orphaned: blocks in
@@ -167,8 +184,11 @@ void _fa_heap_done(fa_heap_t *heap) {
 static fa_heap_t fa_heap_orphan;
 
 void _fa_heaps_after_fork_child(fa_heap_t *self) {
+  (void)self;
+  pthread_t me = pthread_self();
   for (fa_heap_t *heap = _fa_heaps; heap != NULL; heap = heap->pool_next) {
-    if (heap == self || !heap->alive) continue;
+    /* the forking thread keeps its heaps, in every instance */
+    if (!heap->alive || pthread_equal(heap->thread, me)) continue;
     fa_segment_t *seg = heap->segments;
     heap->segments = NULL;
     while (seg != NULL) {

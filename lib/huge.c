@@ -17,6 +17,7 @@ typedef struct fa_huge_entry_s {
   uintptr_t addr;     /* 0 = empty slot */
   size_t size;        /* mapping length, a multiple of 4 KiB */
   size_t align;
+  fa_domain_t *domain;
 } fa_huge_entry_t;
 
 pthread_mutex_t _fa_huge_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -82,17 +83,18 @@ static void fa_huge_remove(fa_huge_entry_t *e) {
   }
 }
 
-static bool fa_huge_insert(uintptr_t addr, size_t size, size_t align) {
+static bool fa_huge_insert(uintptr_t addr, size_t size, size_t align, fa_domain_t *d) {
   if ((fa_huge_count + 1) * 2 > fa_huge_cap && !fa_huge_grow()) return false;
-  fa_huge_entry_t e = {addr, size, align};
+  fa_huge_entry_t e = {addr, size, align, d};
   fa_huge_put(fa_huge_table, fa_huge_cap, e);
   fa_huge_count++;
   fa_huge_bytes += size;
   return true;
 }
 
-void *_fa_huge_alloc(size_t n, size_t alignment) {
+void *_fa_huge_alloc(fa_heap_t *heap, size_t n, size_t alignment) {
   _fa_process_init();
+  fa_domain_t *d = heap->domain;
   if (n > PTRDIFF_MAX - FA_SEGMENT_SIZE) {
     errno = ENOMEM;
     return NULL;
@@ -104,14 +106,23 @@ void *_fa_huge_alloc(size_t n, size_t alignment) {
     return NULL;
   }
   size_t align = alignment > FA_SEGMENT_SIZE ? alignment : FA_SEGMENT_SIZE;
-  void *p = _fa_os_map_aligned(size, align);
-  if (p == NULL && _fa_memory_pressure(fa_heap_get())) p = _fa_os_map_aligned(size, align);
-  if (p == NULL) return NULL;
+  if (!_fa_domain_charge(d, size) && !(_fa_memory_pressure(heap) && _fa_domain_charge(d, size))) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  void *p = _fa_os_map_aligned(size, align, d->populate, d->huge_pages);
+  if (p == NULL && _fa_memory_pressure(heap))
+    p = _fa_os_map_aligned(size, align, d->populate, d->huge_pages);
+  if (p == NULL) {
+    _fa_domain_uncharge(d, size);
+    return NULL;
+  }
   pthread_mutex_lock(&_fa_huge_lock);
-  bool ok = fa_huge_insert((uintptr_t)p, size, align);
+  bool ok = fa_huge_insert((uintptr_t)p, size, align, d);
   pthread_mutex_unlock(&_fa_huge_lock);
   if (!ok) {
     _fa_os_unmap(p, size);
+    _fa_domain_uncharge(d, size);
     errno = ENOMEM;
     return NULL;
   }
@@ -119,12 +130,17 @@ void *_fa_huge_alloc(size_t n, size_t alignment) {
   return p;
 }
 
-bool _fa_huge_free(void *p) {
+/* Unmap a huge block of instance d; false if p is no huge block. */
+bool _fa_huge_free(fa_domain_t *d, void *p) {
   pthread_mutex_lock(&_fa_huge_lock);
   fa_huge_entry_t *e = fa_huge_find((uintptr_t)p);
   if (e == NULL) {
     pthread_mutex_unlock(&_fa_huge_lock);
     return false;
+  }
+  if (e->domain != d) {
+    pthread_mutex_unlock(&_fa_huge_lock);
+    _fa_wrong_instance(p);
   }
   size_t size = e->size;
   fa_huge_remove(e);
@@ -132,7 +148,31 @@ bool _fa_huge_free(void *p) {
   /* Clear the map before the address can be handed out again. */
   _fa_segmap_set((uintptr_t)p, FA_UNIT_NONE);
   _fa_os_unmap(p, size);
+  _fa_domain_uncharge(d, size);
   return true;
+}
+
+/* Unmap every huge block of instance d (it is being destroyed). */
+size_t _fa_huge_release_domain(fa_domain_t *d) {
+  size_t n = 0;
+  for (;;) {
+    pthread_mutex_lock(&_fa_huge_lock);
+    fa_huge_entry_t *e = NULL;
+    for (size_t i = 0; i < fa_huge_cap && e == NULL; i++)
+      if (fa_huge_table[i].addr != 0 && fa_huge_table[i].domain == d) e = &fa_huge_table[i];
+    if (e == NULL) {
+      pthread_mutex_unlock(&_fa_huge_lock);
+      return n;
+    }
+    void *p = (void *)e->addr;
+    size_t size = e->size;
+    fa_huge_remove(e);
+    pthread_mutex_unlock(&_fa_huge_lock);
+    _fa_segmap_set((uintptr_t)p, FA_UNIT_NONE);
+    _fa_os_unmap(p, size);
+    _fa_domain_uncharge(d, size);
+    n++;
+  }
 }
 
 size_t _fa_huge_size(const void *p) {
@@ -143,45 +183,64 @@ size_t _fa_huge_size(const void *p) {
   return size;
 }
 
-void *_fa_huge_realloc(void *p, size_t n) {
+void *_fa_huge_realloc(fa_heap_t *heap, void *p, size_t n) {
+  fa_domain_t *d = heap->domain;
   pthread_mutex_lock(&_fa_huge_lock);
   fa_huge_entry_t *e = fa_huge_find((uintptr_t)p);
   size_t size = e ? e->size : 0, align = e ? e->align : 0;
+  fa_domain_t *owner = e ? e->domain : NULL;
   pthread_mutex_unlock(&_fa_huge_lock);
   if (e == NULL) _fa_invalid_free(p, "realloc of an invalid pointer");
+  if (owner != d) _fa_wrong_instance(p);
   if (n <= FA_LARGE_MAX || n > PTRDIFF_MAX - FA_SEGMENT_SIZE) {
     if (n > PTRDIFF_MAX - FA_SEGMENT_SIZE) {
       errno = ENOMEM;
       return NULL;
     }
-    void *q = fa_malloc_inline(n);
+    void *q = fa_heap_malloc(heap, n);
     if (q == NULL) return NULL;
     memcpy(q, p, n < size ? n : size);
-    _fa_huge_free(p);
+    _fa_huge_free(d, p);
     return q;
   }
   size_t new_size = (n + FA_OS_PAGE_SIZE - 1) & ~(size_t)(FA_OS_PAGE_SIZE - 1);
   if (new_size == size) return p;
+  if (new_size > size && !_fa_domain_charge(d, new_size - size)) {
+    errno = ENOMEM;
+    return NULL;
+  }
   /* Unmark first: once mremap moves the pages, the old range may be
    * mapped by another thread at once. */
   _fa_segmap_set((uintptr_t)p, FA_UNIT_NONE);
-  void *q = _fa_os_remap(p, size, new_size, align);
+  void *q = _fa_os_remap(p, size, new_size, align, d->huge_pages);
   if (q == NULL) {
     _fa_segmap_set((uintptr_t)p, FA_UNIT_HUGE);
+    if (new_size > size) _fa_domain_uncharge(d, new_size - size);
     return NULL;
   }
+  if (new_size < size) _fa_domain_uncharge(d, size - new_size);
   pthread_mutex_lock(&_fa_huge_lock);
   e = fa_huge_find((uintptr_t)p);
   if (e != NULL) fa_huge_remove(e);
-  fa_huge_insert((uintptr_t)q, new_size, align);   /* room: one out, one in */
+  fa_huge_insert((uintptr_t)q, new_size, align, d);   /* room: one out, one in */
   pthread_mutex_unlock(&_fa_huge_lock);
   _fa_segmap_set((uintptr_t)q, FA_UNIT_HUGE);
   return q;
 }
 
-void _fa_huge_totals(size_t *count, size_t *bytes) {
+/* Live huge blocks of instance d (all instances when d is NULL). */
+void _fa_huge_totals(fa_domain_t *d, size_t *count, size_t *bytes) {
   pthread_mutex_lock(&_fa_huge_lock);
-  *count = fa_huge_count;
-  *bytes = fa_huge_bytes;
+  if (d == NULL) {
+    *count = fa_huge_count;
+    *bytes = fa_huge_bytes;
+  } else {
+    *count = *bytes = 0;
+    for (size_t i = 0; i < fa_huge_cap; i++) {
+      if (fa_huge_table[i].addr == 0 || fa_huge_table[i].domain != d) continue;
+      (*count)++;
+      *bytes += fa_huge_table[i].size;
+    }
+  }
   pthread_mutex_unlock(&_fa_huge_lock);
 }

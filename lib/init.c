@@ -24,6 +24,7 @@
 fa_page_t _fa_page_empty;
 fa_heap_t _fa_heap_empty = {
   .direct = {[0 ... FA_DIRECT_SIZE - 1] = &_fa_page_empty},
+  .domain = &_fa_domain_default,
 };
 FA_TLS fa_heap_t *_fa_tls_heap = &_fa_heap_empty;
 uintptr_t _fa_secret;
@@ -144,6 +145,7 @@ uint64_t _fa_clock_ms(void) {
  * heaps of the other threads are orphaned there (heap.c).
  * ---------------------------------------------------------------------- */
 static void fa_atfork_prepare(void) {
+  pthread_mutex_lock(&_fa_domains_lock);
   pthread_mutex_lock(&_fa_heaps_lock);
   pthread_mutex_lock(&_fa_segments_lock);
   pthread_mutex_lock(&_fa_huge_lock);
@@ -153,6 +155,7 @@ static void fa_atfork_parent(void) {
   pthread_mutex_unlock(&_fa_huge_lock);
   pthread_mutex_unlock(&_fa_segments_lock);
   pthread_mutex_unlock(&_fa_heaps_lock);
+  pthread_mutex_unlock(&_fa_domains_lock);
 }
 
 /* The forking thread took the locks in prepare and is the thread that
@@ -164,6 +167,7 @@ static void fa_atfork_child(void) {
   pthread_mutex_unlock(&_fa_huge_lock);
   pthread_mutex_unlock(&_fa_segments_lock);
   pthread_mutex_unlock(&_fa_heaps_lock);
+  pthread_mutex_unlock(&_fa_domains_lock);
 }
 
 /* ------------------------------------------------------------------------
@@ -190,6 +194,7 @@ static void fa_secret_init(void) {
 static void fa_process_init_once(void) {
   fa_tls_in_init = true;
   _fa_options_init();
+  _fa_domain_default_init();
   /* Under memcheck every call goes through the checked slow path, which
    * tells memcheck about each block (track.h).  Only memcheck: callgrind
    * must count the real fast paths.  An explicit FANCY_CHECK wins. */
@@ -227,13 +232,13 @@ void _fa_process_init(void) {
 /* Give the calling thread a heap.  NULL when no memory can be had. */
 fa_heap_t *_fa_thread_init(void) {
   _fa_process_init();
-  fa_heap_t *heap = _fa_heap_new();
+  fa_heap_t *heap = _fa_heap_new(&_fa_domain_default);
   if (heap == NULL) return NULL;
   /* Set the TLS pointer before pthread_setspecific, which may allocate
    * (glibc callocs the second-level key array) and so re-enter malloc. */
   _fa_tls_heap = heap;
   pthread_setspecific(fa_thread_key, heap);
-  if (_fa_opt.reclaim) _fa_reclaim_maybe_start();
+  if (_fa_domain_default.reclaim) _fa_reclaim_maybe_start();
   return heap;
 }
 

@@ -67,6 +67,17 @@ FA_HIDDEN void _fa_options_print(void);
 FA_HIDDEN bool _fa_parse_size(const char *s, size_t *out);
 
 /* ------------------------------------------------------------------------
+ * Instances (instance.c)
+ * ---------------------------------------------------------------------- */
+extern fa_domain_t _fa_domain_default FA_HIDDEN;
+extern pthread_mutex_t _fa_domains_lock FA_HIDDEN;
+FA_HIDDEN void _fa_domain_default_init(void);
+FA_HIDDEN fa_heap_t *_fa_domain_heap_new(fa_domain_t *d);
+FA_HIDDEN bool _fa_domain_charge(fa_domain_t *d, size_t bytes);
+FA_HIDDEN void _fa_domain_uncharge(fa_domain_t *d, size_t bytes);
+FA_HIDDEN FA_NORETURN FA_COLD void _fa_wrong_instance(const void *p);
+
+/* ------------------------------------------------------------------------
  * Process and thread set-up, messages (init.c)
  * ---------------------------------------------------------------------- */
 extern fa_heap_t _fa_heap_empty FA_HIDDEN;
@@ -87,12 +98,13 @@ FA_HIDDEN size_t _fa_format(char *buf, size_t cap, const char *fmt, __builtin_va
  * ---------------------------------------------------------------------- */
 extern pthread_mutex_t _fa_heaps_lock FA_HIDDEN;
 extern fa_heap_t *_fa_heaps FA_HIDDEN;          /* every heap ever made */
-FA_HIDDEN fa_heap_t *_fa_heap_new(void);
+FA_HIDDEN fa_heap_t *_fa_heap_new(fa_domain_t *domain);
 FA_HIDDEN void _fa_heap_done(fa_heap_t *heap);
 FA_HIDDEN void _fa_heap_collect_remote(fa_heap_t *heap, bool force);
 FA_HIDDEN void _fa_heap_heartbeat(fa_heap_t *heap);
 FA_HIDDEN void _fa_heap_set_direct(fa_heap_t *heap, unsigned cls, fa_page_t *page);
 FA_HIDDEN void _fa_heaps_after_fork_child(fa_heap_t *self);
+FA_HIDDEN void _fa_heaps_release_domain(fa_domain_t *d);
 
 /* ------------------------------------------------------------------------
  * Segments, spans and the address map (segment.c)
@@ -122,6 +134,7 @@ FA_HIDDEN bool _fa_span_grow(fa_heap_t *heap, fa_page_t *page, size_t pages);
 FA_HIDDEN void _fa_span_shrink(fa_heap_t *heap, fa_page_t *page, size_t pages);
 FA_HIDDEN void _fa_segment_abandon(fa_segment_t *seg);
 FA_HIDDEN void _fa_segment_release(fa_heap_t *heap, fa_segment_t *seg);
+FA_HIDDEN void _fa_segments_release_domain(fa_domain_t *d);
 FA_HIDDEN size_t _fa_segment_index(const fa_segment_t *seg, const fa_page_t *page);
 FA_HIDDEN void _fa_span_purge(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *span);
 FA_HIDDEN size_t _fa_segment_cache_decay(uint64_t now, uint64_t delay, bool force, bool blocking);
@@ -146,26 +159,27 @@ FA_HIDDEN size_t _fa_list_length(const fa_block_t *b, size_t limit);
  * Allocation and free (alloc.c, free.c, aligned.c)
  * ---------------------------------------------------------------------- */
 FA_HIDDEN void *_fa_malloc_generic(fa_heap_t *heap, size_t n);
-FA_HIDDEN void *_fa_calloc(size_t count, size_t size);
-FA_HIDDEN void *_fa_realloc(void *p, size_t n);
+FA_HIDDEN void *_fa_calloc(fa_heap_t *heap, size_t count, size_t size);
+FA_HIDDEN void *_fa_realloc(fa_heap_t *heap, void *p, size_t n);
 FA_HIDDEN size_t _fa_usable_size(uintptr_t u);  /* an address only */
 FA_HIDDEN size_t _fa_block_size(uintptr_t u);   /* ignoring FANCY_CHECK */
 FA_HIDDEN void _fa_check_block(void *p);        /* FANCY_CHECK: verify canary */
 FA_HIDDEN void _fa_check_release(void *p);      /* FANCY_CHECK: block leaves use */
-FA_HIDDEN void _fa_free_generic(fa_segment_t *seg, fa_page_t *page, void *p);
-FA_HIDDEN void _fa_free_special(void *p);
-FA_HIDDEN void *_fa_aligned_alloc(size_t alignment, size_t size);
-FA_HIDDEN void *_fa_aligned_checked(size_t alignment, size_t size);
+FA_HIDDEN void _fa_free_generic(fa_domain_t *d, fa_segment_t *seg, fa_page_t *page, void *p);
+FA_HIDDEN void _fa_free_special(fa_domain_t *d, void *p);
+FA_HIDDEN void *_fa_aligned_alloc(fa_heap_t *heap, size_t alignment, size_t size);
+FA_HIDDEN void *_fa_aligned_checked(fa_heap_t *heap, size_t alignment, size_t size);
 FA_HIDDEN FA_NORETURN FA_COLD void _fa_invalid_free(const void *p, const char *what);
 
 /* ------------------------------------------------------------------------
  * Huge blocks (huge.c)
  * ---------------------------------------------------------------------- */
-FA_HIDDEN void *_fa_huge_alloc(size_t n, size_t alignment);
-FA_HIDDEN bool _fa_huge_free(void *p);
+FA_HIDDEN void *_fa_huge_alloc(fa_heap_t *heap, size_t n, size_t alignment);
+FA_HIDDEN bool _fa_huge_free(fa_domain_t *d, void *p);
+FA_HIDDEN size_t _fa_huge_release_domain(fa_domain_t *d);
 FA_HIDDEN size_t _fa_huge_size(const void *p);
-FA_HIDDEN void *_fa_huge_realloc(void *p, size_t n);
-FA_HIDDEN void _fa_huge_totals(size_t *count, size_t *bytes);
+FA_HIDDEN void *_fa_huge_realloc(fa_heap_t *heap, void *p, size_t n);
+FA_HIDDEN void _fa_huge_totals(fa_domain_t *d, size_t *count, size_t *bytes);
 extern pthread_mutex_t _fa_huge_lock FA_HIDDEN;
 
 /* ------------------------------------------------------------------------
@@ -174,11 +188,15 @@ extern pthread_mutex_t _fa_huge_lock FA_HIDDEN;
 FA_HIDDEN size_t _fa_reclaim_tick(bool force, bool blocking);
 FA_HIDDEN void _fa_reclaim_maybe_start(void);
 FA_HIDDEN void _fa_reclaim_after_fork_child(void);
-FA_HIDDEN int _fa_trim(size_t pad);
+FA_HIDDEN int _fa_trim(fa_heap_t *heap, size_t pad);
 
 /* ------------------------------------------------------------------------
  * Statistics (stats.c) -- counters bumped on slow paths only
  * ---------------------------------------------------------------------- */
+FA_HIDDEN void _fa_stats_print(fa_domain_t *d, FILE *out);
+FA_HIDDEN bool _fa_check_leaks(fa_domain_t *d);
+FA_HIDDEN bool _fa_validate(fa_domain_t *d);   /* validate.c */
+
 typedef struct fa_counters_s {
   _Atomic size_t mapped;          /* bytes mapped (segments + huge) */
   _Atomic size_t committed;       /* bytes of pages in use or warm */
@@ -257,9 +275,15 @@ static inline unsigned fa_size_class(size_t n) {
   return fa_medium_class(n);
 }
 
-/* malloc fast path: one TLS load, a table load, a pop. */
-static inline void *fa_malloc_inline(size_t n) {
-  fa_heap_t *heap = fa_heap_get();
+/* The calling thread's heap in instance d, NULL if it has none yet (the
+ * default instance: the TLS pointer, possibly the empty heap). */
+static inline fa_heap_t *fa_domain_thread_heap(fa_domain_t *d) {
+  if (fa_likely(d == &_fa_domain_default)) return fa_heap_get();
+  return (fa_heap_t *)pthread_getspecific(d->key);
+}
+
+/* malloc fast path: a table load and a pop, in the given heap. */
+static inline void *fa_heap_malloc(fa_heap_t *heap, size_t n) {
   if (fa_likely(n <= FA_SMALL_MAX)) {
     fa_page_t *page = heap->direct[(n + 15) >> 4];
     fa_block_t *b = page->free;
@@ -273,29 +297,39 @@ static inline void *fa_malloc_inline(size_t n) {
   return _fa_malloc_generic(heap, n);
 }
 
-/* free fast path: classify the address, find the span by masking, and
- * push onto the page's local list when this thread owns it. */
-static inline void fa_free_inline(void *p) {
+/* malloc: one TLS load, then the above. */
+static inline void *fa_malloc_inline(size_t n) { return fa_heap_malloc(fa_heap_get(), n); }
+
+/* free fast path in instance d, whose heap for this thread is `heap`:
+ * classify the address, find the span by masking, and push onto the
+ * page's local list when this heap owns it (which implies the block is
+ * d's).  Anything else, including a block of another instance, goes the
+ * generic path. */
+static inline void fa_heap_free(fa_domain_t *d, fa_heap_t *heap, void *p) {
   uintptr_t u = (uintptr_t)p;
   if (fa_unlikely(fa_unit_kind(u) != FA_UNIT_SEGMENT)) {
-    _fa_free_special(p);            /* NULL, huge, or not ours */
+    _fa_free_special(d, p);         /* NULL, huge, or not ours */
     return;
   }
   fa_segment_t *seg = fa_ptr_segment(p);
   fa_page_t *page = fa_segment_span_of(seg, p);
   fa_block_t *b = (fa_block_t *)p;
   if (fa_likely(page->slow == 0 &&
-                atomic_load_explicit(&seg->heap, memory_order_relaxed) == fa_heap_get() &&
+                atomic_load_explicit(&seg->heap, memory_order_relaxed) == heap &&
                 fa_page_is_block_start(page, u) && b->tag != fa_block_tag(b))) {
     b->tag = fa_block_tag(b);
     b->next = page->local_free;
     page->local_free = b;
     uint32_t used = page->used - 1;
     fa_store(page->used, used);
-    if (fa_unlikely(used == 0)) _fa_page_retire(fa_heap_get(), page);
+    if (fa_unlikely(used == 0)) _fa_page_retire(heap, page);
     return;
   }
-  _fa_free_generic(seg, page, p);
+  _fa_free_generic(d, seg, page, p);
+}
+
+static inline void fa_free_inline(void *p) {
+  fa_heap_free(&_fa_domain_default, fa_heap_get(), p);
 }
 
 #endif /* FA_INTERNAL_H */

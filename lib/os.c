@@ -53,7 +53,7 @@ static void *fa_os_reserve_aligned(size_t size, size_t align, int prot) {
   return aligned;
 }
 
-void *_fa_os_map_aligned(size_t size, size_t align) {
+void *_fa_os_map_aligned(size_t size, size_t align, bool populate, bool huge_pages) {
   if (!fa_os_reserve_quota(size)) {
     errno = ENOMEM;
     return NULL;
@@ -65,13 +65,13 @@ void *_fa_os_map_aligned(size_t size, size_t align) {
     return NULL;
   }
 #ifdef MAP_POPULATE
-  if (_fa_opt.populate) {
+  if (populate) {
     /* Replace the fresh mapping in place by a pre-faulted one. */
     fa_os_mmap(p, size, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_POPULATE);
   }
 #endif
 #ifdef MADV_HUGEPAGE
-  if (_fa_opt.huge_pages) madvise(p, size, MADV_HUGEPAGE);
+  if (huge_pages) madvise(p, size, MADV_HUGEPAGE);
 #endif
   return p;
 }
@@ -98,7 +98,7 @@ void _fa_os_purge(void *p, size_t size) {
   fa_count(purged, size);
 }
 
-void *_fa_os_remap(void *p, size_t old_size, size_t new_size, size_t align) {
+void *_fa_os_remap(void *p, size_t old_size, size_t new_size, size_t align, bool huge_pages) {
   if (new_size <= old_size) {
     if (new_size < old_size) {
       munmap((uint8_t *)p + new_size, old_size - new_size);
@@ -123,7 +123,7 @@ void *_fa_os_remap(void *p, size_t old_size, size_t new_size, size_t align) {
     q = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dest);
     if (q != MAP_FAILED) {
 #ifdef MADV_HUGEPAGE
-      if (_fa_opt.huge_pages) madvise(q, new_size, MADV_HUGEPAGE);
+      if (huge_pages) madvise(q, new_size, MADV_HUGEPAGE);
 #endif
       return q;
     }

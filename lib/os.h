@@ -13,14 +13,15 @@
 /* Map size bytes (a multiple of 4 KiB) read/write, aligned to align (a
  * power of two >= 4 KiB).  Honours FANCY_MEMORY_LIMIT, FANCY_POPULATE and
  * FANCY_HUGE_PAGES.  NULL (errno ENOMEM) on failure. */
-FA_HIDDEN void *_fa_os_map_aligned(size_t size, size_t align);
+FA_HIDDEN void *_fa_os_map_aligned(size_t size, size_t align, bool populate, bool huge_pages);
 /* Unmap what _fa_os_map_aligned returned. */
 FA_HIDDEN void _fa_os_unmap(void *p, size_t size);
 /* Give the pages back to the kernel (they read as zero afterwards). */
 FA_HIDDEN void _fa_os_purge(void *p, size_t size);
 /* Resize a mapping made by _fa_os_map_aligned, keeping its alignment and
  * contents; may move it.  NULL (errno ENOMEM) on failure, old intact. */
-FA_HIDDEN void *_fa_os_remap(void *p, size_t old_size, size_t new_size, size_t align);
+FA_HIDDEN void *_fa_os_remap(void *p, size_t old_size, size_t new_size, size_t align,
+                             bool huge_pages);
 /* An internal table of size bytes (zero-filled, address space reserved
  * without commit charge, not counted against the memory limit). */
 FA_HIDDEN void *_fa_os_map_table(size_t size);

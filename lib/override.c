@@ -22,8 +22,8 @@ FA_EXPORT void *malloc(size_t size) { return fa_malloc_inline(size); }
 FA_EXPORT void free(void *p) { fa_free_inline(p); }
 FA_EXPORT void cfree(void *p);
 FA_EXPORT void cfree(void *p) { fa_free_inline(p); }
-FA_EXPORT void *calloc(size_t n, size_t size) { return _fa_calloc(n, size); }
-FA_EXPORT void *realloc(void *p, size_t size) { return _fa_realloc(p, size); }
+FA_EXPORT void *calloc(size_t n, size_t size) { return _fa_calloc(fa_heap_get(), n, size); }
+FA_EXPORT void *realloc(void *p, size_t size) { return _fa_realloc(fa_heap_get(), p, size); }
 
 FA_EXPORT void *reallocarray(void *p, size_t n, size_t size) {
   size_t total;
@@ -31,7 +31,7 @@ FA_EXPORT void *reallocarray(void *p, size_t n, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  return _fa_realloc(p, total);
+  return _fa_realloc(fa_heap_get(), p, total);
 }
 
 FA_EXPORT void *aligned_alloc(size_t alignment, size_t size) {
@@ -49,14 +49,14 @@ FA_EXPORT void *memalign(size_t alignment, size_t size) {
     }
     alignment = a;
   }
-  return _fa_aligned_alloc(alignment ? alignment : 1, size);
+  return _fa_aligned_alloc(fa_heap_get(), alignment ? alignment : 1, size);
 }
 
 FA_EXPORT int posix_memalign(void **memptr, size_t alignment, size_t size) {
   return fancy_posix_memalign(memptr, alignment, size);
 }
 
-FA_EXPORT void *valloc(size_t size) { return _fa_aligned_alloc(FA_OS_PAGE_SIZE, size); }
+FA_EXPORT void *valloc(size_t size) { return _fa_aligned_alloc(fa_heap_get(), FA_OS_PAGE_SIZE, size); }
 
 FA_EXPORT void *pvalloc(size_t size) {
   size_t rounded = (size + FA_OS_PAGE_SIZE - 1) & ~(size_t)(FA_OS_PAGE_SIZE - 1);
@@ -64,11 +64,11 @@ FA_EXPORT void *pvalloc(size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  return _fa_aligned_alloc(FA_OS_PAGE_SIZE, rounded ? rounded : FA_OS_PAGE_SIZE);
+  return _fa_aligned_alloc(fa_heap_get(), FA_OS_PAGE_SIZE, rounded ? rounded : FA_OS_PAGE_SIZE);
 }
 
 FA_EXPORT size_t malloc_usable_size(void *p) { return _fa_usable_size((uintptr_t)p); }
-FA_EXPORT int malloc_trim(size_t pad) { return _fa_trim(pad); }
+FA_EXPORT int malloc_trim(size_t pad) { return _fa_trim(fa_heap_get(), pad); }
 
 /* glibc-internal names. */
 FA_EXPORT void *__libc_malloc(size_t size);
@@ -81,8 +81,8 @@ FA_EXPORT void *__libc_pvalloc(size_t size);
 FA_EXPORT int __posix_memalign(void **memptr, size_t alignment, size_t size);
 FA_EXPORT void *__libc_malloc(size_t size) { return fa_malloc_inline(size); }
 FA_EXPORT void __libc_free(void *p) { fa_free_inline(p); }
-FA_EXPORT void *__libc_calloc(size_t n, size_t size) { return _fa_calloc(n, size); }
-FA_EXPORT void *__libc_realloc(void *p, size_t size) { return _fa_realloc(p, size); }
+FA_EXPORT void *__libc_calloc(size_t n, size_t size) { return _fa_calloc(fa_heap_get(), n, size); }
+FA_EXPORT void *__libc_realloc(void *p, size_t size) { return _fa_realloc(fa_heap_get(), p, size); }
 FA_EXPORT void *__libc_memalign(size_t alignment, size_t size) { return memalign(alignment, size); }
 FA_EXPORT void *__libc_valloc(size_t size) { return valloc(size); }
 FA_EXPORT void *__libc_pvalloc(size_t size) { return pvalloc(size); }

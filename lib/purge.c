@@ -68,10 +68,9 @@ void _fa_reclaim_after_fork_child(void) {
   fa_reclaim_started = false;
 }
 
-int _fa_trim(size_t pad) {
+int _fa_trim(fa_heap_t *heap, size_t pad) {
   size_t before = atomic_load_explicit(&_fa_counters.purged, memory_order_relaxed);
-  fa_heap_t *heap = fa_heap_get();
-  if (heap != &_fa_heap_empty) {
+  if (heap != NULL && heap != &_fa_heap_empty) {
     _fa_heap_collect_remote(heap, true);
     /* Keep up to pad bytes of the most recently freed spans warm. */
     size_t keep = pad >> FA_PAGE_SHIFT;
@@ -82,4 +81,4 @@ int _fa_trim(size_t pad) {
   return atomic_load_explicit(&_fa_counters.purged, memory_order_relaxed) != before;
 }
 
-int fancy_trim(size_t pad) FANCY_NOEXCEPT { return _fa_trim(pad); }
+int fancy_trim(size_t pad) FANCY_NOEXCEPT { return _fa_trim(fa_heap_get(), pad); }

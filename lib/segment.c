@@ -173,6 +173,7 @@ static void fa_segment_header_init(fa_segment_t *seg) {
 /* Give the segment to heap as one free span of all usable pages. */
 static void fa_segment_own(fa_heap_t *heap, fa_segment_t *seg, bool zeroed) {
   seg->state = FA_SEG_OWNED;
+  seg->domain = heap->domain;
   fa_list_push(&heap->segments, seg);
   heap->segment_count++;
   atomic_store_explicit(&seg->heap, heap, memory_order_release);
@@ -220,8 +221,12 @@ static void fa_segment_adopt(fa_heap_t *heap, fa_segment_t *seg) {
 /* Find a segment for heap: one abandoned by an exited thread, a warm empty
  * one, a purged one from the reserve, or a new mapping, in that order. */
 static bool fa_segment_acquire(fa_heap_t *heap) {
+  fa_domain_t *d = heap->domain;
   pthread_mutex_lock(&_fa_segments_lock);
+  /* Segments with live blocks stay in their instance; they are charged
+   * to it already. */
   fa_segment_t *seg = _fa_abandoned;
+  while (seg != NULL && seg->domain != d) seg = seg->next;
   if (seg != NULL) {
     fa_list_remove(&_fa_abandoned, seg);
     _fa_abandoned_count--;
@@ -231,6 +236,12 @@ static bool fa_segment_acquire(fa_heap_t *heap) {
     pthread_mutex_unlock(&_fa_segments_lock);
     fa_segment_adopt(heap, seg);
     return true;
+  }
+  /* Any other segment is charged to the instance from here on. */
+  if (!_fa_domain_charge(d, FA_SEGMENT_SIZE)) {
+    pthread_mutex_unlock(&_fa_segments_lock);
+    errno = ENOMEM;
+    return false;
   }
   seg = _fa_cached;
   if (seg != NULL) {
@@ -249,6 +260,7 @@ static bool fa_segment_acquire(fa_heap_t *heap) {
     size_t before = fa_count(mapped, FA_SEGMENT_SIZE);
     if (limit != 0 && before + FA_SEGMENT_SIZE > limit) {
       fa_uncount(mapped, FA_SEGMENT_SIZE);
+      _fa_domain_uncharge(d, FA_SEGMENT_SIZE);
       pthread_mutex_unlock(&_fa_segments_lock);
       errno = ENOMEM;
       return false;
@@ -262,11 +274,15 @@ static bool fa_segment_acquire(fa_heap_t *heap) {
   pthread_mutex_unlock(&_fa_segments_lock);
 
   if (_fa_unit_count == 0) {
+    _fa_domain_uncharge(d, FA_SEGMENT_SIZE);
     errno = ENOMEM;
     return false;
   }
-  seg = _fa_os_map_aligned(FA_SEGMENT_SIZE, FA_SEGMENT_SIZE);
-  if (seg == NULL) return false;
+  seg = _fa_os_map_aligned(FA_SEGMENT_SIZE, FA_SEGMENT_SIZE, d->populate, d->huge_pages);
+  if (seg == NULL) {
+    _fa_domain_uncharge(d, FA_SEGMENT_SIZE);
+    return false;
+  }
   fa_count(segments, 1);
   fa_segment_header_init(seg);
   _fa_segmap_set((uintptr_t)seg, FA_UNIT_SEGMENT);
@@ -280,8 +296,19 @@ static bool fa_segment_acquire(fa_heap_t *heap) {
   return true;
 }
 
+/* An empty segment leaves its instance (it stays mapped and charged to
+ * the process, in the cache). */
+static void fa_segment_unclaim(fa_segment_t *seg) {
+  if (seg->domain != NULL) _fa_domain_uncharge(seg->domain, FA_SEGMENT_SIZE);
+  seg->domain = NULL;
+}
+
 /* Purge an empty segment and move it to the reserve; lock held. */
 static void fa_segment_to_reserve(fa_segment_t *seg) {
+  if (seg->domain != NULL) {
+    _fa_domain_uncharge(seg->domain, FA_SEGMENT_SIZE);
+    seg->domain = NULL;
+  }
   fa_page_t *span = &seg->pages[FA_FIRST_PAGE];
   if (!span->zeroed) {
     _fa_os_purge(fa_page_address(seg, span), fa_span_bytes(span));
@@ -306,6 +333,7 @@ void _fa_segment_release(fa_heap_t *heap, fa_segment_t *seg) {
     heap->segment_count--;
   }
   if (!span->zeroed && _fa_cached_count < _fa_opt.segment_cache) {
+    fa_segment_unclaim(seg);
     seg->state = FA_SEG_CACHED;
     seg->cache_time = _fa_clock_ms();
     fa_list_push(&_fa_cached, seg);
@@ -365,6 +393,43 @@ size_t _fa_segment_cache_decay(uint64_t now, uint64_t delay, bool force, bool bl
   return n;
 }
 
+/* Instance d is being destroyed: every segment of it, whatever it holds,
+ * is purged and goes to the reserve.  Its heaps are parked by the caller
+ * (instance.c); nobody may use the instance any more. */
+void _fa_segments_release_domain(fa_domain_t *d) {
+  pthread_mutex_lock(&_fa_segments_lock);
+  for (fa_segment_t *seg = _fa_all_segments; seg != NULL; seg = seg->gnext) {
+    if (seg->domain != d) continue;
+    if (seg->state == FA_SEG_OWNED) {
+      fa_heap_t *owner = atomic_load_explicit(&seg->heap, memory_order_relaxed);
+      if (owner != NULL) {
+        fa_list_remove(&owner->segments, seg);
+        owner->segment_count--;
+      }
+    } else if (seg->state == FA_SEG_ABANDONED) {
+      fa_list_remove(&_fa_abandoned, seg);
+      _fa_abandoned_count--;
+    } else {
+      continue;   /* orphaned in a fork child: left as it is */
+    }
+    atomic_store_explicit(&seg->heap, NULL, memory_order_release);
+    /* Everything not known to be zero was committed: give it back. */
+    for (size_t idx = FA_FIRST_PAGE; idx < FA_PAGES_PER_SEGMENT;) {
+      fa_page_t *page = &seg->pages[idx];
+      size_t n = page->span_pages ? page->span_pages : 1;
+      if (!(page->kind == FA_PAGE_FREE && page->zeroed))
+        fa_uncount(committed, n << FA_PAGE_SHIFT);
+      idx += n;
+    }
+    _fa_os_purge(fa_page_address(seg, &seg->pages[FA_FIRST_PAGE]),
+                 (size_t)FA_SEGMENT_USABLE_PAGES << FA_PAGE_SHIFT);
+    fa_span_make_free(NULL, &seg->pages[FA_FIRST_PAGE], FA_SEGMENT_USABLE_PAGES, true, 0);
+    seg->free_pages = FA_SEGMENT_USABLE_PAGES;
+    fa_segment_to_reserve(seg);
+  }
+  pthread_mutex_unlock(&_fa_segments_lock);
+}
+
 /* The segment's thread exited with blocks still live in it. */
 void _fa_segment_abandon(fa_segment_t *seg) {
   /* The dying heap's bins and dirty list are discarded with it. */
@@ -409,6 +474,7 @@ size_t _fa_abandoned_collect(size_t max, bool blocking) {
       _fa_abandoned_count--;
       fa_page_t *span = &seg->pages[FA_FIRST_PAGE];
       if (!span->zeroed && _fa_cached_count < _fa_opt.segment_cache) {
+        fa_segment_unclaim(seg);
         seg->state = FA_SEG_CACHED;
         seg->cache_time = _fa_clock_ms();
         fa_list_push(&_fa_cached, seg);
@@ -496,7 +562,7 @@ void _fa_span_free(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *page) {
     fa_track_undefined(fa_page_address(seg, page), pages << FA_PAGE_SHIFT);
   fa_span_make_free(heap, page, pages, zeroed, _fa_clock_ms());
   if (heap != NULL && pages == FA_SEGMENT_USABLE_PAGES &&
-      heap->segment_count * FA_SEGMENT_SIZE > _fa_opt.arena_size)
+      heap->segment_count * FA_SEGMENT_SIZE > heap->domain->arena_size)
     _fa_segment_release(heap, seg);
 }
 

@@ -13,11 +13,13 @@ fa_counters_t _fa_counters;
 
 #define FA_LOAD(name) atomic_load_explicit(&_fa_counters.name, memory_order_relaxed)
 
-static void fa_stats_collect(fancy_stats_t *st) {
+/* Statistics of instance d; the process-wide counters (mappings, purges,
+ * threads) are the process's, except bytes_mapped and the limit. */
+static void fa_stats_collect(fa_domain_t *d, fancy_stats_t *st) {
   memset(st, 0, sizeof *st);
   _fa_process_init();
-  fa_heap_t *heap = fa_heap_get();
-  if (heap != &_fa_heap_empty) _fa_heap_collect_remote(heap, false);
+  fa_heap_t *heap = fa_domain_thread_heap(d);
+  if (heap != NULL && heap != &_fa_heap_empty) _fa_heap_collect_remote(heap, false);
   st->num_classes = FA_NUM_CLASSES;
   for (size_t c = 0; c < FA_NUM_CLASSES; c++) st->classes[c].block_size = _fa_class_size[c];
 
@@ -26,6 +28,7 @@ static void fa_stats_collect(fancy_stats_t *st) {
     if (seg->state != FA_SEG_OWNED && seg->state != FA_SEG_ABANDONED &&
         seg->state != FA_SEG_ORPHANED)
       continue;
+    if (seg->domain != d) continue;
     bool abandoned = seg->state == FA_SEG_ABANDONED;
     size_t idx = FA_FIRST_PAGE;
     while (idx < FA_PAGES_PER_SEGMENT) {
@@ -63,9 +66,10 @@ static void fa_stats_collect(fancy_stats_t *st) {
   st->segments_cached = _fa_cached_count;
   pthread_mutex_unlock(&_fa_segments_lock);
 
-  _fa_huge_totals(&st->huge_blocks, &st->bytes_huge);
+  _fa_huge_totals(d, &st->huge_blocks, &st->bytes_huge);
   st->bytes_live += st->bytes_huge;
-  st->bytes_mapped = FA_LOAD(mapped);
+  st->bytes_mapped = d == &_fa_domain_default ? FA_LOAD(mapped)
+                                              : atomic_load_explicit(&d->mapped, memory_order_relaxed);
   st->bytes_committed = FA_LOAD(committed);
   st->bytes_purged = FA_LOAD(purged);
   st->segments = FA_LOAD(segments);
@@ -74,7 +78,7 @@ static void fa_stats_collect(fancy_stats_t *st) {
   st->remote_frees = FA_LOAD(remote_frees);
   st->mmap_calls = FA_LOAD(mmap_calls);
   st->purge_calls = FA_LOAD(purge_calls);
-  st->memory_limit = _fa_opt.memory_limit;
+  st->memory_limit = d->memory_limit;
 }
 
 int fancy_stats_get(fancy_stats_t *stats, size_t size) FANCY_NOEXCEPT {
@@ -83,7 +87,7 @@ int fancy_stats_get(fancy_stats_t *stats, size_t size) FANCY_NOEXCEPT {
     return -1;
   }
   fancy_stats_t st;
-  fa_stats_collect(&st);
+  fa_stats_collect(&_fa_domain_default, &st);
   memcpy(stats, &st, size < sizeof st ? size : sizeof st);
   return 0;
 }
@@ -99,11 +103,12 @@ static void fa_print_size(FILE *out, const char *label, size_t v) {
   fprintf(out, "  %-20s %12zu  (%.1f %s)\n", label, v, d, units[u]);
 }
 
-void fancy_print_stats(FILE *out) FANCY_NOEXCEPT {
+void _fa_stats_print(fa_domain_t *d, FILE *out) {
   fancy_stats_t st;
-  fa_stats_collect(&st);
+  fa_stats_collect(d, &st);
   if (out == NULL) out = stderr;
-  fprintf(out, "libfancyalloc %s statistics\n", PACKAGE_VERSION);
+  if (d == &_fa_domain_default) fprintf(out, "libfancyalloc %s statistics\n", PACKAGE_VERSION);
+  else fprintf(out, "libfancyalloc %s statistics, instance %u\n", PACKAGE_VERSION, d->index);
   fa_print_size(out, "live", st.bytes_live);
   fa_print_size(out, "live in huge blocks", st.bytes_huge);
   fa_print_size(out, "mapped", st.bytes_mapped);
@@ -127,9 +132,11 @@ void fancy_print_stats(FILE *out) FANCY_NOEXCEPT {
   fflush(out);
 }
 
-bool fancy_check_leaks(void) FANCY_NOEXCEPT {
+void fancy_print_stats(FILE *out) FANCY_NOEXCEPT { _fa_stats_print(&_fa_domain_default, out); }
+
+bool _fa_check_leaks(fa_domain_t *d) {
   fancy_stats_t st;
-  fa_stats_collect(&st);
+  fa_stats_collect(d, &st);
   size_t blocks = 0;
   for (size_t c = 0; c < st.num_classes; c++) blocks += st.classes[c].blocks_live;
   if (st.bytes_live == 0) return false;
@@ -147,3 +154,5 @@ bool fancy_check_leaks(void) FANCY_NOEXCEPT {
   if (st.bytes_huge) fprintf(stderr, "fancyalloc:   %zu bytes in huge blocks\n", st.bytes_huge);
   return true;
 }
+
+bool fancy_check_leaks(void) FANCY_NOEXCEPT { return _fa_check_leaks(&_fa_domain_default); }

@@ -131,6 +131,21 @@ typedef enum fa_page_kind_e {
 
 struct fa_heap_s;
 
+/* An allocator instance (fancy_allocator_t).  Every heap and segment
+ * belongs to one; the default instance serves the plain fancy_* calls and
+ * malloc.  Empty segments (cache, reserve) belong to none and are shared. */
+#define FA_MAX_DOMAINS 64   /* the default one and 63 more */
+#define FA_DOMAIN_MAGIC 0x46414e4359444f4dULL   /* "FANCYDOM" */
+typedef struct fa_domain_s {
+  uint64_t magic;           /* FA_DOMAIN_MAGIC while it exists */
+  unsigned index;           /* 0 = the default instance */
+  size_t arena_size;        /* per-thread retention budget */
+  size_t memory_limit;      /* 0 = none */
+  bool reclaim, huge_pages, populate;
+  _Atomic size_t mapped;    /* its segments and huge blocks, bytes */
+  pthread_key_t key;        /* the thread's heap (not for the default) */
+} fa_domain_t;
+
 /* One descriptor per 64 KiB page, in the segment header.  Only the first
  * page of a span carries the span's state; every page of a span records
  * its distance back to the first (span_offset), and the last page of a
@@ -195,6 +210,7 @@ typedef enum fa_segment_state_e {
 typedef struct fa_segment_s {
   uint64_t cookie;                    /* FA_SEGMENT_MAGIC ^ address ^ secret */
   _Atomic(struct fa_heap_s *) heap;   /* owner, NULL when abandoned/cached */
+  fa_domain_t *domain;                /* instance, while owned or abandoned */
   _Atomic uint64_t xmask;             /* pages with pending remote frees */
   uint32_t state;                     /* fa_segment_state_t, under the lock */
   uint32_t free_pages;                /* pages in free spans */
@@ -223,6 +239,7 @@ typedef struct fa_page_queue_s {
  * fast path). */
 typedef struct fa_heap_s {
   fa_page_t *direct[FA_DIRECT_SIZE];
+  fa_domain_t *domain;                /* the instance it allocates for */
   fa_page_queue_t queues[FA_NUM_CLASSES];
   fa_page_t *bins[FA_SPAN_BINS];      /* free spans, by fa_span_bin() */
   uint32_t bin_mask;                  /* bit b set: bins[b] non-empty */
@@ -234,6 +251,7 @@ typedef struct fa_heap_s {
   _Atomic int xpending;               /* hint: some owned page has xfree */
   uint64_t generic_count;
   uint64_t last_purge_ms;
+  pthread_t thread;                   /* its thread (for fork) */
   bool alive;
   struct fa_heap_s *pool_next;        /* all heaps (live and parked) */
   struct fa_heap_s *free_next;        /* parked heaps */

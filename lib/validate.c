@@ -137,13 +137,14 @@ static bool fa_check_heap(fa_heap_t *heap) {
   return true;
 }
 
-bool fancy_validate_heap(void) FANCY_NOEXCEPT {
+bool _fa_validate(fa_domain_t *d) {
   _fa_process_init();
-  fa_heap_t *heap = fa_heap_get();
-  if (heap != &_fa_heap_empty && !fa_check_heap(heap)) return false;
+  fa_heap_t *heap = fa_domain_thread_heap(d);
+  if (heap != NULL && heap != &_fa_heap_empty && !fa_check_heap(heap)) return false;
   bool ok = true;
   pthread_mutex_lock(&_fa_segments_lock);
   for (fa_segment_t *seg = _fa_all_segments; seg != NULL && ok; seg = seg->gnext) {
+    if (seg->state != FA_SEG_CACHED && seg->domain != d) continue;
     if (seg->state == FA_SEG_ABANDONED) ok = fa_check_segment(seg, true);
     else if (seg->state == FA_SEG_OWNED || seg->state == FA_SEG_CACHED ||
              seg->state == FA_SEG_ORPHANED)
@@ -152,3 +153,5 @@ bool fancy_validate_heap(void) FANCY_NOEXCEPT {
   pthread_mutex_unlock(&_fa_segments_lock);
   return ok;
 }
+
+bool fancy_validate_heap(void) FANCY_NOEXCEPT { return _fa_validate(&_fa_domain_default); }
