@@ -130,6 +130,14 @@ void *_fa_huge_alloc(fa_heap_t *heap, size_t n, size_t alignment) {
   return p;
 }
 
+/* Give a huge block's mapping back (its table entry is gone already).
+ * The map is cleared first, before the address can be handed out again. */
+static void fa_huge_unmap(fa_domain_t *d, void *p, size_t size) {
+  _fa_segmap_set((uintptr_t)p, FA_UNIT_NONE);
+  _fa_os_unmap(p, size);
+  _fa_domain_uncharge(d, size);
+}
+
 /* Unmap a huge block of instance d; false if p is no huge block. */
 bool _fa_huge_free(fa_domain_t *d, void *p) {
   pthread_mutex_lock(&_fa_huge_lock);
@@ -145,10 +153,7 @@ bool _fa_huge_free(fa_domain_t *d, void *p) {
   size_t size = e->size;
   fa_huge_remove(e);
   pthread_mutex_unlock(&_fa_huge_lock);
-  /* Clear the map before the address can be handed out again. */
-  _fa_segmap_set((uintptr_t)p, FA_UNIT_NONE);
-  _fa_os_unmap(p, size);
-  _fa_domain_uncharge(d, size);
+  fa_huge_unmap(d, p, size);
   return true;
 }
 
@@ -168,9 +173,7 @@ size_t _fa_huge_release_domain(fa_domain_t *d) {
     size_t size = e->size;
     fa_huge_remove(e);
     pthread_mutex_unlock(&_fa_huge_lock);
-    _fa_segmap_set((uintptr_t)p, FA_UNIT_NONE);
-    _fa_os_unmap(p, size);
-    _fa_domain_uncharge(d, size);
+    fa_huge_unmap(d, p, size);
     n++;
   }
 }

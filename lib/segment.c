@@ -320,6 +320,21 @@ static void fa_segment_to_reserve(fa_segment_t *seg) {
   fa_list_push(&fa_reserve, seg);
 }
 
+/* An empty segment with no owner: to the warm cache while it has room
+ * (and the memory is still there to be warm), else purged to the
+ * reserve.  Lock held. */
+static void fa_segment_park(fa_segment_t *seg) {
+  if (!seg->pages[FA_FIRST_PAGE].zeroed && _fa_cached_count < _fa_opt.segment_cache) {
+    fa_segment_unclaim(seg);
+    seg->state = FA_SEG_CACHED;
+    seg->cache_time = _fa_clock_ms();
+    fa_list_push(&_fa_cached, seg);
+    _fa_cached_count++;
+  } else {
+    fa_segment_to_reserve(seg);
+  }
+}
+
 /* An empty segment leaves its heap (heap NULL: it had none). */
 void _fa_segment_release(fa_heap_t *heap, fa_segment_t *seg) {
   fa_page_t *span = &seg->pages[FA_FIRST_PAGE];
@@ -332,15 +347,7 @@ void _fa_segment_release(fa_heap_t *heap, fa_segment_t *seg) {
     fa_list_remove(&heap->segments, seg);
     heap->segment_count--;
   }
-  if (!span->zeroed && _fa_cached_count < _fa_opt.segment_cache) {
-    fa_segment_unclaim(seg);
-    seg->state = FA_SEG_CACHED;
-    seg->cache_time = _fa_clock_ms();
-    fa_list_push(&_fa_cached, seg);
-    _fa_cached_count++;
-  } else {
-    fa_segment_to_reserve(seg);
-  }
+  fa_segment_park(seg);
   pthread_mutex_unlock(&_fa_segments_lock);
 }
 
@@ -472,16 +479,7 @@ size_t _fa_abandoned_collect(size_t max, bool blocking) {
     if (seg->free_pages == FA_SEGMENT_USABLE_PAGES) {
       fa_list_remove(&_fa_abandoned, seg);
       _fa_abandoned_count--;
-      fa_page_t *span = &seg->pages[FA_FIRST_PAGE];
-      if (!span->zeroed && _fa_cached_count < _fa_opt.segment_cache) {
-        fa_segment_unclaim(seg);
-        seg->state = FA_SEG_CACHED;
-        seg->cache_time = _fa_clock_ms();
-        fa_list_push(&_fa_cached, seg);
-        _fa_cached_count++;
-      } else {
-        fa_segment_to_reserve(seg);
-      }
+      fa_segment_park(seg);
       released++;
     }
     seg = next;
