@@ -130,7 +130,9 @@ void _fa_heap_done(fa_heap_t *heap) {
     fa_page_t *page = heap->queues[cls].first;
     while (page != NULL) {
       fa_page_t *next = page->next;
-      _fa_page_collect(heap, page);
+      /* Only the lists: _fa_page_collect would retire an emptied page
+       * itself, and this loop would then free its span a second time. */
+      _fa_page_collect_lists(page);
       if (page->used == 0) {
         _fa_queue_remove(heap, page);
         _fa_span_free(heap, fa_ptr_segment(page), page);

@@ -27,7 +27,8 @@ dist_man_MANS += \
 	man/fancy_validate_heap.3 \
 	man/fancy_check_leaks.3 \
 	man/fancy_version.3 \
-	man/fancyalloc.7
+	man/fancyalloc.7 \
+	man/fancyrun.1
 
 TESTS += tests/test_manpages.sh
 EXTRA_DIST += tests/test_manpages.sh

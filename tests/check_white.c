@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../lib/internal.h"
 
@@ -205,6 +206,61 @@ START_TEST(test_purge_returns_memory) {
 }
 END_TEST
 
+/* Generations of threads that overlap: each creates its successor and
+ * exits while the successor frees and replaces its blocks.  A thread's
+ * exit (heap.c: _fa_heap_done) once freed the span of a page emptied by
+ * its last collection twice, and a later malloc handed out live memory. */
+enum { GEN_SLOTS = 5000, GENERATIONS = 150 };
+static void *gen_slots[GEN_SLOTS];
+static uint32_t gen_rng = 7;
+static _Atomic int gens_left;
+static _Atomic int gens_done;
+
+static uint32_t gen_rand(void) {
+  gen_rng = gen_rng * 1103515245u + 12345u;
+  return gen_rng >> 8;
+}
+
+static void *generation(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 20000; i++) {
+    uint32_t v = gen_rand() % GEN_SLOTS;
+    size_t n = 8 + gen_rand() % 1000;
+    fancy_free(gen_slots[v]);
+    gen_slots[v] = fancy_malloc(n);
+    memset(gen_slots[v], (int)v, n);
+  }
+  if (atomic_fetch_sub(&gens_left, 1) > 1) {
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_create(&t, &attr, generation, NULL);   /* before this one exits */
+    pthread_attr_destroy(&attr);
+  } else {
+    atomic_store(&gens_done, 1);
+  }
+  return NULL;
+}
+
+START_TEST(test_overlapping_thread_generations) {
+  for (int round = 0; round < 5; round++) {   /* a race: several tries */
+    for (int i = 0; i < GEN_SLOTS; i++) gen_slots[i] = fancy_malloc(64);
+    atomic_store(&gens_left, GENERATIONS);
+    atomic_store(&gens_done, 0);
+    pthread_t t;
+    pthread_create(&t, NULL, generation, NULL);
+    pthread_detach(t);
+    while (!atomic_load(&gens_done)) {
+      struct timespec ts = {0, 1000000};
+      nanosleep(&ts, NULL);
+    }
+    for (int i = 0; i < GEN_SLOTS; i++) fancy_free(gen_slots[i]);
+    check_valid();
+  }
+}
+END_TEST
+
 static Suite *white_suite(void) {
   Suite *s = suite_create("white-box");
   TCase *tc = tcase_create("internals");
@@ -217,6 +273,7 @@ static Suite *white_suite(void) {
   tcase_add_test(tc, test_abandon_and_adopt);
   tcase_add_test(tc, test_mmap_failure_enomem);
   tcase_add_test(tc, test_purge_returns_memory);
+  tcase_add_test(tc, test_overlapping_thread_generations);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -61,10 +61,10 @@ fail() { echo "$me: FAIL: $*" >&2; nfail=$((nfail + 1)); }
 # pass MARK TEXT: report TEXT if no failure was counted since MARK.
 pass() { [ "$nfail" -eq "$1" ] && shift && echo "$me: ok: $*"; }
 
-# A man root, as installed: man3/*.3 and man7/*.7.
-mkdir "$tmp/root" "$tmp/root/man3" "$tmp/root/man7" || hard "cannot fill $tmp"
+# A man root, as installed: man1/*.1, man3/*.3 and man7/*.7.
+mkdir "$tmp/root" "$tmp/root/man1" "$tmp/root/man3" "$tmp/root/man7" || hard "cannot fill $tmp"
 npages=0
-for f in "$mansrc"/*.3 "$mansrc"/*.7; do
+for f in "$mansrc"/*.1 "$mansrc"/*.3 "$mansrc"/*.7; do
   [ -f "$f" ] || continue
   base=${f##*/}
   cp "$f" "$tmp/root/man${base##*.}/" || hard "cannot copy $f"
@@ -83,7 +83,7 @@ have_man=no
 command -v man >/dev/null 2>&1 && have_man=yes
 have_lexgrog=no
 command -v lexgrog >/dev/null 2>&1 && have_lexgrog=yes
-for page in man3/*.3 man7/*.7; do
+for page in man1/*.1 man3/*.3 man7/*.7; do
   [ -f "$page" ] || continue
   name=${page##*/}; name=${name%.*}
   if ! groff -man -t -ww -z "$page" >/dev/null 2>"$tmp/err" || [ -s "$tmp/err" ]; then
@@ -205,7 +205,7 @@ if [ -f "$localmk" ]; then
   sed -e ':a' -e '/\\$/{N;s/\\\n/ /;ba' -e '}' "$localmk" |
     sed -n 's/^[[:space:]]*dist_man_MANS[[:space:]]*+\{0,1\}=//p' |
     tr ' \t' '\n\n' | sed -n 's:^man/::p' | sort -u >"$tmp/listed"
-  (cd man3 && ls; cd ../man7 && ls) | sort -u >"$tmp/present"
+  (cd man1 && ls; cd ../man3 && ls; cd ../man7 && ls) | sort -u >"$tmp/present"
   for p in $(comm -23 "$tmp/present" "$tmp/listed"); do
     fail "man/$p is not in dist_man_MANS (man/local.mk): not installed, not distributed"
   done
@@ -224,7 +224,7 @@ version=$(sed -n 's/^m4_define(\[fa_version\], *\[\([^]]*\)\]).*/\1/p' \
             "$top_srcdir/configure.ac" 2>/dev/null)
 if [ -n "$version" ]; then
   mark=$nfail
-  for page in man3/*.3 man7/*.7; do
+  for page in man1/*.1 man3/*.3 man7/*.7; do
     is_so "$page" && continue
     grep -q "^\.TH .* \"libfancyalloc $version\" " "$page" ||
       fail "man/${page#*/}: .TH does not say \"libfancyalloc $version\" (configure.ac)"

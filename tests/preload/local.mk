@@ -1,1 +1,107 @@
 ## tests/preload/local.mk - programs run under libfancymalloc (issue 4).
+##
+## Every test is a shell script, run from the top build directory; it
+## sources tests/preload/common.sh, runs a command under glibc's malloc and
+## with LD_PRELOAD=lib/.libs/libfancymalloc.so.1, and compares the output.
+## Each skips (exit 77, "SKIP: <program> not installed") when the program
+## it needs is missing, when libfancymalloc is not built
+## (--disable-malloc-replacement) or when it is built with sanitizers
+## (their runtime cannot be preloaded into a running program).
+##
+##   test_python       python3 -m test test_dict test_set test_json
+##   test_git          init, 2000 files, commits, merge, gc, log, fsck
+##   test_sqlite       sqlite3: 100k rows, indexes, integrity check, queries
+##   test_sort         sort(1) of 50 MB, in memory and as an external merge
+##   test_cxx          cxx_threads.cc under LD_PRELOAD and -lfancymalloc
+##   test_ctor         allocation in constructors, before the allocator's own
+##   test_fork         fork while other threads allocate
+##   test_foreign_free free() of pointers the allocator did not hand out
+##   test_thread_exit  threads exit holding blocks that others free
+##   test_dlopen       dlopen(libfancyalloc.so.1) + dlsym; the TLS caveat
+##   test_atexit_tls   allocation in atexit, key and thread_local destructors
+##   test_options      FANCY_* values: warnings, FANCY_VERBOSE, FANCY_STATS
+##   test_fancyrun     bin/fancyrun: options, LD_PRELOAD, exit status
+##
+## The C++ helpers are EXTRA_PROGRAMS built by the phony check_DATA target
+## below only when $(CXX) can compile (AC_PROG_CXX sets CXX even when no
+## C++ compiler exists); without one their tests skip.
+
+FA_PRELOAD_TESTS = \
+	tests/preload/test_python.sh \
+	tests/preload/test_git.sh \
+	tests/preload/test_sqlite.sh \
+	tests/preload/test_sort.sh \
+	tests/preload/test_cxx.sh \
+	tests/preload/test_ctor.sh \
+	tests/preload/test_fork.sh \
+	tests/preload/test_foreign_free.sh \
+	tests/preload/test_thread_exit.sh \
+	tests/preload/test_dlopen.sh \
+	tests/preload/test_atexit_tls.sh \
+	tests/preload/test_options.sh \
+	tests/preload/test_fancyrun.sh
+
+TESTS += $(FA_PRELOAD_TESTS)
+EXTRA_DIST += $(FA_PRELOAD_TESTS) tests/preload/common.sh
+
+check_PROGRAMS += \
+	tests/preload/workload \
+	tests/preload/ctor_alloc \
+	tests/preload/fork_threads \
+	tests/preload/foreign_free \
+	tests/preload/thread_exit \
+	tests/preload/dlopen_api \
+	tests/preload/atexit_tls
+
+tests_preload_workload_SOURCES = tests/preload/workload.c tests/preload/which.h
+tests_preload_workload_LDADD = $(PTHREAD_LIBS)
+tests_preload_ctor_alloc_SOURCES = tests/preload/ctor_alloc.c
+tests_preload_fork_threads_SOURCES = tests/preload/fork_threads.c
+tests_preload_fork_threads_LDADD = $(PTHREAD_LIBS)
+tests_preload_foreign_free_SOURCES = tests/preload/foreign_free.c tests/preload/which.h
+tests_preload_thread_exit_SOURCES = tests/preload/thread_exit.c
+tests_preload_thread_exit_LDADD = $(PTHREAD_LIBS)
+tests_preload_dlopen_api_SOURCES = tests/preload/dlopen_api.c
+tests_preload_dlopen_api_LDADD = $(PTHREAD_LIBS)
+tests_preload_atexit_tls_SOURCES = tests/preload/atexit_tls.c
+tests_preload_atexit_tls_LDADD = $(PTHREAD_LIBS)
+
+# libearly.so: preloaded after libfancymalloc, its constructor allocates
+# before the allocator's constructor has run (test_ctor).  -rpath makes
+# libtool build a shared object for a library that is never installed.
+# No other fragment defines check_LTLIBRARIES; make it += if one does.
+check_LTLIBRARIES = tests/preload/libearly.la
+tests_preload_libearly_la_SOURCES = tests/preload/early.c
+tests_preload_libearly_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared \
+	-rpath $(abs_builddir)/tests/preload
+
+# C++ helpers.
+EXTRA_PROGRAMS += tests/preload/cxx_threads tests/preload/cxx_tls
+FA_PRELOAD_CXX = tests/preload/cxx_threads$(EXEEXT) tests/preload/cxx_tls$(EXEEXT)
+tests_preload_cxx_threads_SOURCES = tests/preload/cxx_threads.cc
+tests_preload_cxx_threads_LDADD = $(PTHREAD_LIBS)
+tests_preload_cxx_tls_SOURCES = tests/preload/cxx_tls.cc
+tests_preload_cxx_tls_LDADD = $(PTHREAD_LIBS)
+if FA_MALLOC_REPLACEMENT
+# The same program linked with -lfancymalloc (malloc replaced at link time).
+EXTRA_PROGRAMS += tests/preload/cxx_threads_linked
+FA_PRELOAD_CXX += tests/preload/cxx_threads_linked$(EXEEXT)
+tests_preload_cxx_threads_linked_SOURCES = tests/preload/cxx_threads.cc
+tests_preload_cxx_threads_linked_LDADD = lib/libfancymalloc.la $(PTHREAD_LIBS)
+endif
+CLEANFILES += $(FA_PRELOAD_CXX) tests/preload/cxx-probe.cc tests/preload/cxx-probe$(EXEEXT)
+
+# No other fragment defines check_DATA; make it += if one does.
+check_DATA = fa-preload-cxx
+.PHONY: fa-preload-cxx
+fa-preload-cxx:
+	@$(MKDIR_P) tests/preload; \
+	echo 'int main() { return 0; }' >tests/preload/cxx-probe.cc; \
+	if $(CXX) $(CXXFLAGS) $(LDFLAGS) -o tests/preload/cxx-probe$(EXEEXT) \
+	     tests/preload/cxx-probe.cc >/dev/null 2>&1; then \
+	  rm -f tests/preload/cxx-probe.cc tests/preload/cxx-probe$(EXEEXT); \
+	  $(MAKE) $(AM_MAKEFLAGS) $(FA_PRELOAD_CXX); \
+	else \
+	  rm -f tests/preload/cxx-probe.cc tests/preload/cxx-probe$(EXEEXT); \
+	  echo "tests/preload: $(CXX) cannot compile C++: the C++ preload tests will be skipped"; \
+	fi
