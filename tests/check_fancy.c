@@ -20,6 +20,7 @@ int main(void) {
   srunner_add_suite(sr, make_stats_suite());
   srunner_add_suite(sr, make_threads_suite());
   srunner_add_suite(sr, make_fork_suite());
+  srunner_add_suite(sr, make_instances_suite());
 
   srunner_run_all(sr, getenv("CK_VERBOSITY") != NULL ? CK_ENV : CK_VERBOSE);
   int failed = srunner_ntests_failed(sr);

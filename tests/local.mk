@@ -16,7 +16,8 @@ FA_CHECK_SUITES = \
 	tests/check_aligned.c \
 	tests/check_stats.c \
 	tests/check_threads.c \
-	tests/check_fork.c
+	tests/check_fork.c \
+	tests/check_instances.c
 
 if FA_HAVE_CHECK
 check_PROGRAMS += tests/check_fancy tests/limit_helper

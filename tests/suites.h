@@ -9,6 +9,7 @@
  *   check_stats.c    statistics and diagnostics
  *   check_threads.c  cross-thread frees, thread churn, many threads
  *   check_fork.c     fork() from a multi-threaded process
+ *   check_instances.c allocator instances (fancy_allocator_*)
  */
 #ifndef FA_TESTS_SUITES_H
 #define FA_TESTS_SUITES_H
@@ -21,5 +22,6 @@ Suite *make_aligned_suite(void);
 Suite *make_stats_suite(void);
 Suite *make_threads_suite(void);
 Suite *make_fork_suite(void);
+Suite *make_instances_suite(void);
 
 #endif /* FA_TESTS_SUITES_H */
