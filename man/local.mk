@@ -27,6 +27,18 @@ dist_man_MANS += \
 	man/fancy_validate_heap.3 \
 	man/fancy_check_leaks.3 \
 	man/fancy_version.3 \
+	man/fancy_allocator_create.3 \
+	man/fancy_allocator_destroy.3 \
+	man/fancy_allocator_default.3 \
+	man/fancy_allocator_malloc.3 \
+	man/fancy_allocator_calloc.3 \
+	man/fancy_allocator_realloc.3 \
+	man/fancy_allocator_aligned_alloc.3 \
+	man/fancy_allocator_free.3 \
+	man/fancy_allocator_usable_size.3 \
+	man/fancy_allocator_validate.3 \
+	man/fancy_allocator_check_leaks.3 \
+	man/fancy_allocator_print_stats.3 \
 	man/fancyalloc.7 \
 	man/fancyrun.1
 
