@@ -186,16 +186,26 @@ size_t _fa_huge_size(const void *p) {
   return size;
 }
 
+/* realloc of a huge block: mremap (pages move, nothing is copied), or a
+ * copy into a normal block when it shrinks below FA_LARGE_MAX.  The table
+ * lock is held across the remap: the moment mremap moves the pages another
+ * thread may map the old address and want a table entry for it, which it
+ * can only get after ours has moved too. */
 void *_fa_huge_realloc(fa_heap_t *heap, void *p, size_t n) {
   fa_domain_t *d = heap->domain;
   pthread_mutex_lock(&_fa_huge_lock);
   fa_huge_entry_t *e = fa_huge_find((uintptr_t)p);
-  size_t size = e ? e->size : 0, align = e ? e->align : 0;
-  fa_domain_t *owner = e ? e->domain : NULL;
-  pthread_mutex_unlock(&_fa_huge_lock);
-  if (e == NULL) _fa_invalid_free(p, "realloc of an invalid pointer");
-  if (owner != d) _fa_wrong_instance(p);
+  if (e == NULL) {
+    pthread_mutex_unlock(&_fa_huge_lock);
+    _fa_invalid_free(p, "realloc of an invalid pointer");
+  }
+  if (e->domain != d) {
+    pthread_mutex_unlock(&_fa_huge_lock);
+    _fa_wrong_instance(p);
+  }
+  size_t size = e->size, align = e->align;
   if (n <= FA_LARGE_MAX || n > PTRDIFF_MAX - FA_SEGMENT_SIZE) {
+    pthread_mutex_unlock(&_fa_huge_lock);
     if (n > PTRDIFF_MAX - FA_SEGMENT_SIZE) {
       errno = ENOMEM;
       return NULL;
@@ -207,27 +217,30 @@ void *_fa_huge_realloc(fa_heap_t *heap, void *p, size_t n) {
     return q;
   }
   size_t new_size = (n + FA_OS_PAGE_SIZE - 1) & ~(size_t)(FA_OS_PAGE_SIZE - 1);
-  if (new_size == size) return p;
+  if (new_size == size) {
+    pthread_mutex_unlock(&_fa_huge_lock);
+    return p;
+  }
   if (new_size > size && !_fa_domain_charge(d, new_size - size)) {
+    pthread_mutex_unlock(&_fa_huge_lock);
     errno = ENOMEM;
     return NULL;
   }
-  /* Unmark first: once mremap moves the pages, the old range may be
-   * mapped by another thread at once. */
+  /* Unmark first: once the pages move, the old range may be mapped by
+   * another thread (as a segment) at once. */
   _fa_segmap_set((uintptr_t)p, FA_UNIT_NONE);
   void *q = _fa_os_remap(p, size, new_size, align, d->huge_pages);
   if (q == NULL) {
     _fa_segmap_set((uintptr_t)p, FA_UNIT_HUGE);
+    pthread_mutex_unlock(&_fa_huge_lock);
     if (new_size > size) _fa_domain_uncharge(d, new_size - size);
     return NULL;
   }
-  if (new_size < size) _fa_domain_uncharge(d, size - new_size);
-  pthread_mutex_lock(&_fa_huge_lock);
-  e = fa_huge_find((uintptr_t)p);
-  if (e != NULL) fa_huge_remove(e);
+  fa_huge_remove(e);                               /* e is still p's: locked */
   fa_huge_insert((uintptr_t)q, new_size, align, d);   /* room: one out, one in */
-  pthread_mutex_unlock(&_fa_huge_lock);
   _fa_segmap_set((uintptr_t)q, FA_UNIT_HUGE);
+  pthread_mutex_unlock(&_fa_huge_lock);
+  if (new_size < size) _fa_domain_uncharge(d, size - new_size);
   return q;
 }
 
