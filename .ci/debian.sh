@@ -16,15 +16,15 @@
 #
 # Steps: install the build dependencies (apt-get build-dep on debian/control),
 # dpkg-buildpackage -us -uc -b, lintian --fail-on error,warning, apt-get
-# install of the three .debs, checks of the installed files (pkg-config, a
-# consumer program, man page, LD_PRELOAD of libfancymalloc), apt-get purge,
-# and a check that nothing is left behind.
+# install of the four .debs, checks of the installed files (pkg-config, a
+# consumer program, man pages, LD_PRELOAD of libfancymalloc, fancyrun),
+# apt-get purge, and a check that nothing is left behind.
 set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
 export LC_ALL=C.UTF-8
 
-PACKAGES=(libfancyalloc1 libfancyalloc-dev libfancymalloc1)
+PACKAGES=(libfancyalloc1 libfancyalloc-dev libfancymalloc1 fancyalloc-tools)
 APT_GET=(apt-get -y -q -o Dpkg::Use-Pty=0)
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -107,7 +107,8 @@ run lintian --info --display-info --fail-on error,warning "${changes[0]}"
 # ---------------------------------------------------------------------------
 step "Installing the built packages"
 run "${APT_GET[@]}" install --no-install-recommends \
-  ./libfancyalloc1_*.deb ./libfancyalloc-dev_*.deb ./libfancymalloc1_*.deb
+  ./libfancyalloc1_*.deb ./libfancyalloc-dev_*.deb ./libfancymalloc1_*.deb \
+  ./fancyalloc-tools_*.deb
 for p in "${PACKAGES[@]}"; do
   run dpkg -L "$p" >/dev/null
 done
@@ -226,6 +227,30 @@ fi
 run timeout 60 env LD_PRELOAD="$preload" sh -c 'echo preloaded shell: OK'
 
 # ---------------------------------------------------------------------------
+step "fancyrun (fancyalloc-tools)"
+[[ $(command -v fancyrun) = /usr/bin/fancyrun ]] || fail "fancyrun is not /usr/bin/fancyrun"
+run fancyrun --version
+out=$(timeout 60 fancyrun ls /) || fail "fancyrun ls / failed"
+[[ -n $out ]] || fail "fancyrun ls / printed nothing"
+echo "+ fancyrun ls /: OK ($(wc -w <<<"$out") entries)"
+# The library it preloads (the bare soname, found by the dynamic loader)
+# must really serve malloc, and its options must reach the allocator.
+bindings=$(timeout 60 env LD_DEBUG=bindings fancyrun ls / 2>&1 >/dev/null)
+grep -m 1 -E "to [^ ]*libfancymalloc\.so\.1 \[0\]: normal symbol \`malloc'" <<<"$bindings" ||
+  fail "under fancyrun, malloc is not bound to libfancymalloc"
+stats=$(timeout 60 fancyrun --stats --arena-size=32m --verbose ls / 2>&1 >/dev/null)
+grep -q '^fancyalloc: option FANCY_ARENA_SIZE=33554432 ' <<<"$stats" ||
+  fail "fancyrun --arena-size=32m did not reach the allocator"
+grep -q 'statistics' <<<"$stats" || fail "fancyrun --stats printed no statistics"
+echo "fancyrun options reach the allocator"
+if fancyrun --no-such-option true 2>/dev/null; then fail "fancyrun accepted a bad option"; fi
+if dpkg-deb -c "$work"/fancyalloc-tools_*.deb | grep -q '/usr/share/man/man1/fancyrun\.1\.gz' &&
+   ! grep -qs '^path-exclude.*/usr/share/man' /etc/dpkg/dpkg.cfg.d/*; then
+  found=$(run man -w 1 fancyrun)
+  [[ $found = /usr/share/man/man1/fancyrun.1.gz ]] || fail "man -w 1 fancyrun found '$found'"
+fi
+
+# ---------------------------------------------------------------------------
 step "Purging the packages"
 cd "$work"
 run "${APT_GET[@]}" purge "${PACKAGES[@]}"
@@ -237,7 +262,9 @@ for f in /usr/include/fancyalloc.h "$libdir/pkgconfig/fancyalloc.pc" \
          "$libdir/libfancyalloc.so" "$libdir/libfancyalloc.so.1" "$libdir/libfancyalloc.a" \
          "$libdir/libfancymalloc.so" "$libdir/libfancymalloc.so.1" \
          /usr/share/man/man3/fancy_malloc.3.gz /usr/share/man/man7/fancyalloc.7.gz \
-         /usr/share/doc/libfancyalloc1 /usr/share/doc/libfancyalloc-dev /usr/share/doc/libfancymalloc1; do
+         /usr/bin/fancyrun /usr/share/man/man1/fancyrun.1.gz \
+         /usr/share/doc/libfancyalloc1 /usr/share/doc/libfancyalloc-dev /usr/share/doc/libfancymalloc1 \
+         /usr/share/doc/fancyalloc-tools; do
   if [[ -e $f || -L $f ]]; then fail "$f is left after purge"; fi
 done
 echo "no file of the packages is left"
