@@ -8,7 +8,10 @@
 
 require_preload
 require_prog python3
-python3 -c 'import test.support, test.libregrtest' >/dev/null 2>&1 ||
+# Debian ships test.support in libpython3.N-stdlib but the test modules
+# themselves in libpython3.N-testsuite: look for those.
+python3 -c 'import test.support, test.libregrtest, test.test_dict, test.test_set, test.test_json' \
+    >/dev/null 2>&1 ||
   skip "python3's test package not installed (Debian: libpython3.N-testsuite)"
 check_preloaded python3
 
