@@ -29,7 +29,8 @@ fa_heap_t _fa_heap_empty = {
 FA_TLS fa_heap_t *_fa_tls_heap = &_fa_heap_empty;
 uintptr_t _fa_secret;
 /* libfancymalloc (override.c) defines this as 1. */
-__attribute__((weak)) const int _fa_override_mode = 0;
+__attribute__((weak)) int _fa_override_mode = 0;   /* not const: gcc would fold a
+                                                       * weak const default */
 
 static pthread_key_t fa_thread_key;
 /* FANCY_STATS=1: a private duplicate of stderr, taken at start-up,

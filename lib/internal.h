@@ -84,7 +84,7 @@ extern fa_heap_t _fa_heap_empty FA_HIDDEN;
 extern fa_page_t _fa_page_empty FA_HIDDEN;
 extern FA_TLS fa_heap_t *_fa_tls_heap FA_HIDDEN;
 extern uintptr_t _fa_secret FA_HIDDEN;
-extern const int _fa_override_mode FA_HIDDEN;  /* 1 in libfancymalloc */
+extern int _fa_override_mode FA_HIDDEN;  /* 1 in libfancymalloc */
 
 FA_HIDDEN void _fa_process_init(void);
 FA_HIDDEN fa_heap_t *_fa_thread_init(void);

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 /* Tells the core that foreign pointers may legitimately reach free(). */
-const int _fa_override_mode = 1;
+int _fa_override_mode = 1;
 
 #define FA_EXPORT __attribute__((visibility("default")))
 

@@ -19,8 +19,18 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 
+#include "config.h"
 #include "helpers.h"
 #include "suites.h"
+
+/* Under a sanitizer, RSS also counts its shadow memory, which purging our
+ * pages does not give back: the checks that RSS falls again are only
+ * meaningful without one. */
+#ifdef FA_SANITIZE
+static const int rss_falls = 0;
+#else
+static const int rss_falls = 1;
+#endif
 
 /* The most instances alive at once besides the default one. */
 #define MAX_INSTANCES 63
@@ -701,7 +711,7 @@ START_TEST(test_destroy_live_blocks) {
   size_t rss2, vs2;
   proc_memory(&rss2, &vs2);
   fancy_stats_t s2 = fa_stats();
-  ck_assert_msg(rss2 <= rss0 + 16 * FA_MIB,
+  ck_assert_msg(!rss_falls || rss2 <= rss0 + 16 * FA_MIB,
                 "after destroying an instance with %lu live blocks (%zu "
                 "bytes), RSS is %zu KiB, %zu KiB above what it was before "
                 "(%zu KiB, %zu KiB at the peak)", nblocks,
@@ -731,7 +741,7 @@ START_TEST(test_destroy_live_blocks) {
   ck_assert(fancy_allocator_validate(b));
   fancy_allocator_destroy(b);
   proc_memory(&rss3, NULL);
-  ck_assert_msg(rss3 <= rss0 + 16 * FA_MIB, "after destroying the second "
+  ck_assert_msg(!rss_falls || rss3 <= rss0 + 16 * FA_MIB, "after destroying the second "
                 "instance, RSS is %zu KiB above what it was before the "
                 "first", (rss3 - rss0) >> 10);
 }
@@ -777,7 +787,7 @@ START_TEST(test_create_destroy_1000) {
   ck_assert_msg(vs1 <= vs0 + 32 * FA_MIB, "address space grew by %zu MiB "
                 "over %d create/destroy rounds", (vs1 - vs0) >> 20,
                 ROUNDS - WARMUP);
-  ck_assert_msg(rss1 <= rss0 + 32 * FA_MIB, "RSS grew by %zu MiB over %d "
+  ck_assert_msg(!rss_falls || rss1 <= rss0 + 32 * FA_MIB, "RSS grew by %zu MiB over %d "
                 "create/destroy rounds", (rss1 - rss0) >> 20,
                 ROUNDS - WARMUP);
   ck_assert_msg(mapped1 <= mapped0 + 32 * FA_MIB, "fancy_stats_get: "
