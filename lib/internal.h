@@ -263,11 +263,11 @@ static inline bool fa_page_is_block_start(const fa_page_t *page, uintptr_t p) {
 }
 
 static inline unsigned fa_medium_class(size_t n) {
-  /* (512, 32768]: 8 classes per doubling, 576 .. 32768 */
+  /* (512, 32768]: 4 classes per doubling, 640 .. 32768 */
   size_t m = n - 1;
   unsigned b = 63u - (unsigned)__builtin_clzll(m);         /* 9 .. 14 */
-  unsigned q = (unsigned)((m - ((size_t)1 << b)) >> (b - 3));  /* 0 .. 7 */
-  return FA_SMALL_CLASSES + (b - 9) * 8 + q;
+  unsigned q = (unsigned)((m - ((size_t)1 << b)) >> (b - 2));  /* 0 .. 3 */
+  return FA_SMALL_CLASSES + (b - 9) * 4 + q;
 }
 
 static inline unsigned fa_size_class(size_t n) {

@@ -12,17 +12,11 @@
  */
 #include "internal.h"
 
-/* The document's 16 small classes, then 8 classes per doubling: a block
- * wastes at most 12.5% of its size (about 4% on average), and every power
- * of two up to 32 KiB is a class, which aligned allocation relies on. */
+/* The document's 16 small classes, then 4 classes per doubling. */
 const uint32_t _fa_class_size[FA_NUM_CLASSES] = {
   16, 32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512,
-  576, 640, 704, 768, 832, 896, 960, 1024,
-  1152, 1280, 1408, 1536, 1664, 1792, 1920, 2048,
-  2304, 2560, 2816, 3072, 3328, 3584, 3840, 4096,
-  4608, 5120, 5632, 6144, 6656, 7168, 7680, 8192,
-  9216, 10240, 11264, 12288, 13312, 14336, 15360, 16384,
-  18432, 20480, 22528, 24576, 26624, 28672, 30720, 32768,
+  640, 768, 896, 1024, 1280, 1536, 1792, 2048, 2560, 3072, 3584, 4096,
+  5120, 6144, 7168, 8192, 10240, 12288, 14336, 16384, 20480, 24576, 28672, 32768,
 };
 
 /* (n + 15) >> 4  ->  small class. */

@@ -84,12 +84,12 @@
 
 /* Size tiers. */
 #define FA_SMALL_MAX 512                /* 16 classes, 16..512 (document) */
-#define FA_MEDIUM_MAX 32768             /* 8 classes per doubling */
+#define FA_MEDIUM_MAX 32768             /* 4 classes per doubling */
 #define FA_LARGE_MAX ((size_t)2 << 20)  /* a span of pages of its own */
 #define FA_ALIGN 16                     /* minimum alignment of every block */
 
 #define FA_SMALL_CLASSES 16
-#define FA_MEDIUM_CLASSES 48            /* 576 .. 32768 */
+#define FA_MEDIUM_CLASSES 24            /* 640 .. 32768 */
 #define FA_NUM_CLASSES (FA_SMALL_CLASSES + FA_MEDIUM_CLASSES)
 #define FA_DIRECT_SIZE (FA_SMALL_MAX / 16 + 1)   /* (n + 15) >> 4 */
 
