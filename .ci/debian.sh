@@ -159,6 +159,53 @@ run timeout 60 ./consumer
 loads ./consumer libfancyalloc.so.1 ||
   fail "consumer does not load $libdir/libfancyalloc.so.1"
 echo "consumer loads $libdir/libfancyalloc.so.1"
+
+step "The design document's Quick Start, in C and C++17, against the installed package"
+cat > quickstart.c <<'EOF'
+#include <stdio.h>
+#include <string.h>
+#include <fancyalloc.h>
+int main(void) {
+  fancy_allocator_config_t config = {.arena_size = 64 * 1024 * 1024, .reclamation = 1};
+  fancy_allocator_t *alloc = fancy_allocator_create(&config);
+  if (alloc == NULL) return 1;
+  void *ptr = fancy_allocator_malloc(alloc, 1024);
+  void *aligned = fancy_allocator_aligned_alloc(alloc, 64, 1024);
+  if (ptr == NULL || aligned == NULL || (size_t)aligned % 64 != 0) return 1;
+  memset(ptr, 0, 1024);
+  memset(aligned, 0, 1024);
+  fancy_allocator_free(alloc, ptr);
+  fancy_allocator_free(alloc, aligned);
+  if (!fancy_allocator_validate(alloc)) return 1;
+  fancy_allocator_destroy(alloc);
+  puts("quickstart (C): OK");
+  return 0;
+}
+EOF
+cat > quickstart.cc <<'EOF'
+#include <cstdint>
+#include <cstdio>
+#include <vector>
+#include <fancyalloc.hpp>
+int main() {
+  fancy::PerThreadAllocator alloc(64 * 1024 * 1024, true);
+  void* ptr = alloc.allocate(1024);
+  void* aligned = alloc.allocateAligned(1024, 64);
+  if (!ptr || !aligned || reinterpret_cast<std::uintptr_t>(aligned) % 64 != 0) return 1;
+  alloc.deallocate(ptr);
+  alloc.deallocate(aligned);
+  std::vector<int, fancy::stl_allocator<int>> v(alloc);
+  v.assign(1000, 42);
+  std::puts("quickstart (C++): OK");
+  return 0;
+}
+EOF
+# shellcheck disable=SC2046  # word splitting of pkg-config output is wanted
+run cc -Wall -Werror -o quickstart quickstart.c $(pkg-config --cflags --libs fancyalloc)
+run timeout 60 ./quickstart
+# shellcheck disable=SC2046
+run c++ -std=c++17 -Wall -Werror -o quickstart-cxx quickstart.cc $(pkg-config --cflags --libs fancyalloc)
+run timeout 60 ./quickstart-cxx
 if ldd ./consumer | grep -q libfancymalloc; then
   fail "linking -lfancyalloc pulled in libfancymalloc"
 fi
