@@ -49,6 +49,8 @@
 #ifndef FA_STRESS_COMMON_H
 #define FA_STRESS_COMMON_H
 
+#include "config.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -75,6 +77,23 @@
 #define ST_END_COMMITTED_SLACK (256 * ST_KIB)
 #define ST_RUN_COMMITTED_FACTOR 1.5
 #define ST_RUN_COMMITTED_SLACK (32 * ST_MIB)
+
+/* FANCY_POPULATE (or a build configured --enable-populate) trades memory
+ * for fewer page faults on purpose: whole segments are pre-faulted, and a
+ * populated segment takes long enough to map that more threads overlap
+ * early in a run.  There the in-run committed/live bound measured 1.6-2.7 x
+ * in the first 0.15 s, so it is not applied; the end-of-run bound (all
+ * memory back after free + trim) is. */
+static int st_populate(void) {
+  const char *v = getenv("FANCY_POPULATE");
+  if (v != NULL) return strcmp(v, "1") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "on") == 0 ||
+                        strcmp(v, "true") == 0;
+#if defined(FA_DEFAULT_POPULATE) && FA_DEFAULT_POPULATE
+  return 1;
+#else
+  return 0;
+#endif
+}
 
 /* ------------------------------------------------------------------------
  * Random numbers, time
@@ -506,7 +525,7 @@ static inline int st_main(st_config_t *cfg, int argc, char **argv) {
         worst_ratio = (double)st.bytes_committed / (double)peak_live;
       size_t bound = st0.bytes_committed + (size_t)(ST_RUN_COMMITTED_FACTOR * (double)peak_live) +
                      ST_RUN_COMMITTED_SLACK;
-      if (st.bytes_committed > bound)
+      if (st.bytes_committed > bound && !st_populate())
         st_fail("%.2f s: %.1f MiB committed > bound %.1f MiB (%.1f x peak live %.1f MiB + %.0f MiB)",
                 t, st_mib(st.bytes_committed), st_mib(bound), ST_RUN_COMMITTED_FACTOR,
                 st_mib(peak_live), st_mib(ST_RUN_COMMITTED_SLACK));
