@@ -362,10 +362,6 @@ END_TEST
  * Misuse: each must abort.  The test process is Check's child, so the
  * abort only ends that child; core dumps are switched off first.
  * ---------------------------------------------------------------------- */
-static void no_core_dump(void) {
-  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-}
-
 enum misuse_kind {
   MISUSE_STACK,
   MISUSE_LIBC,
@@ -437,7 +433,7 @@ static void do_misuse(enum misuse_kind kind) {
 
 #define MISUSE_TEST(name, kind)                                              \
   START_TEST(name) {                                                         \
-    no_core_dump();                                                          \
+    fa_no_core_dump();                                                          \
     do_misuse(kind);                                                         \
     ck_abort_msg("%s did not abort", misuse_name[kind]);                     \
   }                                                                          \
@@ -452,42 +448,13 @@ MISUSE_TEST(test_abort_double_free_large, MISUSE_DOUBLE_LARGE)
 MISUSE_TEST(test_abort_double_free_huge, MISUSE_DOUBLE_HUGE)
 MISUSE_TEST(test_abort_free_interior_huge, MISUSE_INTERIOR_HUGE)
 
-/* Runs one misuse in a child with stderr on a pipe; returns what the child
- * wrote and its wait status. */
-static char *misuse_in_child(enum misuse_kind kind, int *status) {
-  int fds[2];
-  ck_assert_int_eq(pipe(fds), 0);
-  fflush(NULL);
-  pid_t pid = fork();
-  ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
-  if (pid == 0) {
-    close(fds[0]);
-    dup2(fds[1], STDERR_FILENO);
-    close(fds[1]);
-    no_core_dump();
-    do_misuse(kind);
-    _exit(0);
-  }
-  close(fds[1]);
-  size_t cap = 4096, len = 0;
-  char *text = malloc(cap + 1);
-  ck_assert_ptr_ne(text, NULL);
-  ssize_t n;
-  while ((n = read(fds[0], text + len, cap - len)) > 0 ||
-         (n < 0 && errno == EINTR)) {
-    if (n > 0) len += (size_t)n;
-    if (len == cap) break;
-  }
-  text[len] = '\0';
-  close(fds[0]);
-  while (waitpid(pid, status, 0) < 0 && errno == EINTR) {}
-  return text;
-}
+/* The child side of fa_stderr_of_child. */
+static void misuse_child(int kind) { do_misuse((enum misuse_kind)kind); }
 
 START_TEST(test_abort_message_one_line) {
   for (int k = 0; k < MISUSE_COUNT; k++) {
     int status = 0;
-    char *text = misuse_in_child((enum misuse_kind)k, &status);
+    char *text = fa_stderr_of_child(misuse_child, k, &status);
     ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
                   "%s: the child was not killed by SIGABRT (status %#x)",
                   misuse_name[k], status);

@@ -66,21 +66,6 @@ static TCase *inst_tcase(const char *name, int timeout) {
   return tc;
 }
 
-static void start_thread(pthread_t *t, void *(*fn)(void *), void *arg) {
-  int e = pthread_create(t, NULL, fn, arg);
-  ck_assert_msg(e == 0, "pthread_create: %s", strerror(e));
-}
-
-/* Sizes 16..40000: mostly small, some medium, a few up to 40000. */
-static size_t mixed_size(uint64_t *rng) {
-  uint64_t r = fa_rand(rng);
-  unsigned pct = (unsigned)(r % 100);
-  r >>= 8;
-  if (pct < 85) return 16 + r % 497;
-  if (pct < 98) return 513 + r % 3584;
-  return 4097 + r % (40000 - 4097 + 1);
-}
-
 /* Resident and total mapped bytes of the process (/proc/self/statm). */
 static void proc_memory(size_t *rss, size_t *vsize) {
   FILE *f = fopen("/proc/self/statm", "r");
@@ -383,7 +368,7 @@ START_TEST(test_separate_memory) {
   uint64_t rng = 99;
   for (int i = 0; i < N; i++) {
     for (int k = 0; k < NI; k++) {
-      size_t n = mixed_size(&rng);
+      size_t n = fa_mixed_size(&rng);
       void *p = fancy_allocator_malloc(inst[k], n);
       FA_REQUIRE(p != NULL, "instance %d: malloc(%zu) failed", k, n);
       blocks[i * NI + k] = p;
@@ -532,7 +517,7 @@ static void *mt_thread(void *argp) {
   for (int op = 0; op < MT_OPS && !fa_failed(&m->fail); op++) {
     uint64_t r = fa_rand(&rng);
     int inst = (int)(r & 1);
-    size_t n = mixed_size(&rng);
+    size_t n = fa_mixed_size(&rng);
     void *p = fancy_allocator_malloc(m->inst[inst], n);
     if (p == NULL) {
       fa_fail(&m->fail, "thread %d: fancy_allocator_malloc(inst %d, %zu) "
@@ -578,7 +563,7 @@ START_TEST(test_threads_two_instances) {
   for (int i = 0; i < MT_THREADS; i++) {
     args[i].m = m;
     args[i].id = i;
-    start_thread(&t[i], mt_thread, &args[i]);
+    fa_start_thread(&t[i], mt_thread, &args[i]);
   }
   for (int i = 0; i < MT_THREADS; i++) pthread_join(t[i], NULL);
   ck_assert_msg(!fa_failed(&m->fail), "%s", m->fail.msg);
@@ -622,7 +607,7 @@ static void *busy_thread(void *argp) {
                 "(after %lu operations)", b->id, keep[slot], bad, it);
       fancy_allocator_free(b->a, keep[slot]);
     }
-    size_t n = mixed_size(&rng);
+    size_t n = fa_mixed_size(&rng);
     keep[slot] = fancy_allocator_malloc(b->a, n);
     if (keep[slot] == NULL) {
       fa_fail(&b->fail, "busy thread %d: malloc(%zu) failed", b->id, n);
@@ -643,13 +628,13 @@ START_TEST(test_destroy_while_other_in_use) {
   for (int i = 0; i < NT; i++) {
     b[i].a = a;
     b[i].id = i;
-    start_thread(&t[i], busy_thread, &b[i]);
+    fa_start_thread(&t[i], busy_thread, &b[i]);
   }
   uint64_t rng = 5;
   for (int round = 0; round < 50; round++) {
     fancy_allocator_t *x = create_or_fail(NULL);
     for (int i = 0; i < 2000; i++) {
-      size_t n = mixed_size(&rng);
+      size_t n = fa_mixed_size(&rng);
       void *p = fancy_allocator_malloc(x, n);
       FA_REQUIRE(p != NULL, "round %d: malloc(%zu) in the new instance "
                  "failed", round, n);
@@ -683,7 +668,7 @@ static unsigned long fill_instance(fancy_allocator_t *a, uint64_t seed) {
   while (total < BIG_TOTAL) {
     uint64_t r = fa_rand(&rng);
     size_t n = r % 10 == 0 ? (size_t)(r >> 8) % (4 * FA_MIB) + 1
-                           : mixed_size(&rng);
+                           : fa_mixed_size(&rng);
     void *p = fancy_allocator_malloc(a, n);
     FA_REQUIRE(p != NULL, "malloc(%zu) failed after %zu bytes", n, total);
     memset(p, 0x77, n);  /* make it resident */
@@ -760,7 +745,7 @@ START_TEST(test_create_destroy_1000) {
     fancy_allocator_t *a = create_or_fail(NULL);
     void *keep[64];
     for (int i = 0; i < 64; i++) {
-      size_t n = mixed_size(&rng);
+      size_t n = fa_mixed_size(&rng);
       keep[i] = fancy_allocator_malloc(a, n);
       FA_REQUIRE(keep[i] != NULL, "round %d: malloc(%zu) failed", round, n);
       memset(keep[i], i, n);
@@ -923,10 +908,6 @@ END_TEST
 /* ------------------------------------------------------------------------
  * Misuse: a block freed into another instance aborts
  * ---------------------------------------------------------------------- */
-static void no_core_dump(void) {
-  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-}
-
 enum misuse_kind {
   MISUSE_B_FREES_A_SMALL,
   MISUSE_B_FREES_A_LARGE,
@@ -1002,7 +983,7 @@ static void do_misuse(enum misuse_kind kind) {
 
 #define MISUSE_TEST(name, kind)                                              \
   START_TEST(name) {                                                         \
-    no_core_dump();                                                          \
+    fa_no_core_dump();                                                          \
     do_misuse(kind);                                                         \
     ck_abort_msg("%s did not abort", misuse_name[kind]);                     \
   }                                                                          \
@@ -1017,42 +998,13 @@ MISUSE_TEST(test_abort_a_frees_default, MISUSE_A_FREES_DEFAULT)
 MISUSE_TEST(test_abort_a_frees_default_huge, MISUSE_A_FREES_DEFAULT_HUGE)
 MISUSE_TEST(test_abort_default_frees_a, MISUSE_DEFAULT_FREES_A)
 
-/* Runs one misuse in a child with stderr on a pipe; returns what the child
- * wrote and its wait status. */
-static char *misuse_in_child(enum misuse_kind kind, int *status) {
-  int fds[2];
-  ck_assert_int_eq(pipe(fds), 0);
-  fflush(NULL);
-  pid_t pid = fork();
-  ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
-  if (pid == 0) {
-    close(fds[0]);
-    dup2(fds[1], STDERR_FILENO);
-    close(fds[1]);
-    no_core_dump();
-    do_misuse(kind);
-    _exit(0);
-  }
-  close(fds[1]);
-  size_t cap = 4096, len = 0;
-  char *text = malloc(cap + 1);
-  ck_assert_ptr_ne(text, NULL);
-  ssize_t n;
-  while ((n = read(fds[0], text + len, cap - len)) > 0 ||
-         (n < 0 && errno == EINTR)) {
-    if (n > 0) len += (size_t)n;
-    if (len == cap) break;
-  }
-  text[len] = '\0';
-  close(fds[0]);
-  while (waitpid(pid, status, 0) < 0 && errno == EINTR) {}
-  return text;
-}
+/* The child side of fa_stderr_of_child. */
+static void misuse_child(int kind) { do_misuse((enum misuse_kind)kind); }
 
 START_TEST(test_abort_message_one_line) {
   for (int k = 0; k < MISUSE_COUNT; k++) {
     int status = 0;
-    char *text = misuse_in_child((enum misuse_kind)k, &status);
+    char *text = fa_stderr_of_child(misuse_child, k, &status);
     ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
                   "%s: the child was not killed by SIGABRT (status %#x, "
                   "stderr \"%s\")", misuse_name[k], status, text);

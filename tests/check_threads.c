@@ -12,21 +12,6 @@
 #include "helpers.h"
 #include "suites.h"
 
-static void start_thread(pthread_t *t, void *(*fn)(void *), void *arg) {
-  int e = pthread_create(t, NULL, fn, arg);
-  ck_assert_msg(e == 0, "pthread_create: %s", strerror(e));
-}
-
-/* Sizes 16..40000: mostly small, some medium, a few up to 40000. */
-static size_t mixed_size(uint64_t *rng) {
-  uint64_t r = fa_rand(rng);
-  unsigned pct = (unsigned)(r % 100);
-  r >>= 8;
-  if (pct < 85) return 16 + r % 497;
-  if (pct < 98) return 513 + r % 3584;
-  return 4097 + r % (40000 - 4097 + 1);
-}
-
 /* ------------------------------------------------------------------------
  * Cross-thread free: batches of 100k blocks made by one thread are checked
  * and freed by the other, while the first makes the next batch; the
@@ -57,7 +42,7 @@ static void *xfer_thread(void *argp) {
         !fa_failed(&x->fail)) {
       void **b = x->buf[r % 2];
       for (int i = 0; i < XFER_N; i++) {
-        size_t n = mixed_size(&rng);
+        size_t n = fa_mixed_size(&rng);
         b[i] = fancy_malloc(n);
         if (b[i] == NULL) {
           fa_fail(&x->fail, "thread %d: fancy_malloc(%zu) returned NULL",
@@ -100,7 +85,7 @@ START_TEST(test_cross_thread_free) {
   fancy_stats_t base = fa_stats();
   pthread_t t[2];
   struct xfer_arg args[2] = {{&x, 0}, {&x, 1}};
-  for (int i = 0; i < 2; i++) start_thread(&t[i], xfer_thread, &args[i]);
+  for (int i = 0; i < 2; i++) fa_start_thread(&t[i], xfer_thread, &args[i]);
   for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
   ck_assert_msg(!fa_failed(&x.fail), "%s", x.fail.msg);
   fancy_stats_t s = fa_stats();
@@ -242,7 +227,7 @@ START_TEST(test_many_threads) {
   for (int i = 0; i < MANY_THREADS; i++) {
     args[i].m = m;
     args[i].id = i;
-    start_thread(&t[i], many_thread, &args[i]);
+    fa_start_thread(&t[i], many_thread, &args[i]);
   }
   for (int i = 0; i < MANY_THREADS; i++) pthread_join(t[i], NULL);
   ck_assert_msg(!fa_failed(&m->fail), "%s", m->fail.msg);
@@ -290,7 +275,7 @@ static void *churn_thread(void *argp) {
   uint64_t rng = 77 + (uint64_t)a->id;
   void *p[50];
   for (int i = 0; i < 50; i++) {
-    size_t n = mixed_size(&rng);
+    size_t n = fa_mixed_size(&rng);
     p[i] = fancy_malloc(n);
     if (p[i] == NULL) {
       fa_fail(&a->c->fail, "churn thread %d: fancy_malloc(%zu) returned NULL",
@@ -328,7 +313,7 @@ START_TEST(test_thread_churn) {
     for (int i = 0; i < CHURN_WAVE; i++) {
       args[w + i].c = &c;
       args[w + i].id = w + i;
-      start_thread(&t[i], churn_thread, &args[w + i]);
+      fa_start_thread(&t[i], churn_thread, &args[w + i]);
     }
     for (int i = 0; i < CHURN_WAVE; i++) pthread_join(t[i], NULL);
     fancy_stats_t s = fa_stats();
@@ -409,7 +394,7 @@ static void *producer(void *argp) {
   struct pc_arg *a = argp;
   uint64_t rng = 4242 + (uint64_t)a->id;
   for (int i = 0; i < PC_ITEMS; i++) {
-    size_t n = mixed_size(&rng);
+    size_t n = fa_mixed_size(&rng);
     void *p = fancy_malloc(n);
     if (p == NULL) {
       fa_fail(&a->q->fail, "producer %d: fancy_malloc(%zu) returned NULL",
@@ -449,7 +434,7 @@ START_TEST(test_producer_consumer) {
   for (int i = 0; i < 4; i++) {
     args[i].q = q;
     args[i].id = i;
-    start_thread(&t[i], i < 2 ? producer : consumer, &args[i]);
+    fa_start_thread(&t[i], i < 2 ? producer : consumer, &args[i]);
   }
   for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
   ck_assert_msg(!fa_failed(&q->fail), "%s", q->fail.msg);
@@ -513,7 +498,7 @@ START_TEST(test_exited_thread_memory_reused) {
   for (int round = 0; round < REUSE_ROUNDS; round++) {
     r.round = round;
     pthread_t t;
-    start_thread(&t, reuse_thread, &r);
+    fa_start_thread(&t, reuse_thread, &r);
     pthread_join(t, NULL);
     ck_assert_msg(!fa_failed(&r.fail), "%s", r.fail.msg);
     for (size_t i = 0; i < r.n; i++) {

@@ -25,6 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fancyalloc.h"
@@ -216,6 +218,57 @@ static inline char *fa_capture_end(fa_capture_t *c) {
   size_t got = fread(text, 1, (size_t)n, c->file);
   text[got] = '\0';
   fclose(c->file);
+  return text;
+}
+
+
+/* pthread_create that fails the test when the thread cannot start. */
+static inline void fa_start_thread(pthread_t *t, void *(*fn)(void *), void *arg) {
+  int e = pthread_create(t, NULL, fn, arg);
+  ck_assert_msg(e == 0, "pthread_create: %s", strerror(e));
+}
+
+/* Sizes 16..40000: mostly small, some medium, a few up to 40000. */
+static inline size_t fa_mixed_size(uint64_t *rng) {
+  uint64_t r = fa_rand(rng);
+  unsigned pct = (unsigned)(r % 100);
+  r >>= 8;
+  if (pct < 85) return 16 + r % 497;
+  if (pct < 98) return 513 + r % 3584;
+  return 4097 + r % (40000 - 4097 + 1);
+}
+
+/* Misuse tests abort on purpose: no core dumps from those children. */
+static inline void fa_no_core_dump(void) { prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); }
+
+/* Runs fn(arg) in a child with stderr on a pipe; returns what the child
+ * wrote (malloc'ed) and stores its wait status. */
+static inline char *fa_stderr_of_child(void (*fn)(int), int arg, int *status) {
+  int fds[2];
+  ck_assert_int_eq(pipe(fds), 0);
+  fflush(NULL);
+  pid_t pid = fork();
+  ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+  if (pid == 0) {
+    close(fds[0]);
+    dup2(fds[1], STDERR_FILENO);
+    close(fds[1]);
+    fa_no_core_dump();
+    fn(arg);
+    _exit(0);
+  }
+  close(fds[1]);
+  size_t cap = 4096, len = 0;
+  char *text = malloc(cap + 1);
+  ck_assert_ptr_ne(text, NULL);
+  ssize_t n;
+  while ((n = read(fds[0], text + len, cap - len)) > 0 || (n < 0 && errno == EINTR)) {
+    if (n > 0) len += (size_t)n;
+    if (len == cap) break;
+  }
+  text[len] = '\0';
+  close(fds[0]);
+  while (waitpid(pid, status, 0) < 0 && errno == EINTR) {}
   return text;
 }
 
