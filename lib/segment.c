@@ -167,7 +167,6 @@ static void fa_segment_header_init(fa_segment_t *seg) {
   seg->cookie = FA_SEGMENT_MAGIC ^ (uint64_t)(uintptr_t)seg ^ _fa_secret;
   atomic_store_explicit(&seg->xmask, 0, memory_order_relaxed);
   seg->free_pages = 0;
-  seg->purged = 0;
 }
 
 /* Give the segment to heap as one free span of all usable pages. */
@@ -315,7 +314,6 @@ static void fa_segment_to_reserve(fa_segment_t *seg) {
     fa_uncount(committed, fa_span_bytes(span));
   }
   seg->state = 0;
-  seg->purged = 1;
   fa_uncount(mapped, FA_SEGMENT_SIZE);
   fa_list_push(&fa_reserve, seg);
 }

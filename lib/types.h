@@ -215,7 +215,6 @@ typedef struct fa_segment_s {
   uint32_t state;                     /* fa_segment_state_t, under the lock */
   uint32_t free_pages;                /* pages in free spans */
   uint64_t cache_time;                /* ms, when it entered the cache */
-  uint8_t purged;                     /* cached and returned to the OS */
   /* all segments (global, under fa_segments_lock) */
   struct fa_segment_s *gnext, *gprev;
   /* the owner's segments, or the abandoned / cached list (same lock) */
