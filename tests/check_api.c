@@ -452,21 +452,7 @@ MISUSE_TEST(test_abort_free_interior_huge, MISUSE_INTERIOR_HUGE)
 static void misuse_child(int kind) { do_misuse((enum misuse_kind)kind); }
 
 START_TEST(test_abort_message_one_line) {
-  for (int k = 0; k < MISUSE_COUNT; k++) {
-    int status = 0;
-    char *text = fa_stderr_of_child(misuse_child, k, &status);
-    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
-                  "%s: the child was not killed by SIGABRT (status %#x)",
-                  misuse_name[k], status);
-    ck_assert_msg(strncmp(text, "fancyalloc: ", 12) == 0,
-                  "%s: stderr does not start with \"fancyalloc: \": \"%s\"",
-                  misuse_name[k], text);
-    char *nl = strchr(text, '\n');
-    ck_assert_msg(nl != NULL && nl[1] == '\0',
-                  "%s: stderr is not exactly one line: \"%s\"",
-                  misuse_name[k], text);
-    free(text);
-  }
+  fa_assert_misuse_messages(misuse_child, MISUSE_COUNT, misuse_name);
 }
 END_TEST
 

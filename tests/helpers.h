@@ -272,4 +272,26 @@ static inline char *fa_stderr_of_child(void (*fn)(int), int arg, int *status) {
   return text;
 }
 
+
+/* Runs child(k) for every k < count in a child process and asserts that
+ * each one was killed by SIGABRT after writing exactly one line to stderr,
+ * starting with "fancyalloc: ".  names[k] labels the failures. */
+static inline void fa_assert_misuse_messages(void (*child)(int), int count,
+                                             const char *const *names) {
+  for (int k = 0; k < count; k++) {
+    int status = 0;
+    char *text = fa_stderr_of_child(child, k, &status);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
+                  "%s: the child was not killed by SIGABRT (status %#x, "
+                  "stderr \"%s\")", names[k], status, text);
+    ck_assert_msg(strncmp(text, "fancyalloc: ", 12) == 0,
+                  "%s: stderr does not start with \"fancyalloc: \": \"%s\"",
+                  names[k], text);
+    char *nl = strchr(text, '\n');
+    ck_assert_msg(nl != NULL && nl[1] == '\0',
+                  "%s: stderr is not exactly one line: \"%s\"", names[k], text);
+    free(text);
+  }
+}
+
 #endif /* FA_TESTS_HELPERS_H */
