@@ -7,14 +7,6 @@
 
 #include <stdint.h>
 
-static inline void *fa_page_pop(fa_page_t *page) {
-  fa_block_t *b = page->free;
-  page->free = b->next;
-  fa_store(page->used, page->used + 1);
-  b->tag = 0;
-  return b;
-}
-
 /* A block of its own run of pages, for FA_MEDIUM_MAX < n <= FA_LARGE_MAX. */
 static void *fa_large_alloc(fa_heap_t *heap, size_t n) {
   size_t pages = (n + FA_PAGE_SIZE - 1) >> FA_PAGE_SHIFT;
@@ -26,14 +18,14 @@ static void *fa_large_alloc(fa_heap_t *heap, size_t n) {
   fa_segment_t *seg = fa_ptr_segment(page);
   page->start = fa_page_address(seg, page);
   fa_store(page->bsize, (uint32_t)(pages << FA_PAGE_SHIFT));
-  page->recip = 0;
-  fa_store(page->capacity, 1u);
-  page->reserved = 1;
+  page->inv = 0;
+  page->shift = 0;
+  fa_store(page->capacity, 0u);   /* not a class span: free's inline check fails */
+  page->reserved = 0;
   fa_store(page->used, 1u);
   page->free = page->local_free = NULL;
   atomic_store_explicit(&page->xfree, NULL, memory_order_relaxed);
   fa_store(page->kind, (uint8_t)FA_PAGE_LARGE);
-  page->slow = 1;
   ((fa_block_t *)page->start)->tag = 0;
   return page->start;
 }
@@ -43,14 +35,17 @@ static void *fa_malloc_raw(fa_heap_t *heap, size_t n) {
   if (n <= FA_MEDIUM_MAX) {
     unsigned cls = fa_size_class(n);
     fa_page_t *page = heap->queues[cls].first;
-    if (fa_likely(page != NULL && page->free != NULL)) return fa_page_pop(page);
+    if (page != NULL) {   /* checked mode: the direct tables lead nowhere */
+      void *p = fa_page_take(page);
+      if (p != NULL) return p;
+    }
     if (fa_unlikely(++heap->generic_count % FA_HEARTBEAT == 0)) _fa_heap_heartbeat(heap);
     page = _fa_page_find(heap, cls);
     if (fa_unlikely(page == NULL)) {
       errno = ENOMEM;
       return NULL;
     }
-    return fa_page_pop(page);
+    return fa_page_take(page);
   }
   if (fa_unlikely(++heap->generic_count % FA_HEARTBEAT == 0)) _fa_heap_heartbeat(heap);
   if (n <= FA_LARGE_MAX) return fa_large_alloc(heap, n);

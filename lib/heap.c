@@ -23,6 +23,7 @@ static size_t fa_heap_chunk_left;
  * holding a stale pointer, so it is only ever written atomically. */
 static void fa_heap_reset(fa_heap_t *heap) {
   for (size_t i = 0; i < FA_DIRECT_SIZE; i++) heap->direct[i] = &_fa_page_empty;
+  for (size_t i = 0; i < FA_MEDIUM_CLASSES; i++) heap->mdirect[i] = &_fa_page_empty;
   memset(heap->queues, 0, sizeof heap->queues);
   memset(heap->bins, 0, sizeof heap->bins);
   heap->bin_mask = 0;
@@ -73,10 +74,13 @@ fa_heap_t *_fa_heap_new(fa_domain_t *domain) {
 }
 
 void _fa_heap_set_direct(fa_heap_t *heap, unsigned cls, fa_page_t *page) {
-  if (cls >= FA_SMALL_CLASSES) return;
   /* FANCY_CHECK sends every malloc to the slow path, which adds the
-   * canary: the direct table then always leads to the empty page. */
+   * canary: the direct tables then always lead to the empty page. */
   if (page == NULL || _fa_opt.check) page = &_fa_page_empty;
+  if (cls >= FA_SMALL_CLASSES) {
+    heap->mdirect[cls - FA_SMALL_CLASSES] = page;
+    return;
+  }
   /* direct[i] serves sizes (16(i-1), 16i]; class cls covers the sizes
    * above the previous class size up to its own. */
   size_t hi = _fa_class_size[cls] / 16;
@@ -197,7 +201,7 @@ void _fa_heaps_after_fork_child(fa_heap_t *self) {
       fa_segment_t *next = seg->next;
       seg->next = seg->prev = NULL;
       seg->state = FA_SEG_ORPHANED;
-      atomic_store_explicit(&seg->heap, &fa_heap_orphan, memory_order_relaxed);
+      fa_segment_set_owner(seg, &fa_heap_orphan);
       seg = next;
     }
     fa_heap_reset(heap);

@@ -24,6 +24,7 @@
 fa_page_t _fa_page_empty;
 fa_heap_t _fa_heap_empty = {
   .direct = {[0 ... FA_DIRECT_SIZE - 1] = &_fa_page_empty},
+  .mdirect = {[0 ... FA_MEDIUM_CLASSES - 1] = &_fa_page_empty},
   .domain = &_fa_domain_default,
 };
 FA_TLS fa_heap_t *_fa_tls_heap = &_fa_heap_empty;

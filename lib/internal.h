@@ -239,6 +239,12 @@ static inline unsigned fa_unit_kind(uintptr_t u) {
   return __atomic_load_n(&__atomic_load_n(&_fa_unit_map, __ATOMIC_RELAXED)[unit], __ATOMIC_RELAXED);
 }
 
+/* Give seg to heap (NULL: to nobody); see fa_segment_t.fast_heap. */
+static inline void fa_segment_set_owner(fa_segment_t *seg, fa_heap_t *heap) {
+  atomic_store_explicit(&seg->fast_heap, _fa_opt.check ? NULL : heap, memory_order_relaxed);
+  atomic_store_explicit(&seg->heap, heap, memory_order_release);
+}
+
 static inline fa_segment_t *fa_ptr_segment(const void *p) {
   return (fa_segment_t *)((uintptr_t)p & ~(uintptr_t)FA_SEGMENT_MASK);
 }
@@ -252,22 +258,36 @@ static inline uint8_t *fa_page_address(fa_segment_t *seg, const fa_page_t *page)
   return (uint8_t *)seg + ((size_t)(page - seg->pages) << FA_PAGE_SHIFT);
 }
 
-/* Is p the start of a block of this class span?  offset/bsize by a
- * multiply: recip = ceil(2^40/bsize) is exact for offset, bsize < 2^22. */
-static inline bool fa_page_is_block_start(const fa_page_t *page, uintptr_t p) {
-  uint64_t off = (uint64_t)(p - (uintptr_t)page->start);
-  uint64_t idx = (off * page->recip) >> 40;
-  /* capacity only grows while the page has live blocks, and other threads
-   * read it here (remote frees): a relaxed atomic load. */
-  return idx * page->bsize == off && idx < fa_load(page->capacity);
+/* The index of the block at u in a class span, or a number above the
+ * blocks that fit when u is not a block's start: with bsize = d * 2^shift,
+ * d odd, and inv the inverse of d modulo 2^32, rotating off * inv right by
+ * shift gives off / bsize when bsize divides off, and a number above
+ * (2^32 - 1) / bsize when it does not (Hacker's Delight, 10-17).  One
+ * multiply and one rotate tell both "is it a block start" and "which". */
+static inline uint32_t fa_block_index(const fa_page_t *page, uintptr_t u) {
+  uint32_t x = (uint32_t)(u - (uintptr_t)page->start) * page->inv;
+  unsigned k = page->shift;
+  return (x >> k) | (x << ((32 - k) & 31));
+}
+
+/* Is u the start of a block that was handed out?  Never on pages that are
+ * not class spans (capacity 0).  capacity only grows while the page has
+ * live blocks, and other threads read it here: a relaxed atomic load. */
+static inline bool fa_page_is_block_start(const fa_page_t *page, uintptr_t u) {
+  return fa_block_index(page, u) < fa_load(page->capacity);
+}
+
+/* (512, 32768]: 4 classes per doubling, 640 .. 32768.  With b the top
+ * bit of n - 1 (9 .. 14), (n - 1) >> (b - 2) is 4 + the quarter (0 .. 3),
+ * so the class is FA_SMALL_CLASSES + 4 (b - 9) + quarter. */
+static inline unsigned fa_medium_index(size_t n) {   /* 0 .. 23 */
+  size_t m = n - 1;
+  unsigned b = 63u ^ (unsigned)__builtin_clzll(m);   /* one bsr */
+  return 4 * b + (unsigned)(m >> (b - 2)) - 40;
 }
 
 static inline unsigned fa_medium_class(size_t n) {
-  /* (512, 32768]: 4 classes per doubling, 640 .. 32768 */
-  size_t m = n - 1;
-  unsigned b = 63u - (unsigned)__builtin_clzll(m);         /* 9 .. 14 */
-  unsigned q = (unsigned)((m - ((size_t)1 << b)) >> (b - 2));  /* 0 .. 3 */
-  return FA_SMALL_CLASSES + (b - 9) * 4 + q;
+  return FA_SMALL_CLASSES + fa_medium_index(n);
 }
 
 static inline unsigned fa_size_class(size_t n) {
@@ -282,18 +302,35 @@ static inline fa_heap_t *fa_domain_thread_heap(fa_domain_t *d) {
   return (fa_heap_t *)pthread_getspecific(d->key);
 }
 
+/* A block of a class span, from its free list or else from its fresh
+ * zero memory (without touching it); NULL when it has neither. */
+static inline void *fa_page_take(fa_page_t *page) {
+  fa_block_t *b = page->free;
+  if (fa_likely(b != NULL)) {
+    page->free = b->next;
+    fa_store(page->used, page->used + 1);
+    b->tag = 0;
+    return b;
+  }
+  uint32_t cap = page->capacity;
+  if (cap < page->reserved) {
+    b = (fa_block_t *)(page->start + (size_t)cap * page->bsize);
+    fa_store(page->capacity, cap + 1);
+    fa_store(page->used, page->used + 1);
+    if (!page->zeroed) b->tag = 0;    /* see fa_page_t */
+    return b;
+  }
+  return NULL;
+}
+
 /* malloc fast path: a table load and a pop, in the given heap. */
 static inline void *fa_heap_malloc(fa_heap_t *heap, size_t n) {
-  if (fa_likely(n <= FA_SMALL_MAX)) {
-    fa_page_t *page = heap->direct[(n + 15) >> 4];
-    fa_block_t *b = page->free;
-    if (fa_likely(b != NULL)) {
-      page->free = b->next;
-      fa_store(page->used, page->used + 1);
-      b->tag = 0;
-      return b;
-    }
-  }
+  fa_page_t *page;
+  if (fa_likely(n <= FA_SMALL_MAX)) page = heap->direct[(n + 15) >> 4];
+  else if (fa_likely(n <= FA_MEDIUM_MAX)) page = heap->mdirect[fa_medium_index(n)];
+  else return _fa_malloc_generic(heap, n);
+  void *p = fa_page_take(page);
+  if (fa_likely(p != NULL)) return p;
   return _fa_malloc_generic(heap, n);
 }
 
@@ -314,9 +351,9 @@ static inline void fa_heap_free(fa_domain_t *d, fa_heap_t *heap, void *p) {
   fa_segment_t *seg = fa_ptr_segment(p);
   fa_page_t *page = fa_segment_span_of(seg, p);
   fa_block_t *b = (fa_block_t *)p;
-  if (fa_likely(page->slow == 0 &&
-                atomic_load_explicit(&seg->heap, memory_order_relaxed) == heap &&
-                fa_page_is_block_start(page, u) && b->tag != fa_block_tag(b))) {
+  if (fa_likely(fa_page_is_block_start(page, u) &&
+                atomic_load_explicit(&seg->fast_heap, memory_order_relaxed) == heap &&
+                b->tag != fa_block_tag(b))) {
     b->tag = fa_block_tag(b);
     b->next = page->local_free;
     page->local_free = b;

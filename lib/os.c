@@ -93,7 +93,12 @@ void _fa_os_purge(void *p, size_t size) {
   /* MADV_DONTNEED, not MADV_FREE: the memory leaves RSS at once, which is
    * what users and container limits see (MADV_FREE pages linger as
    * LazyFree until the kernel is under pressure). */
-  madvise(p, size, MADV_DONTNEED);
+  if (madvise(p, size, MADV_DONTNEED) != 0) {
+    /* Locked memory (mlockall) refuses: callers rely on the pages
+     * reading as zero afterwards (calloc, malloc's in-place hand-out). */
+    memset(p, 0, size);
+    return;
+  }
   fa_count(purge_calls, 1);
   fa_count(purged, size);
 }

@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * page.c - size classes and class spans ("pages"): initialising, growing
- * the free list, collecting frees, retiring, and the per-class queues.
+ * page.c - size classes and class spans ("pages"): initialising, handing out
+ * blocks, collecting frees, retiring, and the per-class queues.
  *
  * Each class span has three free lists (mimalloc's free-list sharding):
  * `free`, which malloc pops; `local_free`, which the owner's free pushes;
  * and the atomic `xfree`, which other threads push.  malloc only ever pops
- * `free`; when it runs dry the slow path moves the other two over.  That
- * keeps both fast paths free of atomics, and guarantees that the slow path
- * (which does the heap's housekeeping) runs every so often.
+ * `free`, or hands out the next never-used block of the span; when both
+ * run dry the slow path moves the other two lists over.  That keeps both
+ * fast paths free of atomics, and guarantees that the slow path (which
+ * does the heap's housekeeping) runs every so often.
  */
 #include "internal.h"
 
@@ -83,7 +84,11 @@ static void fa_page_init(fa_segment_t *seg, fa_page_t *page, unsigned cls) {
   size_t bsize = _fa_class_size[cls];
   page->start = fa_page_address(seg, page);
   fa_store(page->bsize, (uint32_t)bsize);
-  page->recip = (((uint64_t)1 << 40) + bsize - 1) / bsize;
+  unsigned shift = (unsigned)__builtin_ctz((unsigned)bsize);
+  uint32_t odd = (uint32_t)bsize >> shift, inv = odd;
+  for (int i = 0; i < 5; i++) inv *= 2 - odd * inv;   /* Newton: odd * inv == 1 */
+  page->inv = inv;
+  page->shift = (uint8_t)shift;
   page->reserved = (uint32_t)(((size_t)page->span_pages << FA_PAGE_SHIFT) / bsize);
   fa_store(page->capacity, 0u);
   fa_store(page->used, 0u);
@@ -91,25 +96,6 @@ static void fa_page_init(fa_segment_t *seg, fa_page_t *page, unsigned cls) {
   atomic_store_explicit(&page->xfree, NULL, memory_order_relaxed);
   fa_store(page->cls, (uint8_t)cls);
   fa_store(page->kind, (uint8_t)FA_PAGE_CLASS);
-  page->slow = _fa_opt.check;   /* checked frees take the slow path */
-}
-
-/* Carve FA_EXTEND_BYTES or FA_EXTEND_BLOCKS blocks, whichever is more,
- * into `free`.  Carving writes only each block's link word, so a larger
- * class touches one OS page per block carved, not the whole block. */
-static void fa_page_extend(fa_page_t *page) {
-  size_t avail = page->reserved - page->capacity;
-  if (avail == 0) return;
-  size_t bsize = page->bsize;
-  size_t n = FA_EXTEND_BYTES / bsize;
-  if (n < FA_EXTEND_BLOCKS) n = FA_EXTEND_BLOCKS;
-  if (n > avail) n = avail;
-  uint8_t *first = page->start + (size_t)page->capacity * bsize;
-  uint8_t *b = first;
-  for (size_t i = 1; i < n; i++, b += bsize) ((fa_block_t *)b)->next = (fa_block_t *)(b + bsize);
-  ((fa_block_t *)b)->next = page->free;
-  fa_store(page->capacity, page->capacity + (uint32_t)n);
-  page->free = (fa_block_t *)first;
 }
 
 /* Move remote frees to local_free (one atomic exchange for the whole
@@ -161,8 +147,7 @@ void _fa_page_retire(fa_heap_t *heap, fa_page_t *page) {
 static bool fa_page_ready(fa_page_t *page) {
   if (page->free != NULL) return true;
   _fa_page_collect_lists(page);
-  if (page->free == NULL) fa_page_extend(page);
-  return page->free != NULL;
+  return page->free != NULL || page->capacity < page->reserved;
 }
 
 /* A class span of cls with a free block, first in its queue.  Looks at
@@ -198,6 +183,5 @@ fa_page_t *_fa_page_find(fa_heap_t *heap, unsigned cls) {
   if (page == NULL) return NULL;
   fa_page_init(fa_ptr_segment(page), page, cls);
   fa_queue_push_front(heap, page);
-  fa_page_extend(page);
   return page;
 }

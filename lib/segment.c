@@ -120,7 +120,7 @@ void _fa_span_set_tails(fa_page_t *page, size_t pages) {
     page[i].span_offset = (uint32_t)i;
     page[i].head = page;
     fa_store(page[i].kind, (uint8_t)FA_PAGE_UNUSED);
-    page[i].slow = 1;
+    fa_store(page[i].capacity, 0u);
   }
 }
 
@@ -129,7 +129,7 @@ static void fa_span_make_free(fa_heap_t *heap, fa_page_t *page, size_t pages, bo
                               uint64_t now) {
   _fa_span_set_tails(page, pages);
   fa_store(page->kind, (uint8_t)FA_PAGE_FREE);
-  page->slow = 1;
+  fa_store(page->capacity, 0u);   /* free's inline check fails */
   fa_store(page->used, 0u);
   page->free = page->local_free = NULL;
   atomic_store_explicit(&page->xfree, NULL, memory_order_relaxed);
@@ -161,7 +161,6 @@ static void fa_list_remove(fa_segment_t **list, fa_segment_t *seg) {
 static void fa_segment_header_init(fa_segment_t *seg) {
   memset(seg->pages, 0, sizeof seg->pages);
   for (size_t i = 0; i < FA_PAGES_PER_SEGMENT; i++) {
-    seg->pages[i].slow = 1;
     seg->pages[i].head = &seg->pages[i];
   }
   seg->cookie = FA_SEGMENT_MAGIC ^ (uint64_t)(uintptr_t)seg ^ _fa_secret;
@@ -175,7 +174,7 @@ static void fa_segment_own(fa_heap_t *heap, fa_segment_t *seg, bool zeroed) {
   seg->domain = heap->domain;
   fa_list_push(&heap->segments, seg);
   heap->segment_count++;
-  atomic_store_explicit(&seg->heap, heap, memory_order_release);
+  fa_segment_set_owner(seg, heap);
   seg->free_pages = FA_SEGMENT_USABLE_PAGES;
   fa_span_make_free(heap, &seg->pages[FA_FIRST_PAGE], FA_SEGMENT_USABLE_PAGES, zeroed,
                     _fa_clock_ms());
@@ -184,7 +183,7 @@ static void fa_segment_own(fa_heap_t *heap, fa_segment_t *seg, bool zeroed) {
 /* Take over an abandoned segment: rebuild this heap's queues and bins from
  * the page descriptors, collecting what other threads freed meanwhile. */
 static void fa_segment_adopt(fa_heap_t *heap, fa_segment_t *seg) {
-  atomic_store_explicit(&seg->heap, heap, memory_order_release);
+  fa_segment_set_owner(seg, heap);
   atomic_store_explicit(&seg->xmask, 0, memory_order_relaxed);
   uint64_t now = _fa_clock_ms();
   size_t idx = FA_FIRST_PAGE;
@@ -339,7 +338,7 @@ void _fa_segment_release(fa_heap_t *heap, fa_segment_t *seg) {
   fa_assert(span->kind == FA_PAGE_FREE && span->span_pages == FA_SEGMENT_USABLE_PAGES);
   fa_span_unlink(heap, span);
   span->in_bin = span->dirty = 0;
-  atomic_store_explicit(&seg->heap, NULL, memory_order_release);
+  fa_segment_set_owner(seg, NULL);
   pthread_mutex_lock(&_fa_segments_lock);
   if (heap != NULL) {
     fa_list_remove(&heap->segments, seg);
@@ -361,7 +360,7 @@ bool _fa_memory_pressure(fa_heap_t *heap) {
       if (seg->free_pages == FA_SEGMENT_USABLE_PAGES) {
         fa_page_t *span = &seg->pages[FA_FIRST_PAGE];
         fa_span_unlink(heap, span);
-        atomic_store_explicit(&seg->heap, NULL, memory_order_release);
+        fa_segment_set_owner(seg, NULL);
         pthread_mutex_lock(&_fa_segments_lock);
         fa_list_remove(&heap->segments, seg);
         heap->segment_count--;
@@ -417,7 +416,7 @@ void _fa_segments_release_domain(fa_domain_t *d) {
     } else {
       continue;   /* orphaned in a fork child: left as it is */
     }
-    atomic_store_explicit(&seg->heap, NULL, memory_order_release);
+    fa_segment_set_owner(seg, NULL);
     /* Everything not known to be zero was committed: give it back. */
     for (size_t idx = FA_FIRST_PAGE; idx < FA_PAGES_PER_SEGMENT;) {
       fa_page_t *page = &seg->pages[idx];
@@ -442,7 +441,7 @@ void _fa_segment_abandon(fa_segment_t *seg) {
     seg->pages[i].in_bin = 0;
     seg->pages[i].dirty = 0;
   }
-  atomic_store_explicit(&seg->heap, NULL, memory_order_release);
+  fa_segment_set_owner(seg, NULL);
   pthread_mutex_lock(&_fa_segments_lock);
   seg->state = FA_SEG_ABANDONED;
   fa_list_push(&_fa_abandoned, seg);

@@ -93,11 +93,6 @@
 #define FA_NUM_CLASSES (FA_SMALL_CLASSES + FA_MEDIUM_CLASSES)
 #define FA_DIRECT_SIZE (FA_SMALL_MAX / 16 + 1)   /* (n + 15) >> 4 */
 
-/* A free list grows by FA_EXTEND_BYTES of blocks or FA_EXTEND_BLOCKS
- * blocks per slow-path step, whichever is more, which bounds both the
- * latency of a refill and the memory touched ahead of use. */
-#define FA_EXTEND_BYTES 4096
-#define FA_EXTEND_BLOCKS 8
 /* How many pages of a class queue a refill looks at before taking a new
  * page, so that a refill does bounded work. */
 #define FA_MAX_CANDIDATES 4
@@ -155,9 +150,17 @@ typedef struct fa_domain_s {
  * Invariants of a class span owned by heap H (only H writes them):
  *   used = blocks handed out, including blocks other threads have freed
  *          onto xfree that H has not collected yet;
- *   capacity - used = |free| + |local_free| (blocks carved and free);
- *   capacity <= reserved = blocks that fit in the span;
- *   slow == 0 exactly when an owner free may take the inline path.
+ *   capacity = blocks ever handed out (0 on pages that are not class
+ *          spans, so that free's inline check fails on them);
+ *   capacity - used = |free| + |local_free| (blocks handed out and freed);
+ *   capacity <= reserved = blocks that fit in the span.
+ * No free list is ever carved: once free and local_free are empty,
+ * malloc hands out block number `capacity` and counts it (fa_page_take).
+ * In a span that was zero when it became a class span (fresh or purged
+ * memory) that writes nothing into the block, so the first touch, and the
+ * page fault, happen in the caller and not inside malloc; in a reused
+ * span the block's tag word is cleared, since it may still hold the free
+ * tag of an earlier life.
  * Fields that statistics read from other threads (kind, cls, used, bsize,
  * span_pages) are written with relaxed atomic stores.  `head` (every page)
  * and span_offset (every page; on the last page of a free span it is the
@@ -169,16 +172,16 @@ typedef struct fa_page_s {
   fa_block_t *local_free;       /* owner frees push here */
   struct fa_page_s *head;       /* the first page of this page's span */
   uint8_t *start;               /* first block */
-  uint64_t recip;               /* ceil(2^40 / bsize): offset -> index */
+  uint32_t inv;                 /* offset -> block index, see fa_block_index */
   uint32_t used;
   uint32_t bsize;               /* block size (span size for large) */
-  uint32_t capacity;
-  uint8_t slow;                 /* nonzero: frees go the generic path */
+  uint32_t capacity;            /* blocks handed out so far; 0 unless class */
+  uint32_t reserved;            /* blocks that fit in the span */
+  uint32_t span_pages;          /* pages in this span (first page) */
+  uint8_t shift;                /* offset -> block index, see fa_block_index */
   uint8_t kind;                 /* fa_page_kind_t */
   uint8_t cls;                  /* size class of a class span */
   uint8_t zeroed;               /* span memory known to be zero */
-  uint32_t reserved;
-  uint32_t span_pages;          /* pages in this span (first page) */
   /* cold */
   uint32_t span_offset;         /* pages back to the span's first page */
   uint8_t dirty;                /* on the heap's dirty list */
@@ -210,6 +213,9 @@ typedef enum fa_segment_state_e {
 typedef struct fa_segment_s {
   uint64_t cookie;                    /* FA_SEGMENT_MAGIC ^ address ^ secret */
   _Atomic(struct fa_heap_s *) heap;   /* owner, NULL when abandoned/cached */
+  /* == heap, except NULL under FANCY_CHECK: free's inline path compares
+   * only this, so that checked frees all take the generic path. */
+  _Atomic(struct fa_heap_s *) fast_heap;
   fa_domain_t *domain;                /* instance, while owned or abandoned */
   _Atomic uint64_t xmask;             /* pages with pending remote frees */
   uint32_t state;                     /* fa_segment_state_t, under the lock */
@@ -231,13 +237,14 @@ typedef struct fa_page_queue_s {
 } fa_page_queue_t;
 
 /* A thread's heap.  `direct` maps (n + 15) >> 4 to the current page of
- * that small size class, so malloc's fast path is one TLS load, one table
- * load and a list pop.  A fresh thread points at fa_heap_empty, whose
+ * that small size class, and `mdirect` a medium class to its current page,
+ * so malloc's fast path is one TLS load, one table load and a list pop.  A fresh thread points at fa_heap_empty, whose
  * direct entries all lead to a page with no free blocks: its first malloc
  * falls into the slow path, which sets the thread up (no init test on the
  * fast path). */
 typedef struct fa_heap_s {
   fa_page_t *direct[FA_DIRECT_SIZE];
+  fa_page_t *mdirect[FA_MEDIUM_CLASSES];  /* medium classes' current pages */
   fa_domain_t *domain;                /* the instance it allocates for */
   fa_page_queue_t queues[FA_NUM_CLASSES];
   fa_page_t *bins[FA_SPAN_BINS];      /* free spans, by fa_span_bin() */

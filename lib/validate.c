@@ -36,7 +36,8 @@ static bool fa_check_list(const fa_page_t *page, const fa_block_t *b, size_t *co
 
 static bool fa_check_class_page(const fa_page_t *page, bool with_xfree) {
   FA_CHECK(page->bsize == _fa_class_size[page->cls] && page->capacity <= page->reserved &&
-               page->used <= page->capacity,
+               (size_t)page->reserved * page->bsize <= (size_t)page->span_pages << FA_PAGE_SHIFT &&
+               page->used <= page->capacity && (page->bsize >> page->shift) * page->inv == 1,
            "heap inconsistency: class page %p has bsize %u used %u capacity %u reserved %u",
            (void *)page->start, page->bsize, page->used, page->capacity, page->reserved);
   size_t n = 0;
@@ -119,12 +120,11 @@ static bool fa_check_heap(fa_heap_t *heap) {
                "heap inconsistency: queue of class %u holds a foreign page", cls);
     }
     FA_CHECK(q->last == prev, "heap inconsistency: queue of class %u has a bad tail", cls);
-    if (cls < FA_SMALL_CLASSES) {
-      /* FANCY_CHECK keeps the direct table empty on purpose. */
-      const fa_page_t *want = q->first && !_fa_opt.check ? q->first : &_fa_page_empty;
-      FA_CHECK(heap->direct[_fa_class_size[cls] / 16] == want,
-               "heap inconsistency: direct entry of class %u is stale", cls);
-    }
+    /* FANCY_CHECK keeps the direct tables empty on purpose. */
+    const fa_page_t *want = q->first && !_fa_opt.check ? q->first : &_fa_page_empty;
+    const fa_page_t *have = cls < FA_SMALL_CLASSES ? heap->direct[_fa_class_size[cls] / 16]
+                                                   : heap->mdirect[cls - FA_SMALL_CLASSES];
+    FA_CHECK(have == want, "heap inconsistency: direct entry of class %u is stale", cls);
   }
   for (unsigned bin = 0; bin < FA_SPAN_BINS; bin++) {
     FA_CHECK(((heap->bin_mask >> bin) & 1u) == (heap->bins[bin] != NULL),

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "../lib/internal.h"
@@ -261,6 +262,108 @@ START_TEST(test_overlapping_thread_generations) {
 }
 END_TEST
 
+/* free's inline check: fa_block_index() of every offset in a span of
+ * every class is the block number exactly at block starts and beyond the
+ * span's blocks everywhere else (one multiply and one rotate). */
+START_TEST(test_block_index_every_offset) {
+  if (_fa_opt.check) return;   /* checked mode shifts the class of a size */
+  for (unsigned c = 0; c < FA_NUM_CLASSES; c++) {
+    void *p = fancy_malloc(_fa_class_size[c]);
+    fa_page_t page = *span_of(p);
+    ck_assert_uint_eq(page.bsize, _fa_class_size[c]);
+    page.capacity = page.reserved;
+    uintptr_t start = (uintptr_t)page.start;
+    size_t end = (size_t)page.span_pages << FA_PAGE_SHIFT;
+    for (size_t off = 0; off < end; off++) {
+      bool is_start = off % page.bsize == 0 && off / page.bsize < page.reserved;
+      uint32_t idx = fa_block_index(&page, start + off);
+      ck_assert_msg(fa_page_is_block_start(&page, start + off) == is_start,
+                    "class %u offset %zu", _fa_class_size[c], off);
+      if (is_start) ck_assert_uint_eq(idx, off / page.bsize);
+    }
+    fancy_free(p);
+  }
+}
+END_TEST
+
+static void *malloc_fresh(void *arg) {
+  void **out = arg;
+  out[0] = fancy_malloc(20000);
+  out[1] = span_of(out[0])->zeroed ? out[0] : NULL;
+  return NULL;
+}
+
+/* malloc hands out blocks of fresh memory without writing to them, so
+ * the page fault of a first touch happens in the caller, not in malloc:
+ * a new thread's first medium block is not resident yet. */
+START_TEST(test_fresh_blocks_untouched) {
+  if (_fa_opt.populate || _fa_opt.huge_pages || _fa_opt.check) return;
+  fancy_trim(0);                  /* the warm cache goes: fresh segments */
+  void *out[2];
+  pthread_t t;
+  pthread_create(&t, NULL, malloc_fresh, out);
+  pthread_join(t, NULL);
+  ck_assert_ptr_nonnull(out[0]);
+  ck_assert_msg(out[1] != NULL, "the new thread's span is not known to be zero");
+  uintptr_t lo = (uintptr_t)out[0] & ~(uintptr_t)4095;
+  uintptr_t hi = ((uintptr_t)out[0] + 20000 + 4095) & ~(uintptr_t)4095;
+  unsigned char vec[8];
+  ck_assert_int_eq(mincore((void *)lo, hi - lo, vec), 0);
+  for (size_t i = 0; i < (hi - lo) / 4096; i++)
+    ck_assert_msg((vec[i] & 1) == 0, "page %zu of a fresh block is resident", i);
+  memset(out[0], 1, 20000);
+  fancy_free(out[0]);
+  check_valid();
+}
+END_TEST
+
+/* A class span that emptied and went back to the free spans is reused,
+ * unpurged, by the same class: its blocks still hold the free tags of
+ * their first life.  Handing them out must clear the tags, or another
+ * thread's free of such a block reads as a double free and aborts. */
+START_TEST(test_reused_span_remote_free) {
+  if (_fa_opt.check) return;
+  enum { N = 4000 };
+  static void *blocks[N];
+  for (int i = 0; i < N; i++) blocks[i] = fancy_malloc(96);
+  fa_page_t *first = span_of(blocks[0]);
+  for (int i = 0; i < N; i++) fancy_free(blocks[i]);
+  ck_assert_int_eq(first->kind, FA_PAGE_FREE);     /* retired, not the current span */
+  bool stale = false;
+  for (int i = 0; i < N; i++) {
+    blocks[i] = fancy_malloc(96);
+    fa_page_t *page = span_of(blocks[i]);
+    if (page == first && !page->zeroed) stale = true;
+  }
+  ck_assert_msg(stale, "no block came from the unpurged span");
+  struct xfer x = {blocks, N};
+  pthread_t t;
+  pthread_create(&t, NULL, free_all, &x);
+  pthread_join(t, NULL);
+  _fa_heap_collect_remote(fa_heap_get(), true);
+  check_valid();
+}
+END_TEST
+
+/* A purge of locked memory (mlockall programs) fails in the kernel; the
+ * pages must still read as zero afterwards, as calloc and malloc's
+ * in-place hand-out of purged memory assume. */
+START_TEST(test_purge_locked_memory_zeroes) {
+  size_t len = 65536;
+  unsigned char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ck_assert_ptr_ne(p, MAP_FAILED);
+  memset(p, 0xab, len);
+  if (mlock(p, len) != 0) {       /* RLIMIT_MEMLOCK too small: nothing to test */
+    munmap(p, len);
+    return;
+  }
+  _fa_os_purge(p, len);
+  for (size_t i = 0; i < len; i++) ck_assert_uint_eq(p[i], 0);
+  munlock(p, len);
+  munmap(p, len);
+}
+END_TEST
+
 static Suite *white_suite(void) {
   Suite *s = suite_create("white-box");
   TCase *tc = tcase_create("internals");
@@ -274,6 +377,10 @@ static Suite *white_suite(void) {
   tcase_add_test(tc, test_mmap_failure_enomem);
   tcase_add_test(tc, test_purge_returns_memory);
   tcase_add_test(tc, test_overlapping_thread_generations);
+  tcase_add_test(tc, test_block_index_every_offset);
+  tcase_add_test(tc, test_fresh_blocks_untouched);
+  tcase_add_test(tc, test_reused_span_remote_free);
+  tcase_add_test(tc, test_purge_locked_memory_zeroes);
   suite_add_tcase(s, tc);
   return s;
 }
