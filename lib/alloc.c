@@ -24,7 +24,7 @@ static void *fa_large_alloc(fa_heap_t *heap, size_t n) {
   page->reserved = 0;
   fa_store(page->used, 1u);
   page->free = page->local_free = NULL;
-  atomic_store_explicit(&page->xfree, NULL, memory_order_relaxed);
+  atomic_store_explicit(&page->xfree, 0, memory_order_relaxed);
   fa_store(page->kind, (uint8_t)FA_PAGE_LARGE);
   ((fa_block_t *)page->start)->tag = 0;
   return page->start;

@@ -15,7 +15,7 @@ void _fa_invalid_free(const void *p, const char *what) {
 static bool fa_page_holds_free(fa_page_t *page, const fa_block_t *b) {
   size_t limit = page->capacity;
   const fa_block_t *lists[3] = {page->free, page->local_free,
-                                atomic_load_explicit(&page->xfree, memory_order_acquire)};
+                                fa_xfree_list(atomic_load_explicit(&page->xfree, memory_order_acquire))};
   for (int i = 0; i < 3; i++) {
     size_t n = 0;
     for (const fa_block_t *c = lists[i]; c != NULL && n <= limit; c = c->next, n++)
@@ -28,12 +28,16 @@ static bool fa_page_holds_free(fa_page_t *page, const fa_block_t *b) {
  * flags the page in its segment and wakes the owner's collection. */
 static void fa_free_remote(fa_segment_t *seg, fa_page_t *page, fa_block_t *b) {
   b->tag = fa_block_tag(b);
-  fa_block_t *head = atomic_load_explicit(&page->xfree, memory_order_relaxed);
+  uintptr_t old = atomic_load_explicit(&page->xfree, memory_order_relaxed), x;
   do {
-    b->next = head;
-  } while (!atomic_compare_exchange_weak_explicit(&page->xfree, &head, b, memory_order_release,
+    size_t n = fa_xfree_count(old);
+    /* more remote frees pending than blocks fit in any span */
+    if (n == FA_XFREE_COUNT_MAX) _fa_fatal("double free detected in page %p", (void *)page->start);
+    b->next = fa_xfree_list(old);
+    x = (uintptr_t)b | (uintptr_t)(n + 1) << FA_XFREE_SHIFT;
+  } while (!atomic_compare_exchange_weak_explicit(&page->xfree, &old, x, memory_order_release,
                                                   memory_order_relaxed));
-  if (head == NULL) {
+  if (old == 0) {
     unsigned idx = (unsigned)_fa_segment_index(seg, page);
     atomic_fetch_or_explicit(&seg->xmask, (uint64_t)1 << idx, memory_order_release);
     fa_heap_t *owner = atomic_load_explicit(&seg->heap, memory_order_acquire);
@@ -44,6 +48,14 @@ static void fa_free_remote(fa_segment_t *seg, fa_page_t *page, fa_block_t *b) {
 
 void _fa_wrong_instance(const void *p) {
   _fa_fatal("free of a block of another allocator instance at %p", p);
+}
+
+/* A free into a segment nobody owns: take it over (see
+ * _fa_segment_reclaim), unless this thread has no heap to take it. */
+static bool fa_free_reclaims(fa_heap_t *heap, fa_segment_t *seg) {
+  return heap != &_fa_heap_empty &&
+         atomic_load_explicit(&seg->heap, memory_order_relaxed) == NULL &&
+         _fa_segment_reclaim(heap, seg);
 }
 
 void _fa_free_generic(fa_domain_t *d, fa_segment_t *seg, fa_page_t *page, void *p) {
@@ -68,7 +80,7 @@ void _fa_free_generic(fa_domain_t *d, fa_segment_t *seg, fa_page_t *page, void *
       if (!owner || fa_page_holds_free(page, b)) _fa_invalid_free(p, "double free");
     }
     if (fa_unlikely(_fa_opt.check)) _fa_check_release(p);
-    if (owner) {
+    if (owner || fa_free_reclaims(heap, seg)) {
       b->tag = fa_block_tag(b);
       b->next = page->local_free;
       page->local_free = b;
@@ -85,10 +97,10 @@ void _fa_free_generic(fa_domain_t *d, fa_segment_t *seg, fa_page_t *page, void *
       if (b->tag != fa_block_tag(b)) _fa_check_block(p);
     }
     if (b->tag == fa_block_tag(b) &&
-        (!owner || atomic_load_explicit(&page->xfree, memory_order_relaxed) == b))
+        (!owner || fa_xfree_list(atomic_load_explicit(&page->xfree, memory_order_relaxed)) == b))
       _fa_invalid_free(p, "double free");
     if (fa_unlikely(_fa_opt.check)) _fa_check_release(p);
-    if (owner) {
+    if (owner || fa_free_reclaims(heap, seg)) {
       fa_store(page->used, 0u);
       _fa_span_free(heap, seg, page);
     } else {

@@ -104,7 +104,7 @@ void _fa_heap_collect_remote(fa_heap_t *heap, bool force) {
       if (idx >= FA_PAGES_PER_SEGMENT) break;
       fa_page_t *page = &seg->pages[idx];
       if (page->span_offset != 0) continue;
-      if (atomic_load_explicit(&page->xfree, memory_order_relaxed) == NULL) continue;
+      if (atomic_load_explicit(&page->xfree, memory_order_relaxed) == 0) continue;
       if (page->kind == FA_PAGE_CLASS || page->kind == FA_PAGE_LARGE)
         _fa_page_collect(heap, page);
     }

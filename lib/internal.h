@@ -133,6 +133,7 @@ FA_HIDDEN void _fa_span_set_tails(fa_page_t *page, size_t pages);
 FA_HIDDEN bool _fa_span_grow(fa_heap_t *heap, fa_page_t *page, size_t pages);
 FA_HIDDEN void _fa_span_shrink(fa_heap_t *heap, fa_page_t *page, size_t pages);
 FA_HIDDEN void _fa_segment_abandon(fa_segment_t *seg);
+FA_HIDDEN bool _fa_segment_reclaim(fa_heap_t *heap, fa_segment_t *seg);
 FA_HIDDEN void _fa_segment_release(fa_heap_t *heap, fa_segment_t *seg);
 FA_HIDDEN void _fa_segments_release_domain(fa_domain_t *d);
 FA_HIDDEN size_t _fa_segment_index(const fa_segment_t *seg, const fa_page_t *page);
@@ -244,6 +245,12 @@ static inline void fa_segment_set_owner(fa_segment_t *seg, fa_heap_t *heap) {
   atomic_store_explicit(&seg->fast_heap, _fa_opt.check ? NULL : heap, memory_order_relaxed);
   atomic_store_explicit(&seg->heap, heap, memory_order_release);
 }
+
+static inline fa_block_t *fa_xfree_list(uintptr_t x) {
+  return (fa_block_t *)(x & (((uintptr_t)1 << FA_XFREE_SHIFT) - 1));
+}
+
+static inline size_t fa_xfree_count(uintptr_t x) { return (size_t)(x >> FA_XFREE_SHIFT); }
 
 static inline fa_segment_t *fa_ptr_segment(const void *p) {
   return (fa_segment_t *)((uintptr_t)p & ~(uintptr_t)FA_SEGMENT_MASK);

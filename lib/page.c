@@ -93,27 +93,32 @@ static void fa_page_init(fa_segment_t *seg, fa_page_t *page, unsigned cls) {
   fa_store(page->capacity, 0u);
   fa_store(page->used, 0u);
   page->free = page->local_free = NULL;
-  atomic_store_explicit(&page->xfree, NULL, memory_order_relaxed);
+  atomic_store_explicit(&page->xfree, 0, memory_order_relaxed);
   fa_store(page->cls, (uint8_t)cls);
   fa_store(page->kind, (uint8_t)FA_PAGE_CLASS);
 }
 
 /* Move remote frees to local_free (one atomic exchange for the whole
- * batch), then local_free to free if free is empty. */
+ * batch, counted in the same word), then local_free to free if free is
+ * empty.  The batch is walked (to find its tail) only when both local
+ * lists hold blocks already. */
 void _fa_page_collect_lists(fa_page_t *page) {
-  if (atomic_load_explicit(&page->xfree, memory_order_relaxed) != NULL) {
-    fa_block_t *list = atomic_exchange_explicit(&page->xfree, NULL, memory_order_acquire);
+  if (atomic_load_explicit(&page->xfree, memory_order_relaxed) != 0) {
+    uintptr_t x = atomic_exchange_explicit(&page->xfree, 0, memory_order_acquire);
+    fa_block_t *list = fa_xfree_list(x);
+    size_t n = fa_xfree_count(x);
     if (page->kind == FA_PAGE_LARGE) {
       if (list != NULL) fa_store(page->used, 0u);
-    } else {
-      size_t n = 0;
-      fa_block_t *tail = list;
-      for (; tail != NULL; tail = tail->next) {
-        n++;
-        if (tail->next == NULL) break;
-      }
+    } else if (list != NULL) {
       if (n > page->used) _fa_fatal("double free detected in page %p", (void *)page->start);
-      if (tail != NULL) {
+      if (page->local_free == NULL) {
+        page->local_free = list;
+      } else if (page->free == NULL) {
+        page->free = page->local_free;
+        page->local_free = list;
+      } else {
+        fa_block_t *tail = list;
+        for (size_t i = 1; i < n && tail->next != NULL; i++) tail = tail->next;
         tail->next = page->local_free;
         page->local_free = list;
       }
@@ -136,10 +141,11 @@ void _fa_page_collect(fa_heap_t *heap, fa_page_t *page) {
 
 /* A class span has no live block left.  The current span of its class
  * stays (so a malloc/free pair at the boundary does not map and unmap a
- * span each time); any other goes back to the free spans. */
+ * span each time), unless its segment was only taken over by a free and
+ * should go back once empty; any other goes back to the free spans. */
 void _fa_page_retire(fa_heap_t *heap, fa_page_t *page) {
   fa_page_queue_t *q = &heap->queues[page->cls];
-  if (q->first == page) return;
+  if (q->first == page && !fa_ptr_segment(page)->reclaimed) return;
   _fa_queue_remove(heap, page);
   _fa_span_free(heap, fa_ptr_segment(page), page);
 }

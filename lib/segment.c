@@ -132,7 +132,7 @@ static void fa_span_make_free(fa_heap_t *heap, fa_page_t *page, size_t pages, bo
   fa_store(page->capacity, 0u);   /* free's inline check fails */
   fa_store(page->used, 0u);
   page->free = page->local_free = NULL;
-  atomic_store_explicit(&page->xfree, NULL, memory_order_relaxed);
+  atomic_store_explicit(&page->xfree, 0, memory_order_relaxed);
   page->zeroed = zeroed;
   page->in_bin = page->dirty = 0;
   if (heap != NULL) {
@@ -166,6 +166,7 @@ static void fa_segment_header_init(fa_segment_t *seg) {
   seg->cookie = FA_SEGMENT_MAGIC ^ (uint64_t)(uintptr_t)seg ^ _fa_secret;
   atomic_store_explicit(&seg->xmask, 0, memory_order_relaxed);
   seg->free_pages = 0;
+  seg->reclaimed = false;
 }
 
 /* Give the segment to heap as one free span of all usable pages. */
@@ -216,6 +217,34 @@ static void fa_segment_adopt(fa_heap_t *heap, fa_segment_t *seg) {
   }
 }
 
+/* Lock held, seg abandoned in heap's instance: heap takes it over. */
+static void fa_segment_take(fa_heap_t *heap, fa_segment_t *seg, bool reclaimed) {
+  seg->reclaimed = reclaimed;
+  fa_list_remove(&_fa_abandoned, seg);
+  _fa_abandoned_count--;
+  seg->state = FA_SEG_OWNED;
+  fa_list_push(&heap->segments, seg);
+  heap->segment_count++;
+  pthread_mutex_unlock(&_fa_segments_lock);
+  fa_segment_adopt(heap, seg);
+}
+
+/* The calling thread, owner of heap, frees a block into seg, which has no
+ * owner: take the segment over (its blocks are probably those of a thread
+ * that exited and handed its data to this one), so that this free and the
+ * ones after it are local and the memory is reused here at once, instead
+ * of waiting, unused, for a thread that needs a segment.  False when seg
+ * is not abandoned in heap's instance (any more). */
+bool _fa_segment_reclaim(fa_heap_t *heap, fa_segment_t *seg) {
+  pthread_mutex_lock(&_fa_segments_lock);
+  if (seg->state != FA_SEG_ABANDONED || seg->domain != heap->domain) {
+    pthread_mutex_unlock(&_fa_segments_lock);
+    return false;
+  }
+  fa_segment_take(heap, seg, true);
+  return true;
+}
+
 /* Find a segment for heap: one abandoned by an exited thread, a warm empty
  * one, a purged one from the reserve, or a new mapping, in that order. */
 static bool fa_segment_acquire(fa_heap_t *heap) {
@@ -226,13 +255,7 @@ static bool fa_segment_acquire(fa_heap_t *heap) {
   fa_segment_t *seg = _fa_abandoned;
   while (seg != NULL && seg->domain != d) seg = seg->next;
   if (seg != NULL) {
-    fa_list_remove(&_fa_abandoned, seg);
-    _fa_abandoned_count--;
-    seg->state = FA_SEG_OWNED;
-    fa_list_push(&heap->segments, seg);
-    heap->segment_count++;
-    pthread_mutex_unlock(&_fa_segments_lock);
-    fa_segment_adopt(heap, seg);
+    fa_segment_take(heap, seg, false);
     return true;
   }
   /* Any other segment is charged to the instance from here on. */
@@ -557,7 +580,7 @@ void _fa_span_free(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *page) {
     fa_track_undefined(fa_page_address(seg, page), pages << FA_PAGE_SHIFT);
   fa_span_make_free(heap, page, pages, zeroed, _fa_clock_ms());
   if (heap != NULL && pages == FA_SEGMENT_USABLE_PAGES &&
-      heap->segment_count * FA_SEGMENT_SIZE > heap->domain->arena_size)
+      (seg->reclaimed || heap->segment_count * FA_SEGMENT_SIZE > heap->domain->arena_size))
     _fa_segment_release(heap, seg);
 }
 

@@ -41,7 +41,7 @@ static void fa_stats_collect(fa_domain_t *d, fancy_stats_t *st) {
         size_t used = fa_load(page->used);
         if (abandoned) {
           /* Safe to walk: nobody owns it while we hold the lock. */
-          size_t pending = _fa_list_length(atomic_load(&page->xfree), used);
+          size_t pending = fa_xfree_count(atomic_load(&page->xfree));
           used = pending < used ? used - pending : 0;
         }
         if (cls < FA_NUM_CLASSES) {
@@ -53,7 +53,7 @@ static void fa_stats_collect(fa_domain_t *d, fancy_stats_t *st) {
       }
       case FA_PAGE_LARGE:
         if (fa_load(page->used) != 0 &&
-            !(abandoned && atomic_load(&page->xfree) != NULL))
+            !(abandoned && atomic_load(&page->xfree) != 0))
           st->bytes_live += fa_load(page->bsize);
         break;
       default:

@@ -117,6 +117,10 @@ typedef struct fa_block_s {
   uintptr_t tag;
 } fa_block_t;
 
+/* See fa_page_t.xfree.  Block addresses fit in the low 48 bits. */
+#define FA_XFREE_SHIFT 48
+#define FA_XFREE_COUNT_MAX 0xffffu
+
 typedef enum fa_page_kind_e {
   FA_PAGE_UNUSED = 0,  /* tail page of a span, or not part of any span */
   FA_PAGE_FREE,        /* first page of a free span */
@@ -186,7 +190,11 @@ typedef struct fa_page_s {
   uint32_t span_offset;         /* pages back to the span's first page */
   uint8_t dirty;                /* on the heap's dirty list */
   uint8_t in_bin;               /* on one of the heap's span bins */
-  _Atomic(fa_block_t *) xfree;  /* blocks freed by other threads */
+  /* blocks freed by other threads: the list's head, and in the top
+   * FA_XFREE_COUNT_BITS bits how many blocks it holds (fa_xfree_list,
+   * fa_xfree_count), so that the owner takes the batch without walking
+   * the list (every block of it is a cache miss) */
+  _Atomic uintptr_t xfree;
   /* queue links: class queue (class span) or span bin (free span) */
   struct fa_page_s *next;
   struct fa_page_s *prev;
@@ -220,6 +228,9 @@ typedef struct fa_segment_s {
   _Atomic uint64_t xmask;             /* pages with pending remote frees */
   uint32_t state;                     /* fa_segment_state_t, under the lock */
   uint32_t free_pages;                /* pages in free spans */
+  /* taken over by a free (_fa_segment_reclaim): given back as soon as it
+   * is empty, whatever the owner's retention budget */
+  bool reclaimed;
   uint64_t cache_time;                /* ms, when it entered the cache */
   /* all segments (global, under fa_segments_lock) */
   struct fa_segment_s *gnext, *gprev;

@@ -44,9 +44,13 @@ static bool fa_check_class_page(const fa_page_t *page, bool with_xfree) {
   if (!fa_check_list(page, page->free, &n) || !fa_check_list(page, page->local_free, &n))
     return false;
   size_t pending = 0;
-  if (with_xfree &&
-      !fa_check_list(page, atomic_load_explicit(&page->xfree, memory_order_acquire), &pending))
-    return false;
+  if (with_xfree) {
+    uintptr_t x = atomic_load_explicit(&page->xfree, memory_order_acquire);
+    if (!fa_check_list(page, fa_xfree_list(x), &pending)) return false;
+    FA_CHECK(pending == fa_xfree_count(x),
+             "heap inconsistency: page %p: %zu remote frees listed, %zu counted",
+             (void *)page->start, pending, fa_xfree_count(x));
+  }
   FA_CHECK(n + page->used == page->capacity,
            "heap inconsistency: page %p: %zu free + %u used != capacity %u",
            (void *)page->start, n, page->used, page->capacity);

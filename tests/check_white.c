@@ -122,10 +122,14 @@ START_TEST(test_remote_free_collection) {
   pthread_create(&t, NULL, free_all, &x);
   pthread_join(t, NULL);
   ck_assert_uint_eq(page->used, used_before);     /* not collected yet */
-  ck_assert_ptr_nonnull(atomic_load(&page->xfree));
+  uintptr_t pending = atomic_load(&page->xfree);
+  ck_assert_ptr_nonnull(fa_xfree_list(pending));
+  /* the count travels with the list: as many as the list holds */
+  ck_assert_uint_eq(fa_xfree_count(pending), _fa_list_length(fa_xfree_list(pending), N));
+  ck_assert_uint_gt(fa_xfree_count(pending), 1);
   ck_assert_int_ne(atomic_load(&fa_heap_get()->xpending), 0);
   _fa_heap_collect_remote(fa_heap_get(), false);
-  ck_assert_ptr_null(atomic_load(&page->xfree));
+  ck_assert_uint_eq(atomic_load(&page->xfree), 0);
   ck_assert_uint_lt(page->used, used_before);
   check_valid();
 }
@@ -364,6 +368,34 @@ START_TEST(test_purge_locked_memory_zeroes) {
 }
 END_TEST
 
+/* A free into a segment whose thread exited takes the segment over: the
+ * free and those after it are local, the freed memory serves this
+ * thread's mallocs at once, and once empty the segment is given back
+ * (not kept under this thread's retention budget). */
+START_TEST(test_free_reclaims_abandoned_segment) {
+  static void *blocks[5000];
+  fancy_free(fancy_malloc(16));         /* this thread has a heap */
+  pthread_t t;
+  pthread_create(&t, NULL, alloc_and_exit, blocks);
+  pthread_join(t, NULL);
+  fa_segment_t *seg = fa_ptr_segment(blocks[0]);
+  ck_assert_int_eq(seg->state, FA_SEG_ABANDONED);
+  fancy_free(blocks[0]);
+  ck_assert_ptr_eq(atomic_load(&seg->heap), fa_heap_get());
+  ck_assert_int_eq(seg->state, FA_SEG_OWNED);
+  ck_assert(seg->reclaimed);
+  size_t remote = atomic_load(&_fa_counters.remote_frees);
+  for (int i = 1; i < 5000; i++)
+    if (fa_ptr_segment(blocks[i]) == seg) fancy_free(blocks[i]);
+  _fa_heap_collect_remote(fa_heap_get(), true);
+  ck_assert_uint_eq(atomic_load(&_fa_counters.remote_frees), remote);   /* all local */
+  ck_assert_msg(atomic_load(&seg->heap) != fa_heap_get(), "an emptied reclaimed segment stayed");
+  for (int i = 1; i < 5000; i++)
+    if (fa_ptr_segment(blocks[i]) != seg) fancy_free(blocks[i]);
+  check_valid();
+}
+END_TEST
+
 static Suite *white_suite(void) {
   Suite *s = suite_create("white-box");
   TCase *tc = tcase_create("internals");
@@ -381,6 +413,7 @@ static Suite *white_suite(void) {
   tcase_add_test(tc, test_fresh_blocks_untouched);
   tcase_add_test(tc, test_reused_span_remote_free);
   tcase_add_test(tc, test_purge_locked_memory_zeroes);
+  tcase_add_test(tc, test_free_reclaims_abandoned_segment);
   suite_add_tcase(s, tc);
   return s;
 }
