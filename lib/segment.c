@@ -82,13 +82,19 @@ static void fa_bin_remove(fa_heap_t *heap, fa_page_t *span) {
   span->in_bin = 0;
 }
 
-static void fa_dirty_append(fa_heap_t *heap, fa_page_t *span, uint64_t now) {
-  span->free_time = now;
-  span->dnext = NULL;
-  span->dprev = heap->dirty_last;
-  if (heap->dirty_last) heap->dirty_last->dnext = span;
+/* File span on heap's dirty list, which stays sorted by free_time (oldest
+ * first): a span that keeps an older age (the rest of a split span, the
+ * spans of an adopted segment) goes before younger ones, or it would wait
+ * behind them to be purged. */
+static void fa_dirty_append(fa_heap_t *heap, fa_page_t *span) {
+  fa_page_t *after = heap->dirty_last;
+  while (after != NULL && after->free_time > span->free_time) after = after->dprev;
+  span->dprev = after;
+  span->dnext = after ? after->dnext : heap->dirty_first;
+  if (span->dnext) span->dnext->dprev = span;
+  else heap->dirty_last = span;
+  if (after) after->dnext = span;
   else heap->dirty_first = span;
-  heap->dirty_last = span;
   heap->dirty_pages += span->span_pages;
   span->dirty = 1;
 }
@@ -135,9 +141,10 @@ static void fa_span_make_free(fa_heap_t *heap, fa_page_t *page, size_t pages, bo
   atomic_store_explicit(&page->xfree, 0, memory_order_relaxed);
   page->zeroed = zeroed;
   page->in_bin = page->dirty = 0;
+  page->free_time = now;
   if (heap != NULL) {
     fa_bin_insert(heap, page);
-    if (!zeroed) fa_dirty_append(heap, page, now);
+    if (!zeroed) fa_dirty_append(heap, page);
   }
 }
 
@@ -186,7 +193,6 @@ static void fa_segment_own(fa_heap_t *heap, fa_segment_t *seg, bool zeroed) {
 static void fa_segment_adopt(fa_heap_t *heap, fa_segment_t *seg) {
   fa_segment_set_owner(seg, heap);
   atomic_store_explicit(&seg->xmask, 0, memory_order_relaxed);
-  uint64_t now = _fa_clock_ms();
   size_t idx = FA_FIRST_PAGE;
   while (idx < FA_PAGES_PER_SEGMENT) {
     fa_page_t *page = &seg->pages[idx];
@@ -196,7 +202,7 @@ static void fa_segment_adopt(fa_heap_t *heap, fa_segment_t *seg) {
     case FA_PAGE_FREE:
       if (!page->in_bin) {
         fa_bin_insert(heap, page);
-        if (!page->zeroed) fa_dirty_append(heap, page, now);
+        if (!page->zeroed) fa_dirty_append(heap, page);   /* keeps its age */
       }
       break;
     case FA_PAGE_CLASS:

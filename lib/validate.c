@@ -138,6 +138,20 @@ static bool fa_check_heap(fa_heap_t *heap) {
                    atomic_load(&fa_ptr_segment(span)->heap) == heap,
                "heap inconsistency: span bin %u holds a span that is not free", bin);
   }
+  /* The dirty list: free, unpurged spans of this heap, oldest first (the
+   * purge stops at the first span that is too young). */
+  size_t dirty = 0;
+  const fa_page_t *prev = NULL;
+  for (const fa_page_t *span = heap->dirty_first; span != NULL; prev = span, span = span->dnext) {
+    FA_CHECK(span->kind == FA_PAGE_FREE && span->dirty && !span->zeroed && span->dprev == prev &&
+                 (prev == NULL || prev->free_time <= span->free_time),
+             "heap inconsistency: dirty list out of order or holding a clean span at %p",
+             (void *)span);
+    dirty += span->span_pages;
+  }
+  FA_CHECK(heap->dirty_last == prev && heap->dirty_pages == dirty,
+           "heap inconsistency: dirty list tail or page count (%zu, counted %zu)",
+           heap->dirty_pages, dirty);
   return true;
 }
 

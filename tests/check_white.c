@@ -396,6 +396,35 @@ START_TEST(test_free_reclaims_abandoned_segment) {
 }
 END_TEST
 
+/* What is left of a split free span keeps its age, and the dirty list
+ * stays sorted by age, so the purge (which stops at the first span too
+ * young) does not leave older spans waiting behind younger ones. */
+START_TEST(test_dirty_list_keeps_age_order) {
+  void *a = fancy_malloc(16 * FA_PAGE_SIZE);
+  void *sep1 = fancy_malloc(2 * FA_PAGE_SIZE);
+  void *d = fancy_malloc(2 * FA_PAGE_SIZE);
+  void *sep2 = fancy_malloc(2 * FA_PAGE_SIZE);
+  fancy_free(a);                                  /* dirty, older */
+  uint64_t t0 = _fa_clock_ms();
+  while (_fa_clock_ms() == t0) {                  /* a coarse clock: wait for a tick */
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL);
+  }
+  fancy_free(d);                                  /* dirty, younger */
+  fa_heap_t *heap = fa_heap_get();
+  ck_assert_ptr_eq(heap->dirty_last, span_of(d));
+  void *e = fancy_malloc(3 * FA_PAGE_SIZE);       /* split from a's span */
+  ck_assert_ptr_eq(e, a);
+  /* the older rest of a's span went before d, not after it */
+  ck_assert_ptr_eq(span_of(d)->dprev, span_of((char *)a + 3 * FA_PAGE_SIZE));
+  check_valid();
+  fancy_free(e);
+  fancy_free(sep1);
+  fancy_free(sep2);
+  check_valid();
+}
+END_TEST
+
 static Suite *white_suite(void) {
   Suite *s = suite_create("white-box");
   TCase *tc = tcase_create("internals");
@@ -414,6 +443,7 @@ static Suite *white_suite(void) {
   tcase_add_test(tc, test_reused_span_remote_free);
   tcase_add_test(tc, test_purge_locked_memory_zeroes);
   tcase_add_test(tc, test_free_reclaims_abandoned_segment);
+  tcase_add_test(tc, test_dirty_list_keeps_age_order);
   suite_add_tcase(s, tc);
   return s;
 }
