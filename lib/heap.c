@@ -77,10 +77,8 @@ void _fa_heap_set_direct(fa_heap_t *heap, unsigned cls, fa_page_t *page) {
   /* FANCY_CHECK sends every malloc to the slow path, which adds the
    * canary: the direct tables then always lead to the empty page. */
   if (page == NULL || _fa_opt.check) page = &_fa_page_empty;
-  if (cls >= FA_SMALL_CLASSES) {
-    heap->mdirect[cls - FA_SMALL_CLASSES] = page;
-    return;
-  }
+  if (cls >= FA_SMALL_CLASSES) heap->mdirect[cls - FA_SMALL_CLASSES] = page;
+  if (_fa_class_size[cls] > FA_DIRECT_MAX) return;
   /* direct[i] serves sizes (16(i-1), 16i]; class cls covers the sizes
    * above the previous class size up to its own. */
   size_t hi = _fa_class_size[cls] / 16;

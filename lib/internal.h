@@ -147,7 +147,7 @@ FA_HIDDEN size_t _fa_heap_purge(fa_heap_t *heap, uint64_t now, uint64_t delay, s
  * Pages and size classes (page.c)
  * ---------------------------------------------------------------------- */
 extern const uint32_t _fa_class_size[FA_NUM_CLASSES] FA_HIDDEN;
-extern const uint8_t _fa_small_class[FA_DIRECT_SIZE] FA_HIDDEN;
+extern const uint8_t _fa_small_class[FA_SMALL_TABLE] FA_HIDDEN;
 FA_HIDDEN fa_page_t *_fa_page_find(fa_heap_t *heap, unsigned cls);
 FA_HIDDEN void _fa_page_collect(fa_heap_t *heap, fa_page_t *page);
 FA_HIDDEN void _fa_page_collect_lists(fa_page_t *page);
@@ -333,7 +333,7 @@ static inline void *fa_page_take(fa_page_t *page) {
 /* malloc fast path: a table load and a pop, in the given heap. */
 static inline void *fa_heap_malloc(fa_heap_t *heap, size_t n) {
   fa_page_t *page;
-  if (fa_likely(n <= FA_SMALL_MAX)) page = heap->direct[(n + 15) >> 4];
+  if (fa_likely(n <= FA_DIRECT_MAX)) page = heap->direct[(n + 15) >> 4];
   else if (fa_likely(n <= FA_MEDIUM_MAX)) page = heap->mdirect[fa_medium_index(n)];
   else return _fa_malloc_generic(heap, n);
   void *p = fa_page_take(page);

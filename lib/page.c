@@ -21,7 +21,7 @@ const uint32_t _fa_class_size[FA_NUM_CLASSES] = {
 };
 
 /* (n + 15) >> 4  ->  small class. */
-const uint8_t _fa_small_class[FA_DIRECT_SIZE] = {
+const uint8_t _fa_small_class[FA_SMALL_TABLE] = {
   0, 0, 1, 2, 3, 4, 5, 6, 7,           /* 0..128 by 16 */
   8, 8, 9, 9, 10, 10, 11, 11,          /* 160, 192, 224, 256 */
   12, 12, 12, 12, 13, 13, 13, 13,      /* 320, 384 */

@@ -91,7 +91,11 @@
 #define FA_SMALL_CLASSES 16
 #define FA_MEDIUM_CLASSES 24            /* 640 .. 32768 */
 #define FA_NUM_CLASSES (FA_SMALL_CLASSES + FA_MEDIUM_CLASSES)
-#define FA_DIRECT_SIZE (FA_SMALL_MAX / 16 + 1)   /* (n + 15) >> 4 */
+/* malloc finds the page of sizes up to FA_DIRECT_MAX by (n + 15) >> 4 in
+ * the heap's direct table, of larger medium sizes by class (mdirect). */
+#define FA_DIRECT_MAX 2048
+#define FA_DIRECT_SIZE (FA_DIRECT_MAX / 16 + 1)
+#define FA_SMALL_TABLE (FA_SMALL_MAX / 16 + 1)   /* _fa_small_class */
 
 /* How many pages of a class queue a refill looks at before taking a new
  * page, so that a refill does bounded work. */

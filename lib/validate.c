@@ -126,9 +126,10 @@ static bool fa_check_heap(fa_heap_t *heap) {
     FA_CHECK(q->last == prev, "heap inconsistency: queue of class %u has a bad tail", cls);
     /* FANCY_CHECK keeps the direct tables empty on purpose. */
     const fa_page_t *want = q->first && !_fa_opt.check ? q->first : &_fa_page_empty;
-    const fa_page_t *have = cls < FA_SMALL_CLASSES ? heap->direct[_fa_class_size[cls] / 16]
-                                                   : heap->mdirect[cls - FA_SMALL_CLASSES];
-    FA_CHECK(have == want, "heap inconsistency: direct entry of class %u is stale", cls);
+    size_t size = _fa_class_size[cls];
+    FA_CHECK((size > FA_DIRECT_MAX || heap->direct[size / 16] == want) &&
+                 (cls < FA_SMALL_CLASSES || heap->mdirect[cls - FA_SMALL_CLASSES] == want),
+             "heap inconsistency: direct entry of class %u is stale", cls);
   }
   for (unsigned bin = 0; bin < FA_SPAN_BINS; bin++) {
     FA_CHECK(((heap->bin_mask >> bin) & 1u) == (heap->bins[bin] != NULL),
