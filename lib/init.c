@@ -151,9 +151,11 @@ static void fa_atfork_prepare(void) {
   pthread_mutex_lock(&_fa_heaps_lock);
   pthread_mutex_lock(&_fa_segments_lock);
   pthread_mutex_lock(&_fa_huge_lock);
+  _fa_os_lock();
 }
 
 static void fa_atfork_parent(void) {
+  _fa_os_unlock();
   pthread_mutex_unlock(&_fa_huge_lock);
   pthread_mutex_unlock(&_fa_segments_lock);
   pthread_mutex_unlock(&_fa_heaps_lock);
@@ -166,6 +168,7 @@ static void fa_atfork_child(void) {
   _fa_reclaim_after_fork_child();
   fa_heap_t *self = _fa_tls_heap;
   _fa_heaps_after_fork_child(self == &_fa_heap_empty ? NULL : self);
+  _fa_os_unlock();
   pthread_mutex_unlock(&_fa_huge_lock);
   pthread_mutex_unlock(&_fa_segments_lock);
   pthread_mutex_unlock(&_fa_heaps_lock);

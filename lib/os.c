@@ -76,6 +76,59 @@ void *_fa_os_map_aligned(size_t size, size_t align, bool populate, bool huge_pag
   return p;
 }
 
+/* New segments are carved from chunks of address space mapped a few at a
+ * time (1, 2, 4, ... up to FA_SEGMENT_CHUNK_MAX segments per mmap): every
+ * mmap and munmap takes the process's memory-map lock for writing and
+ * stalls the page faults of every other thread, so one mmap per 4 MiB
+ * segment (plus two munmaps to align it) cost the ring workload several
+ * percent of its time at 2 and more threads.  Segments are never unmapped,
+ * so a chunk never needs to be given back whole.  Only address space is
+ * taken ahead (MAP_NORESERVE); the memory limit counts segments handed
+ * out. */
+#define FA_SEGMENT_CHUNK_MAX 16
+static pthread_mutex_t fa_chunk_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint8_t *fa_chunk_next, *fa_chunk_end;
+static size_t fa_chunk_segments = 1;
+
+void *_fa_os_map_segment(bool populate, bool huge_pages) {
+  if (!fa_os_reserve_quota(FA_SEGMENT_SIZE)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  pthread_mutex_lock(&fa_chunk_lock);
+  if (fa_chunk_next == fa_chunk_end) {
+    size_t bytes = fa_chunk_segments * FA_SEGMENT_SIZE;
+    uint8_t *chunk = fa_os_reserve_aligned(bytes, FA_SEGMENT_SIZE, PROT_READ | PROT_WRITE);
+    if (chunk == NULL && bytes > FA_SEGMENT_SIZE) {   /* short of address space */
+      bytes = FA_SEGMENT_SIZE;
+      chunk = fa_os_reserve_aligned(bytes, FA_SEGMENT_SIZE, PROT_READ | PROT_WRITE);
+    }
+    if (chunk == NULL) {
+      pthread_mutex_unlock(&fa_chunk_lock);
+      fa_uncount(mapped, FA_SEGMENT_SIZE);
+      errno = ENOMEM;
+      return NULL;
+    }
+    fa_chunk_next = chunk;
+    fa_chunk_end = chunk + bytes;
+    if (fa_chunk_segments < FA_SEGMENT_CHUNK_MAX) fa_chunk_segments *= 2;
+  }
+  void *p = fa_chunk_next;
+  fa_chunk_next += FA_SEGMENT_SIZE;
+  pthread_mutex_unlock(&fa_chunk_lock);
+#ifdef MAP_POPULATE
+  if (populate) fa_os_mmap(p, FA_SEGMENT_SIZE, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_POPULATE);
+#endif
+#ifdef MADV_HUGEPAGE
+  if (huge_pages) madvise(p, FA_SEGMENT_SIZE, MADV_HUGEPAGE);
+#endif
+  return p;
+}
+
+/* fork: held across it, like the other global locks (init.c). */
+void _fa_os_lock(void) { pthread_mutex_lock(&fa_chunk_lock); }
+void _fa_os_unlock(void) { pthread_mutex_unlock(&fa_chunk_lock); }
+
 void *_fa_os_map_table(size_t size) {
   return fa_os_mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_NORESERVE);
 }

@@ -14,6 +14,12 @@
  * power of two >= 4 KiB).  Honours FANCY_MEMORY_LIMIT, FANCY_POPULATE and
  * FANCY_HUGE_PAGES.  NULL (errno ENOMEM) on failure. */
 FA_HIDDEN void *_fa_os_map_aligned(size_t size, size_t align, bool populate, bool huge_pages);
+/* A new 4 MiB segment, aligned to 4 MiB, carved from address space mapped
+ * a few segments at a time.  Honours the same options and limit.  NULL
+ * (errno ENOMEM) on failure.  Never unmapped. */
+FA_HIDDEN void *_fa_os_map_segment(bool populate, bool huge_pages);
+FA_HIDDEN void _fa_os_lock(void);     /* fork: the chunk lock (a leaf) */
+FA_HIDDEN void _fa_os_unlock(void);
 /* Unmap what _fa_os_map_aligned returned. */
 FA_HIDDEN void _fa_os_unmap(void *p, size_t size);
 /* Give the pages back to the kernel (they read as zero afterwards). */

@@ -305,7 +305,7 @@ static bool fa_segment_acquire(fa_heap_t *heap) {
     errno = ENOMEM;
     return false;
   }
-  seg = _fa_os_map_aligned(FA_SEGMENT_SIZE, FA_SEGMENT_SIZE, d->populate, d->huge_pages);
+  seg = _fa_os_map_segment(d->populate, d->huge_pages);
   if (seg == NULL) {
     _fa_domain_uncharge(d, FA_SEGMENT_SIZE);
     return false;
