@@ -27,7 +27,7 @@ void *_fa_aligned_alloc(fa_heap_t *heap, size_t alignment, size_t size) {
   }
   if (alignment <= FA_PAGE_SIZE && size <= FA_LARGE_MAX)
     return fa_heap_malloc(heap, size > FA_MEDIUM_MAX ? size : FA_MEDIUM_MAX + 1);
-  return _fa_huge_alloc(heap, size, alignment);
+  return _fa_huge_alloc(heap, size, alignment, false);
 }
 
 static bool fa_is_power_of_two(size_t x) { return x != 0 && (x & (x - 1)) == 0; }

@@ -53,7 +53,7 @@ static void *fa_malloc_raw(fa_heap_t *heap, size_t n) {
     errno = ENOMEM;
     return NULL;
   }
-  return _fa_huge_alloc(heap, n, 0);
+  return _fa_huge_alloc(heap, n, 0, false);
 }
 
 /* ------------------------------------------------------------------------
@@ -143,7 +143,7 @@ void *_fa_aligned_checked(fa_heap_t *heap, size_t alignment, size_t size) {
   }
   if (alignment <= FA_PAGE_SIZE && n <= FA_LARGE_MAX)
     return fa_check_arm(fa_malloc_raw(heap, n > FA_MEDIUM_MAX ? n : FA_MEDIUM_MAX + 1), size);
-  return fa_check_arm(_fa_huge_alloc(heap, n, alignment), size);
+  return fa_check_arm(_fa_huge_alloc(heap, n, alignment, false), size);
 }
 
 /* The block's usable size, or 0 for NULL and pointers that are not ours. */
@@ -176,12 +176,13 @@ void *_fa_calloc(fa_heap_t *heap, size_t count, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
+  /* A fresh mapping is zero: no memset, and no warm (dirty) one. */
+  if (n > FA_LARGE_MAX && !_fa_opt.check && n <= PTRDIFF_MAX)
+    return _fa_huge_alloc(heap, n, 0, true);
   void *p = fa_heap_malloc(heap, n);
   if (p == NULL) return NULL;
   if (n > FA_MEDIUM_MAX && !_fa_opt.check) {
-    /* Huge blocks are fresh mappings; large spans carved from purged or
-     * fresh pages are zero too. */
-    if (fa_unit_kind((uintptr_t)p) == FA_UNIT_HUGE) return p;
+    /* Large spans carved from purged or fresh pages are zero too. */
     fa_page_t *page = fa_segment_span_of(fa_ptr_segment(p), p);
     if (page->zeroed) return p;
   }

@@ -6,8 +6,15 @@
  * 4 MiB unit of the address map belongs to it alone.  Its size lives in a
  * small open-addressing table (linear probing, backward-shift deletion)
  * under one lock; a huge allocation costs a system call anyway.
- * free unmaps it at once, from any thread; realloc uses mremap, which moves
- * pages instead of copying them.
+ * realloc uses mremap, which moves pages instead of copying them.
+ *
+ * free keeps a few freed mappings (FA_HUGE_CACHE_SLOTS, at most
+ * FA_HUGE_CACHE_BYTES) mapped and warm for FANCY_PURGE_DELAY, so that a
+ * program that frees and allocates big buffers again and again pays their
+ * page faults once.  A cached mapping serves a request it fits with little
+ * waste (its tail beyond the request is unmapped); it stays marked huge in
+ * the address map, so a second free of it is still caught.  Then it is
+ * unmapped.  calloc never takes one (a fresh mapping is zero for free).
  */
 #include "internal.h"
 
@@ -25,6 +32,17 @@ static fa_huge_entry_t *fa_huge_table;
 static size_t fa_huge_cap;      /* a power of two */
 static size_t fa_huge_count;
 static size_t fa_huge_bytes;
+
+/* Freed mappings kept warm, under _fa_huge_lock. */
+#define FA_HUGE_CACHE_SLOTS 8
+#define FA_HUGE_CACHE_BYTES ((size_t)64 << 20)
+typedef struct fa_huge_cached_s {
+  uintptr_t addr;     /* 0 = empty slot */
+  size_t size;
+  uint64_t time;      /* ms, when it was freed */
+} fa_huge_cached_t;
+static fa_huge_cached_t fa_huge_cache[FA_HUGE_CACHE_SLOTS];
+static size_t fa_huge_cache_bytes;
 
 static size_t fa_huge_slot(uintptr_t addr, size_t cap) {
   uint64_t h = (uint64_t)(addr >> FA_SEGMENT_SHIFT) * 0x9e3779b97f4a7c15ULL;
@@ -92,7 +110,56 @@ static bool fa_huge_insert(uintptr_t addr, size_t size, size_t align, fa_domain_
   return true;
 }
 
-void *_fa_huge_alloc(fa_heap_t *heap, size_t n, size_t alignment) {
+/* Lock held.  Take a cached mapping for size bytes aligned to align, if
+ * one fits with at most a quarter of it to spare; its tail beyond size is
+ * unmapped.  0 if none. */
+static uintptr_t fa_huge_cache_take(size_t size, size_t align) {
+  fa_huge_cached_t *best = NULL;
+  for (size_t i = 0; i < FA_HUGE_CACHE_SLOTS; i++) {
+    fa_huge_cached_t *c = &fa_huge_cache[i];
+    if (c->addr == 0 || c->size < size || c->size - size > size / 4 || c->addr % align != 0)
+      continue;
+    if (best == NULL || c->size < best->size) best = c;
+  }
+  if (best == NULL) return 0;
+  uintptr_t addr = best->addr;
+  if (best->size > size) _fa_os_unmap((void *)(addr + size), best->size - size);
+  fa_huge_cache_bytes -= best->size;
+  best->addr = 0;
+  return addr;
+}
+
+/* Lock held.  Keep a freed mapping warm if there is room; false if not. */
+static bool fa_huge_cache_put(uintptr_t addr, size_t size, uint64_t now) {
+  if (_fa_opt.purge_delay == 0 || size > FA_HUGE_CACHE_BYTES - fa_huge_cache_bytes) return false;
+  for (size_t i = 0; i < FA_HUGE_CACHE_SLOTS; i++) {
+    if (fa_huge_cache[i].addr != 0) continue;
+    fa_huge_cache[i] = (fa_huge_cached_t){addr, size, now};
+    fa_huge_cache_bytes += size;
+    return true;
+  }
+  return false;
+}
+
+/* Unmap cached mappings freed delay ms ago or more (all when force). */
+size_t _fa_huge_cache_decay(uint64_t now, uint64_t delay, bool force) {
+  size_t n = 0;
+  pthread_mutex_lock(&_fa_huge_lock);
+  for (size_t i = 0; i < FA_HUGE_CACHE_SLOTS; i++) {
+    fa_huge_cached_t *c = &fa_huge_cache[i];
+    if (c->addr == 0 || !(force || now - c->time >= delay)) continue;
+    /* Unmarked first, before the address can be mapped again. */
+    _fa_segmap_set(c->addr, FA_UNIT_NONE);
+    _fa_os_unmap((void *)c->addr, c->size);
+    fa_huge_cache_bytes -= c->size;
+    c->addr = 0;
+    n++;
+  }
+  pthread_mutex_unlock(&_fa_huge_lock);
+  return n;
+}
+
+void *_fa_huge_alloc(fa_heap_t *heap, size_t n, size_t alignment, bool zeroed) {
   _fa_process_init();
   fa_domain_t *d = heap->domain;
   if (n > PTRDIFF_MAX - FA_SEGMENT_SIZE) {
@@ -109,6 +176,14 @@ void *_fa_huge_alloc(fa_heap_t *heap, size_t n, size_t alignment) {
   if (!_fa_domain_charge(d, size) && !(_fa_memory_pressure(heap) && _fa_domain_charge(d, size))) {
     errno = ENOMEM;
     return NULL;
+  }
+  if (!zeroed) {
+    pthread_mutex_lock(&_fa_huge_lock);
+    uintptr_t addr = fa_huge_cache_take(size, align);
+    bool ok = addr != 0 && fa_huge_insert(addr, size, align, d);
+    if (addr != 0 && !ok) fa_huge_cache_put(addr, size, _fa_clock_ms());
+    pthread_mutex_unlock(&_fa_huge_lock);
+    if (ok) return (void *)addr;   /* still marked huge in the address map */
   }
   void *p = _fa_os_map_aligned(size, align, d->populate, d->huge_pages);
   if (p == NULL && _fa_memory_pressure(heap))
@@ -138,12 +213,17 @@ static void fa_huge_unmap(fa_domain_t *d, void *p, size_t size) {
   _fa_domain_uncharge(d, size);
 }
 
-/* Unmap a huge block of instance d; false if p is no huge block. */
+/* Free a huge block of instance d: into the warm cache, or unmapped;
+ * false if p is no huge block. */
 bool _fa_huge_free(fa_domain_t *d, void *p) {
+  uint64_t now = _fa_clock_ms();
   pthread_mutex_lock(&_fa_huge_lock);
   fa_huge_entry_t *e = fa_huge_find((uintptr_t)p);
   if (e == NULL) {
+    bool freed = false;
+    for (size_t i = 0; i < FA_HUGE_CACHE_SLOTS; i++) freed |= fa_huge_cache[i].addr == (uintptr_t)p;
     pthread_mutex_unlock(&_fa_huge_lock);
+    if (freed) _fa_invalid_free(p, "double free (huge block)");
     return false;
   }
   if (e->domain != d) {
@@ -152,8 +232,11 @@ bool _fa_huge_free(fa_domain_t *d, void *p) {
   }
   size_t size = e->size;
   fa_huge_remove(e);
+  bool cached = fa_huge_cache_put((uintptr_t)p, size, now);
   pthread_mutex_unlock(&_fa_huge_lock);
-  fa_huge_unmap(d, p, size);
+  if (cached) _fa_domain_uncharge(d, size);
+  else fa_huge_unmap(d, p, size);
+  _fa_huge_cache_decay(now, _fa_opt.purge_delay, false);
   return true;
 }
 

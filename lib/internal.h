@@ -175,7 +175,8 @@ FA_HIDDEN FA_NORETURN FA_COLD void _fa_invalid_free(const void *p, const char *w
 /* ------------------------------------------------------------------------
  * Huge blocks (huge.c)
  * ---------------------------------------------------------------------- */
-FA_HIDDEN void *_fa_huge_alloc(fa_heap_t *heap, size_t n, size_t alignment);
+FA_HIDDEN void *_fa_huge_alloc(fa_heap_t *heap, size_t n, size_t alignment, bool zeroed);
+FA_HIDDEN size_t _fa_huge_cache_decay(uint64_t now, uint64_t delay, bool force);
 FA_HIDDEN bool _fa_huge_free(fa_domain_t *d, void *p);
 FA_HIDDEN size_t _fa_huge_release_domain(fa_domain_t *d);
 FA_HIDDEN size_t _fa_huge_size(const void *p);

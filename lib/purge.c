@@ -3,13 +3,14 @@
  * purge.c - reclamation: giving memory back to the OS after a delay
  * (the design document's GlobalArenaManager).
  *
- * Three kinds of memory are returned, each after FANCY_PURGE_DELAY:
+ * Four kinds of memory are returned, each after FANCY_PURGE_DELAY:
  *   - free spans inside a live heap: only the owner may touch them, so the
  *     owner purges them on its heartbeat (heap.c);
  *   - empty segments in the shared cache: purged and moved to the reserve;
  *   - segments of exited threads: their remote frees are collected and,
- *     once empty, they go to the cache.
- * The last two are done by _fa_reclaim_tick, either by the background
+ *     once empty, they go to the cache;
+ *   - freed huge mappings kept warm (huge.c): unmapped.
+ * The last three are done by _fa_reclaim_tick, either by the background
  * thread (FANCY_RECLAIM=1, started lazily from a thread's first
  * allocation, never from a constructor) or inline from heartbeats with
  * trylock, so that no allocating thread ever waits for it.
@@ -32,6 +33,7 @@ size_t _fa_reclaim_tick(bool force, bool blocking) {
     n += _fa_abandoned_collect(force ? SIZE_MAX : 16, blocking);
   }
   n += _fa_segment_cache_decay(now, _fa_opt.purge_delay, force, blocking);
+  n += _fa_huge_cache_decay(now, _fa_opt.purge_delay, force);
   atomic_store_explicit(&fa_last_tick, now, memory_order_relaxed);
   return n;
 }

@@ -401,6 +401,7 @@ bool _fa_memory_pressure(fa_heap_t *heap) {
     }
   }
   if (_fa_segment_cache_decay(0, 0, true, true) > 0) any = true;
+  if (_fa_huge_cache_decay(0, 0, true) > 0) any = true;
   return any;
 }
 
@@ -548,9 +549,11 @@ fa_page_t *_fa_span_alloc(fa_heap_t *heap, size_t pages) {
     if (fa_segment_acquire(heap)) continue;
     if (collected) return NULL;
     /* Out of memory (limit or mmap): take back what other threads freed
-     * into this heap and try once more. */
+     * into this heap, give back what is only kept warm (cached segments,
+     * freed huge mappings), and try once more. */
     collected = true;
     _fa_heap_collect_remote(heap, true);
+    _fa_memory_pressure(heap);
   }
 }
 

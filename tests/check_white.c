@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "../lib/internal.h"
@@ -425,6 +426,59 @@ START_TEST(test_dirty_list_keeps_age_order) {
 }
 END_TEST
 
+/* A freed huge block stays mapped for a while and serves the next request
+ * it fits: the program pays its page faults once.  A bigger cached mapping
+ * serves a slightly smaller request, its tail given back. */
+START_TEST(test_huge_cache_reuses_warm_mapping) {
+  if (_fa_opt.purge_delay == 0) return;    /* no cache: nothing to test */
+  size_t n = 8u << 20;
+  char *p = fancy_malloc(n);
+  ck_assert_ptr_nonnull(p);
+  memset(p, 1, n);
+  fancy_free(p);
+  struct rusage r0, r1;
+  getrusage(RUSAGE_SELF, &r0);
+  char *q = fancy_malloc(n);
+  ck_assert_ptr_eq(q, p);
+  memset(q, 2, n);
+  getrusage(RUSAGE_SELF, &r1);
+  ck_assert_msg(r1.ru_minflt - r0.ru_minflt < 64, "%ld page faults writing a warm 8 MiB block",
+                r1.ru_minflt - r0.ru_minflt);
+  fancy_free(q);
+  char *t = fancy_malloc(n - (4u << 20));        /* 4 MiB from 8: too wasteful */
+  ck_assert_ptr_ne(t, p);
+  char *s = fancy_malloc(n - (1u << 20));        /* 7 MiB from the 8 MiB one */
+  ck_assert_ptr_eq(s, p);
+  ck_assert_uint_eq(fancy_malloc_usable_size(s), n - (1u << 20));
+  fancy_free(s);
+  fancy_free(t);
+  check_valid();
+}
+END_TEST
+
+/* calloc never gets a warm (dirty) mapping, and a cached mapping goes back
+ * to the OS on trim (or after the purge delay): the address is no longer
+ * ours and mapped bytes drop. */
+START_TEST(test_huge_cache_calloc_and_trim) {
+  size_t n = 8u << 20;
+  unsigned char *p = fancy_malloc(n);
+  memset(p, 0xab, n);
+  fancy_free(p);
+  unsigned char *z = fancy_calloc(1, n);
+  ck_assert_ptr_nonnull(z);
+  for (size_t i = 0; i < n; i += 4096) ck_assert_uint_eq(z[i], 0);
+  ck_assert_uint_eq(z[n - 1], 0);
+  fancy_free(z);
+  if (_fa_opt.purge_delay == 0) return;    /* no cache: both unmapped at once */
+  size_t mapped = atomic_load(&_fa_counters.mapped);
+  fancy_trim(0);
+  ck_assert_uint_le(atomic_load(&_fa_counters.mapped) + n, mapped);
+  ck_assert_uint_eq(fa_unit_kind((uintptr_t)p), FA_UNIT_NONE);
+  ck_assert_uint_eq(fa_unit_kind((uintptr_t)z), FA_UNIT_NONE);
+  check_valid();
+}
+END_TEST
+
 static Suite *white_suite(void) {
   Suite *s = suite_create("white-box");
   TCase *tc = tcase_create("internals");
@@ -444,6 +498,8 @@ static Suite *white_suite(void) {
   tcase_add_test(tc, test_purge_locked_memory_zeroes);
   tcase_add_test(tc, test_free_reclaims_abandoned_segment);
   tcase_add_test(tc, test_dirty_list_keeps_age_order);
+  tcase_add_test(tc, test_huge_cache_reuses_warm_mapping);
+  tcase_add_test(tc, test_huge_cache_calloc_and_trim);
   suite_add_tcase(s, tc);
   return s;
 }
