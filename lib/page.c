@@ -65,6 +65,27 @@ void _fa_queue_push_back(fa_heap_t *heap, fa_page_t *page) {
   q->last = page;
 }
 
+/* Move page to the back of q without touching the direct tables (the
+ * caller sets them once, when it is done reordering). */
+static void fa_queue_to_back(fa_page_queue_t *q, fa_page_t *page) {
+  if (q->last == page) return;
+  if (page->prev) page->prev->next = page->next;
+  else q->first = page->next;
+  page->next->prev = page->prev;
+  page->prev = q->last;
+  page->next = NULL;
+  q->last->next = page;
+  q->last = page;
+}
+
+static void fa_queue_unlink_last(fa_page_queue_t *q) {
+  fa_page_t *page = q->last;
+  q->last = page->prev;
+  if (q->last) q->last->next = NULL;
+  else q->first = NULL;
+  page->prev = NULL;
+}
+
 void _fa_queue_remove(fa_heap_t *heap, fa_page_t *page) {
   fa_page_queue_t *q = &heap->queues[page->cls];
   if (page->prev) page->prev->next = page->next;
@@ -157,27 +178,38 @@ static bool fa_page_ready(fa_page_t *page) {
 }
 
 /* A class span of cls with a free block, first in its queue.  Looks at
- * no more than FA_MAX_CANDIDATES spans before taking a new one; spans
- * found full go to the back of the queue.  NULL when out of memory. */
+ * no more than FA_MAX_CANDIDATES + 1 spans before taking a new one, and
+ * takes the one with the most blocks to hand out, or the first with at
+ * least an eighth of its blocks (switching to a span with one or two
+ * holes would only bring the next refill closer).  Spans found full go to
+ * the back of the queue.  NULL when out of memory. */
 fa_page_t *_fa_page_find(fa_heap_t *heap, unsigned cls) {
   fa_page_queue_t *q = &heap->queues[cls];
-  fa_page_t *page = q->first;
-  for (int i = 0; page != NULL && i <= FA_MAX_CANDIDATES; i++) {
+  fa_page_t *page = q->first, *moved = NULL, *best = NULL;
+  uint32_t best_avail = 0;
+  for (int i = 0; page != NULL && page != moved && i <= FA_MAX_CANDIDATES; i++) {
     fa_page_t *next = page->next;
     if (fa_page_ready(page)) {
-      if (q->first != page) {
-        _fa_queue_remove(heap, page);
-        fa_queue_push_front(heap, page);
+      uint32_t avail = page->reserved - page->used;   /* free lists + never used */
+      if (avail > best_avail) {
+        best = page;
+        best_avail = avail;
       }
-      return page;
-    }
-    if (q->last != page) {
-      _fa_queue_remove(heap, page);
-      _fa_queue_push_back(heap, page);
+      if (avail > page->reserved / 8) break;
+    } else if (q->last != page) {   /* full: to the back; stop on seeing it again */
+      fa_queue_to_back(q, page);
+      if (moved == NULL) moved = page;
     }
     page = next;
-    if (page == q->first) break;
   }
+  if (best != NULL && q->first != best) {
+    fa_queue_to_back(q, best);   /* unlinks it; then to the front */
+    fa_queue_unlink_last(q);
+    fa_queue_push_front(heap, best);
+  } else if (moved != NULL) {
+    _fa_heap_set_direct(heap, cls, q->first);
+  }
+  if (best != NULL) return best;
   /* Blocks freed by other threads may have refilled some span. */
   if (atomic_load_explicit(&heap->xpending, memory_order_relaxed) != 0) {
     _fa_heap_collect_remote(heap, false);
