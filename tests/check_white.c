@@ -417,7 +417,9 @@ START_TEST(test_dirty_list_keeps_age_order) {
   void *e = fancy_malloc(3 * FA_PAGE_SIZE);       /* split from a's span */
   ck_assert_ptr_eq(e, a);
   /* the older rest of a's span went before d, not after it */
-  ck_assert_ptr_eq(span_of(d)->dprev, span_of((char *)a + 3 * FA_PAGE_SIZE));
+  fa_page_t *rest = span_of(e) + span_of(e)->span_pages;   /* the page after e's span */
+  ck_assert_int_eq(rest->kind, FA_PAGE_FREE);
+  ck_assert_ptr_eq(span_of(d)->dprev, rest);
   check_valid();
   fancy_free(e);
   fancy_free(sep1);
