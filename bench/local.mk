@@ -7,6 +7,8 @@
 ##
 ##   make bench            build them, then bench/run_unified.sh 2
 ##   make bench-full       build them, then bench/run_full_benchmark.sh $(BENCH_THREADS)
+##   make bench-callgrind  instruction counts (bench/callgrind.sh)
+##   make bench-targets    issue 5's targets against those results (bench/targets.sh)
 ##   make bench-programs   only build them
 
 bench_programs = bench/ring bench/xthread bench/larson bench/frag
@@ -44,7 +46,8 @@ EXTRA_DIST += \
 	bench/plots.sh \
 	bench/run_unified.sh \
 	bench/run_full_benchmark.sh \
-	bench/callgrind.sh
+	bench/callgrind.sh \
+	bench/targets.sh
 
 # The malloc drop-in, when it is built, is what `make bench` measures.
 bench_deps = $(bench_programs)
@@ -55,7 +58,7 @@ endif
 BENCH_THREADS = 8
 bench_env = BUILDDIR="$(abs_top_builddir)" BENCH_BIN="$(abs_top_builddir)/bench"
 
-.PHONY: bench bench-full bench-programs bench-callgrind
+.PHONY: bench bench-full bench-programs bench-callgrind bench-targets
 bench-programs: $(bench_programs)
 bench: $(bench_deps)
 	$(bench_env) $(SHELL) "$(abs_top_srcdir)/bench/run_unified.sh" 2
@@ -63,3 +66,6 @@ bench-full: $(bench_deps)
 	$(bench_env) $(SHELL) "$(abs_top_srcdir)/bench/run_full_benchmark.sh" $(BENCH_THREADS)
 bench-callgrind: $(bench_deps)
 	$(bench_env) $(SHELL) "$(abs_top_srcdir)/bench/callgrind.sh"
+# issue 5's targets, from the results of bench-full and bench-callgrind
+bench-targets:
+	$(bench_env) $(SHELL) "$(abs_top_srcdir)/bench/targets.sh"

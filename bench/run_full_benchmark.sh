@@ -288,6 +288,10 @@ if command -v gnuplot >/dev/null 2>&1; then
 else
 	note "gnuplot not installed: no PNG plots (apt-get install gnuplot-nox)"
 fi
-echo "wrote $RESULTS_DIR: ring/larson/xthread/frag *_raw.csv and *_summary.csv, ring_above_floor.csv, summary.txt, summary.md, machine.txt, *.png"
+echo
+# issue 5's targets (with callgrind.csv when bench/callgrind.sh wrote one here)
+sh "$BENCH_SRCDIR/targets.sh" "$RESULTS_DIR" || note "targets.sh failed (the CSVs are complete)"
+echo
+echo "wrote $RESULTS_DIR: ring/larson/xthread/frag *_raw.csv and *_summary.csv, ring_above_floor.csv, summary.txt, summary.md, targets.txt, machine.txt, *.png"
 echo "total time: $BENCH_WALL"
 [ -z "$FAILED" ] || die "allocators with failed runs (partial results):$FAILED"
