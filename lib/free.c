@@ -10,20 +10,6 @@ void _fa_invalid_free(const void *p, const char *what) {
   _fa_fatal("%s at %p", what, p);
 }
 
-/* Is b on one of the page's free lists?  Owner only (xfree is safe to walk
- * for the owner: other threads only push in front of it). */
-static bool fa_page_holds_free(fa_page_t *page, const fa_block_t *b) {
-  size_t limit = page->capacity;
-  const fa_block_t *lists[3] = {page->free, page->local_free,
-                                fa_xfree_list(atomic_load_explicit(&page->xfree, memory_order_acquire))};
-  for (int i = 0; i < 3; i++) {
-    size_t n = 0;
-    for (const fa_block_t *c = lists[i]; c != NULL && n <= limit; c = c->next, n++)
-      if (c == b) return true;
-  }
-  return false;
-}
-
 /* Push b onto the page's remote list; the first block of a batch also
  * flags the page in its segment and wakes the owner's collection. */
 static void fa_free_remote(fa_segment_t *seg, fa_page_t *page, fa_block_t *b) {
@@ -43,6 +29,47 @@ static void fa_free_remote(fa_segment_t *seg, fa_page_t *page, fa_block_t *b) {
     fa_heap_t *owner = atomic_load_explicit(&seg->heap, memory_order_acquire);
     if (owner != NULL) atomic_store_explicit(&owner->xpending, 1, memory_order_relaxed);
     else atomic_store_explicit(&_fa_abandoned_xpending, 1, memory_order_relaxed);
+  }
+}
+
+/* A block of another live thread's class page, freed by this thread:
+ * keep it to serve this thread's next malloc of the class (most recent
+ * first, still warm in this CPU's cache) instead of handing it back.  It
+ * stays counted as used in its page meanwhile.  False when the cache of
+ * the class is full. */
+static bool fa_rcache_put(fa_heap_t *heap, fa_page_t *page, fa_block_t *b) {
+  unsigned cls = page->cls;
+  fa_page_t *rc = &heap->rcache[cls];
+  if (heap == &_fa_heap_empty || _fa_opt.check ||
+      heap->rcache_pushed[cls] - rc->used >= FA_RCACHE_MAX)
+    return false;
+  b->tag = fa_block_tag(b);
+  b->next = rc->free;
+  bool was_empty = rc->free == NULL;
+  rc->free = b;
+  heap->rcache_pushed[cls]++;
+  if (was_empty) _fa_heap_set_direct(heap, cls, heap->queues[cls].first);
+  return true;
+}
+
+/* Hand every kept block back to its page (heartbeat, thread exit, trim,
+ * statistics, memory pressure). */
+void _fa_rcache_flush(fa_heap_t *heap) {
+  if (heap == NULL || heap == &_fa_heap_empty) return;
+  for (unsigned cls = 0; cls < FA_NUM_CLASSES; cls++) {
+    fa_page_t *rc = &heap->rcache[cls];
+    if (rc->free == NULL && rc->used == 0) continue;
+    fa_block_t *b = rc->free;
+    rc->free = NULL;
+    rc->used = 0;
+    heap->rcache_pushed[cls] = 0;
+    _fa_heap_set_direct(heap, cls, heap->queues[cls].first);
+    while (b != NULL) {
+      fa_block_t *next = b->next;
+      fa_page_t *page = fa_segment_span_of(fa_ptr_segment(b), b);
+      fa_free_remote(fa_ptr_segment(b), page, b);
+      b = next;
+    }
   }
 }
 
@@ -73,12 +100,11 @@ void _fa_free_generic(fa_domain_t *d, fa_segment_t *seg, fa_page_t *page, void *
       fa_track_defined(b, sizeof *b);     /* the tag may lie past a tiny block */
       if (b->tag != fa_block_tag(b)) _fa_check_block(p);
     }
-    if (b->tag == fa_block_tag(b)) {
-      /* Freed already, or live data that happens to match the tag: the
-       * owner can tell by walking the page's lists; another thread cannot
-       * walk them safely, and the match is too unlikely to be chance. */
-      if (!owner || fa_page_holds_free(page, b)) _fa_invalid_free(p, "double free");
-    }
+    /* Freed already: on one of the page's lists, or kept by some thread
+     * to reuse (fa_rcache_put).  A live block never carries its tag
+     * (malloc clears it), and live data that matches it, the block's own
+     * address scrambled, is too unlikely to be chance. */
+    if (b->tag == fa_block_tag(b)) _fa_invalid_free(p, "double free");
     if (fa_unlikely(_fa_opt.check)) _fa_check_release(p);
     if (owner || fa_free_reclaims(heap, seg)) {
       b->tag = fa_block_tag(b);
@@ -86,7 +112,7 @@ void _fa_free_generic(fa_domain_t *d, fa_segment_t *seg, fa_page_t *page, void *
       page->local_free = b;
       fa_store(page->used, page->used - 1);
       if (page->used == 0) _fa_page_retire(heap, page);
-    } else {
+    } else if (!fa_rcache_put(heap, page, b)) {
       fa_free_remote(seg, page, b);
     }
     return;

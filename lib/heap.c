@@ -25,6 +25,8 @@ static void fa_heap_reset(fa_heap_t *heap) {
   for (size_t i = 0; i < FA_DIRECT_SIZE; i++) heap->direct[i] = &_fa_page_empty;
   for (size_t i = 0; i < FA_MEDIUM_CLASSES; i++) heap->mdirect[i] = &_fa_page_empty;
   memset(heap->queues, 0, sizeof heap->queues);
+  memset(heap->rcache, 0, sizeof heap->rcache);   /* flushed, or dropped with its domain */
+  memset(heap->rcache_pushed, 0, sizeof heap->rcache_pushed);
   memset(heap->bins, 0, sizeof heap->bins);
   heap->bin_mask = 0;
   heap->dirty_first = heap->dirty_last = NULL;
@@ -76,6 +78,7 @@ fa_heap_t *_fa_heap_new(fa_domain_t *domain) {
 void _fa_heap_set_direct(fa_heap_t *heap, unsigned cls, fa_page_t *page) {
   /* FANCY_CHECK sends every malloc to the slow path, which adds the
    * canary: the direct tables then always lead to the empty page. */
+  if (heap->rcache[cls].free != NULL) page = &heap->rcache[cls];   /* reuse those first */
   if (page == NULL || _fa_opt.check) page = &_fa_page_empty;
   if (cls >= FA_SMALL_CLASSES) heap->mdirect[cls - FA_SMALL_CLASSES] = page;
   if (_fa_class_size[cls] > FA_DIRECT_MAX) return;
@@ -114,6 +117,7 @@ void _fa_heap_collect_remote(fa_heap_t *heap, bool force) {
  * spans whose delay has passed, and do a bounded share of the global
  * reclamation when no background thread does it. */
 void _fa_heap_heartbeat(fa_heap_t *heap) {
+  _fa_rcache_flush(heap);
   _fa_heap_collect_remote(heap, false);
   uint64_t now = _fa_clock_ms();
   if (now - heap->last_purge_ms >= _fa_opt.purge_delay / 2 + 1) {
@@ -127,6 +131,7 @@ void _fa_heap_heartbeat(fa_heap_t *heap) {
  * empty segments back, and abandon the rest for other threads to take
  * over.  Blocks still live stay valid and can be freed by anyone. */
 void _fa_heap_done(fa_heap_t *heap) {
+  _fa_rcache_flush(heap);
   _fa_heap_collect_remote(heap, true);
   for (unsigned cls = 0; cls < FA_NUM_CLASSES; cls++) {
     fa_page_t *page = heap->queues[cls].first;

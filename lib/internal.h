@@ -168,6 +168,7 @@ FA_HIDDEN void _fa_check_block(void *p);        /* FANCY_CHECK: verify canary */
 FA_HIDDEN void _fa_check_release(void *p);      /* FANCY_CHECK: block leaves use */
 FA_HIDDEN void _fa_free_generic(fa_domain_t *d, fa_segment_t *seg, fa_page_t *page, void *p);
 FA_HIDDEN void _fa_free_special(fa_domain_t *d, void *p);
+FA_HIDDEN void _fa_rcache_flush(fa_heap_t *heap);
 FA_HIDDEN void *_fa_aligned_alloc(fa_heap_t *heap, size_t alignment, size_t size);
 FA_HIDDEN void *_fa_aligned_checked(fa_heap_t *heap, size_t alignment, size_t size);
 FA_HIDDEN FA_NORETURN FA_COLD void _fa_invalid_free(const void *p, const char *what);

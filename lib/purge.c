@@ -73,6 +73,7 @@ void _fa_reclaim_after_fork_child(void) {
 int _fa_trim(fa_heap_t *heap, size_t pad) {
   size_t before = atomic_load_explicit(&_fa_counters.purged, memory_order_relaxed);
   if (heap != NULL && heap != &_fa_heap_empty) {
+    _fa_rcache_flush(heap);
     _fa_heap_collect_remote(heap, true);
     /* Keep up to pad bytes of the most recently freed spans warm. */
     size_t keep = pad >> FA_PAGE_SHIFT;

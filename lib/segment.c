@@ -383,6 +383,7 @@ void _fa_segment_release(fa_heap_t *heap, fa_segment_t *seg) {
 bool _fa_memory_pressure(fa_heap_t *heap) {
   bool any = false;
   if (heap != NULL && heap != &_fa_heap_empty) {
+    _fa_rcache_flush(heap);
     fa_segment_t *seg = heap->segments;
     while (seg != NULL) {
       fa_segment_t *next = seg->next;

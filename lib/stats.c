@@ -16,6 +16,7 @@ fa_counters_t _fa_counters;
 /* Statistics of instance d; the process-wide counters (mappings, purges,
  * threads) are the process's, except bytes_mapped and the limit. */
 static void fa_stats_collect(fa_domain_t *d, fancy_stats_t *st) {
+  _fa_rcache_flush(fa_domain_thread_heap(d));   /* this thread's frees count */
   memset(st, 0, sizeof *st);
   _fa_process_init();
   fa_heap_t *heap = fa_domain_thread_heap(d);

@@ -107,6 +107,9 @@
 #define FA_HEARTBEAT 256
 /* At most this many purges (madvise calls) per heartbeat. */
 #define FA_PURGE_BATCH 4
+/* At most this many blocks of other threads a heap keeps per class to
+ * reuse itself (fa_heap_t.rcache). */
+#define FA_RCACHE_MAX 64
 
 /* ------------------------------------------------------------------------
  * Blocks and pages
@@ -270,6 +273,13 @@ typedef struct fa_heap_s {
   fa_segment_t *segments;             /* owned segments */
   size_t segment_count;
   _Atomic int xpending;               /* hint: some owned page has xfree */
+  /* Blocks of other threads' pages that this thread freed, kept to serve
+   * its own next mallocs of the class, most recent first (free.c,
+   * fa_rcache_put).  rcache[cls].free is the list, in a page descriptor
+   * so that the direct tables can lead malloc's inline pop to it; its
+   * `used` counts the pops, rcache_pushed the pushes. */
+  fa_page_t rcache[FA_NUM_CLASSES];
+  uint32_t rcache_pushed[FA_NUM_CLASSES];
   uint64_t generic_count;
   uint64_t last_purge_ms;
   pthread_t thread;                   /* its thread (for fork) */

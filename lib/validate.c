@@ -126,6 +126,7 @@ static bool fa_check_heap(fa_heap_t *heap) {
     FA_CHECK(q->last == prev, "heap inconsistency: queue of class %u has a bad tail", cls);
     /* FANCY_CHECK keeps the direct tables empty on purpose. */
     const fa_page_t *want = q->first && !_fa_opt.check ? q->first : &_fa_page_empty;
+    if (heap->rcache[cls].free != NULL) want = &heap->rcache[cls];
     size_t size = _fa_class_size[cls];
     FA_CHECK((size > FA_DIRECT_MAX || heap->direct[size / 16] == want) &&
                  (cls < FA_SMALL_CLASSES || heap->mdirect[cls - FA_SMALL_CLASSES] == want),
@@ -159,6 +160,7 @@ static bool fa_check_heap(fa_heap_t *heap) {
 bool _fa_validate(fa_domain_t *d) {
   _fa_process_init();
   fa_heap_t *heap = fa_domain_thread_heap(d);
+  _fa_rcache_flush(heap);
   if (heap != NULL && heap != &_fa_heap_empty && !fa_check_heap(heap)) return false;
   bool ok = true;
   pthread_mutex_lock(&_fa_segments_lock);

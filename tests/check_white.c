@@ -9,6 +9,7 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -509,6 +510,87 @@ START_TEST(test_refill_reuses_holes) {
 }
 END_TEST
 
+/* A block of another live thread's page, freed here, serves this thread's
+ * next malloc of its class (most recent first) instead of going back:
+ * its page still counts it as used.  Statistics hand kept blocks back. */
+struct keep_job {
+  void **blocks;
+  int n;
+  void *again[2];
+  uint32_t used_between;
+  pthread_barrier_t *freed, *done;
+};
+
+static void *free_then_reuse(void *arg) {
+  struct keep_job *j = arg;
+  fancy_free(fancy_malloc(16));            /* a heap of its own */
+  fa_page_t *page = span_of(j->blocks[0]);
+  for (int i = 0; i < j->n; i++) fancy_free(j->blocks[i]);
+  j->used_between = page->used;            /* nothing handed back */
+  j->again[0] = fancy_malloc(64);          /* the last freed first */
+  j->again[1] = fancy_malloc(64);
+  pthread_barrier_wait(j->freed);
+  pthread_barrier_wait(j->done);
+  fancy_free(j->again[0]);
+  fancy_free(j->again[1]);
+  return NULL;
+}
+
+START_TEST(test_remote_free_reused_by_freeing_thread) {
+  if (_fa_opt.check) return;
+  enum { N = 8 };
+  void *blocks[N];
+  for (int i = 0; i < N; i++) blocks[i] = fancy_malloc(64);
+  fa_page_t *page = span_of(blocks[0]);
+  for (int i = 1; i < N; i++) ck_assert_ptr_eq(span_of(blocks[i]), page);
+  uint32_t used = page->used;
+  pthread_barrier_t freed, done;
+  pthread_barrier_init(&freed, NULL, 2);
+  pthread_barrier_init(&done, NULL, 2);
+  struct keep_job job = {blocks, N, {NULL, NULL}, 0, &freed, &done};
+  pthread_t t;
+  pthread_create(&t, NULL, free_then_reuse, &job);
+  pthread_barrier_wait(&freed);
+  ck_assert_uint_eq(job.used_between, used);
+  ck_assert_ptr_eq(job.again[0], blocks[N - 1]);
+  ck_assert_ptr_eq(job.again[1], blocks[N - 2]);
+  ck_assert_uint_eq(atomic_load(&page->xfree), 0);
+  pthread_barrier_wait(&done);
+  pthread_join(t, NULL);   /* its frees of again[] and its exit hand everything back */
+  _fa_heap_collect_remote(fa_heap_get(), true);
+  ck_assert_uint_eq(page->used, used - N);
+  pthread_barrier_destroy(&freed);
+  pthread_barrier_destroy(&done);
+  check_valid();
+}
+END_TEST
+
+static void *free_and_hold(void *arg) {
+  struct keep_job *j = arg;
+  fancy_free(fancy_malloc(16));
+  for (int i = 0; i < j->n; i++) fancy_free(j->blocks[i]);
+  pthread_barrier_wait(j->freed);
+  pthread_barrier_wait(j->done);
+  return NULL;
+}
+
+/* A block another thread keeps to reuse is free: freeing it again aborts
+ * (its tag is set), although it is on none of its page's lists. */
+START_TEST(test_double_free_of_kept_block_aborts) {
+  void *p = fancy_malloc(64);
+  pthread_barrier_t freed, done;
+  pthread_barrier_init(&freed, NULL, 2);
+  pthread_barrier_init(&done, NULL, 2);
+  struct keep_job job = {&p, 1, {NULL, NULL}, 0, &freed, &done};
+  pthread_t t;
+  pthread_create(&t, NULL, free_and_hold, &job);
+  pthread_barrier_wait(&freed);
+  fancy_free(p);                           /* aborts */
+  pthread_barrier_wait(&done);
+  pthread_join(t, NULL);
+}
+END_TEST
+
 static Suite *white_suite(void) {
   Suite *s = suite_create("white-box");
   TCase *tc = tcase_create("internals");
@@ -531,6 +613,8 @@ static Suite *white_suite(void) {
   tcase_add_test(tc, test_huge_cache_reuses_warm_mapping);
   tcase_add_test(tc, test_huge_cache_calloc_and_trim);
   tcase_add_test(tc, test_refill_reuses_holes);
+  tcase_add_test(tc, test_remote_free_reused_by_freeing_thread);
+  tcase_add_test_raise_signal(tc, test_double_free_of_kept_block_aborts, SIGABRT);
   suite_add_tcase(s, tc);
   return s;
 }
