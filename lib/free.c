@@ -40,8 +40,9 @@ static void fa_free_remote(fa_segment_t *seg, fa_page_t *page, fa_block_t *b) {
 static bool fa_rcache_put(fa_heap_t *heap, fa_page_t *page, fa_block_t *b) {
   unsigned cls = page->cls;
   fa_page_t *rc = &heap->rcache[cls];
-  if (heap == &_fa_heap_empty || _fa_opt.check ||
-      heap->rcache_pushed[cls] - rc->used >= FA_RCACHE_MAX)
+  uint32_t kept = heap->rcache_pushed[cls] - rc->used;
+  if (heap == &_fa_heap_empty || _fa_opt.check || kept >= FA_RCACHE_MAX ||
+      (size_t)(kept + 1) * page->bsize > FA_RCACHE_BYTES)
     return false;
   b->tag = fa_block_tag(b);
   b->next = rc->free;

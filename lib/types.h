@@ -107,9 +107,12 @@
 #define FA_HEARTBEAT 256
 /* At most this many purges (madvise calls) per heartbeat. */
 #define FA_PURGE_BATCH 4
-/* At most this many blocks of other threads a heap keeps per class to
- * reuse itself (fa_heap_t.rcache). */
+/* At most this many blocks, and this many bytes of them, of other
+ * threads a heap keeps per class to reuse itself (fa_heap_t.rcache): at
+ * most 2.5 MiB per thread over all classes, whether or not it ever
+ * allocates again. */
 #define FA_RCACHE_MAX 64
+#define FA_RCACHE_BYTES ((size_t)64 << 10)
 
 /* ------------------------------------------------------------------------
  * Blocks and pages

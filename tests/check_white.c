@@ -574,6 +574,34 @@ static void *free_and_hold(void *arg) {
   return NULL;
 }
 
+/* What a thread keeps of other threads' blocks is bounded in bytes too: of
+ * eight 32 KiB blocks freed by a thread that never allocates again, two
+ * (64 KiB) are kept and six go back to their page at once. */
+START_TEST(test_kept_blocks_bounded_in_bytes) {
+  if (_fa_opt.check) return;
+  enum { N = 8 };
+  void *blocks[N];
+  for (int i = 0; i < N; i++) blocks[i] = fancy_malloc(32768);
+  fa_page_t *page = span_of(blocks[0]);
+  for (int i = 1; i < N; i++) ck_assert_ptr_eq(span_of(blocks[i]), page);
+  pthread_barrier_t freed, done;
+  pthread_barrier_init(&freed, NULL, 2);
+  pthread_barrier_init(&done, NULL, 2);
+  struct keep_job job = {blocks, N, {NULL, NULL}, 0, &freed, &done};
+  pthread_t t;
+  pthread_create(&t, NULL, free_and_hold, &job);
+  pthread_barrier_wait(&freed);
+  ck_assert_uint_eq(fa_xfree_count(atomic_load(&page->xfree)),
+                    N - FA_RCACHE_BYTES / 32768);
+  pthread_barrier_wait(&done);
+  pthread_join(t, NULL);
+  ck_assert_uint_eq(fa_xfree_count(atomic_load(&page->xfree)), N);   /* the rest at exit */
+  pthread_barrier_destroy(&freed);
+  pthread_barrier_destroy(&done);
+  check_valid();
+}
+END_TEST
+
 /* A block another thread keeps to reuse is free: freeing it again aborts
  * (its tag is set), although it is on none of its page's lists. */
 START_TEST(test_double_free_of_kept_block_aborts) {
@@ -615,6 +643,7 @@ static Suite *white_suite(void) {
   tcase_add_test(tc, test_refill_reuses_holes);
   tcase_add_test(tc, test_remote_free_reused_by_freeing_thread);
   tcase_add_test_raise_signal(tc, test_double_free_of_kept_block_aborts, SIGABRT);
+  tcase_add_test(tc, test_kept_blocks_bounded_in_bytes);
   suite_add_tcase(s, tc);
   return s;
 }
