@@ -512,25 +512,62 @@ END_TEST
 
 /* A block of another live thread's page, freed here, serves this thread's
  * next malloc of its class (most recent first) instead of going back:
- * its page still counts it as used.  Statistics hand kept blocks back. */
+ * its page still counts it as used.  Statistics hand kept blocks back.
+ * The helpers run `fn` in a thread that frees `blocks` and then waits. */
 struct keep_job {
   void **blocks;
   int n;
   void *again[2];
   uint32_t used_between;
-  pthread_barrier_t *freed, *done;
+  pthread_barrier_t freed, done;
+  pthread_t thread;
 };
+
+static fa_page_t *alloc_one_page(void **blocks, int n, size_t size) {
+  for (int i = 0; i < n; i++) blocks[i] = fancy_malloc(size);
+  fa_page_t *page = span_of(blocks[0]);
+  for (int i = 1; i < n; i++) ck_assert_ptr_eq(span_of(blocks[i]), page);
+  return page;
+}
+
+/* Start fn and return once it has freed the blocks. */
+static void keep_job_start(struct keep_job *j, void **blocks, int n, void *(*fn)(void *)) {
+  memset(j, 0, sizeof *j);
+  j->blocks = blocks;
+  j->n = n;
+  pthread_barrier_init(&j->freed, NULL, 2);
+  pthread_barrier_init(&j->done, NULL, 2);
+  pthread_create(&j->thread, NULL, fn, j);
+  pthread_barrier_wait(&j->freed);
+}
+
+/* Let it finish (and exit, which hands back what it kept). */
+static void keep_job_finish(struct keep_job *j) {
+  pthread_barrier_wait(&j->done);
+  pthread_join(j->thread, NULL);
+  pthread_barrier_destroy(&j->freed);
+  pthread_barrier_destroy(&j->done);
+}
+
+static void *free_and_hold(void *arg) {
+  struct keep_job *j = arg;
+  fancy_free(fancy_malloc(16));            /* a heap of its own */
+  for (int i = 0; i < j->n; i++) fancy_free(j->blocks[i]);
+  pthread_barrier_wait(&j->freed);
+  pthread_barrier_wait(&j->done);
+  return NULL;
+}
 
 static void *free_then_reuse(void *arg) {
   struct keep_job *j = arg;
-  fancy_free(fancy_malloc(16));            /* a heap of its own */
+  fancy_free(fancy_malloc(16));
   fa_page_t *page = span_of(j->blocks[0]);
   for (int i = 0; i < j->n; i++) fancy_free(j->blocks[i]);
   j->used_between = page->used;            /* nothing handed back */
   j->again[0] = fancy_malloc(64);          /* the last freed first */
   j->again[1] = fancy_malloc(64);
-  pthread_barrier_wait(j->freed);
-  pthread_barrier_wait(j->done);
+  pthread_barrier_wait(&j->freed);
+  pthread_barrier_wait(&j->done);
   fancy_free(j->again[0]);
   fancy_free(j->again[1]);
   return NULL;
@@ -540,39 +577,20 @@ START_TEST(test_remote_free_reused_by_freeing_thread) {
   if (_fa_opt.check) return;
   enum { N = 8 };
   void *blocks[N];
-  for (int i = 0; i < N; i++) blocks[i] = fancy_malloc(64);
-  fa_page_t *page = span_of(blocks[0]);
-  for (int i = 1; i < N; i++) ck_assert_ptr_eq(span_of(blocks[i]), page);
+  fa_page_t *page = alloc_one_page(blocks, N, 64);
   uint32_t used = page->used;
-  pthread_barrier_t freed, done;
-  pthread_barrier_init(&freed, NULL, 2);
-  pthread_barrier_init(&done, NULL, 2);
-  struct keep_job job = {blocks, N, {NULL, NULL}, 0, &freed, &done};
-  pthread_t t;
-  pthread_create(&t, NULL, free_then_reuse, &job);
-  pthread_barrier_wait(&freed);
+  struct keep_job job;
+  keep_job_start(&job, blocks, N, free_then_reuse);
   ck_assert_uint_eq(job.used_between, used);
   ck_assert_ptr_eq(job.again[0], blocks[N - 1]);
   ck_assert_ptr_eq(job.again[1], blocks[N - 2]);
   ck_assert_uint_eq(atomic_load(&page->xfree), 0);
-  pthread_barrier_wait(&done);
-  pthread_join(t, NULL);   /* its frees of again[] and its exit hand everything back */
+  keep_job_finish(&job);
   _fa_heap_collect_remote(fa_heap_get(), true);
   ck_assert_uint_eq(page->used, used - N);
-  pthread_barrier_destroy(&freed);
-  pthread_barrier_destroy(&done);
   check_valid();
 }
 END_TEST
-
-static void *free_and_hold(void *arg) {
-  struct keep_job *j = arg;
-  fancy_free(fancy_malloc(16));
-  for (int i = 0; i < j->n; i++) fancy_free(j->blocks[i]);
-  pthread_barrier_wait(j->freed);
-  pthread_barrier_wait(j->done);
-  return NULL;
-}
 
 /* What a thread keeps of other threads' blocks is bounded in bytes too: of
  * eight 32 KiB blocks freed by a thread that never allocates again, two
@@ -581,23 +599,12 @@ START_TEST(test_kept_blocks_bounded_in_bytes) {
   if (_fa_opt.check) return;
   enum { N = 8 };
   void *blocks[N];
-  for (int i = 0; i < N; i++) blocks[i] = fancy_malloc(32768);
-  fa_page_t *page = span_of(blocks[0]);
-  for (int i = 1; i < N; i++) ck_assert_ptr_eq(span_of(blocks[i]), page);
-  pthread_barrier_t freed, done;
-  pthread_barrier_init(&freed, NULL, 2);
-  pthread_barrier_init(&done, NULL, 2);
-  struct keep_job job = {blocks, N, {NULL, NULL}, 0, &freed, &done};
-  pthread_t t;
-  pthread_create(&t, NULL, free_and_hold, &job);
-  pthread_barrier_wait(&freed);
-  ck_assert_uint_eq(fa_xfree_count(atomic_load(&page->xfree)),
-                    N - FA_RCACHE_BYTES / 32768);
-  pthread_barrier_wait(&done);
-  pthread_join(t, NULL);
+  fa_page_t *page = alloc_one_page(blocks, N, 32768);
+  struct keep_job job;
+  keep_job_start(&job, blocks, N, free_and_hold);
+  ck_assert_uint_eq(fa_xfree_count(atomic_load(&page->xfree)), N - FA_RCACHE_BYTES / 32768);
+  keep_job_finish(&job);
   ck_assert_uint_eq(fa_xfree_count(atomic_load(&page->xfree)), N);   /* the rest at exit */
-  pthread_barrier_destroy(&freed);
-  pthread_barrier_destroy(&done);
   check_valid();
 }
 END_TEST
@@ -606,16 +613,10 @@ END_TEST
  * (its tag is set), although it is on none of its page's lists. */
 START_TEST(test_double_free_of_kept_block_aborts) {
   void *p = fancy_malloc(64);
-  pthread_barrier_t freed, done;
-  pthread_barrier_init(&freed, NULL, 2);
-  pthread_barrier_init(&done, NULL, 2);
-  struct keep_job job = {&p, 1, {NULL, NULL}, 0, &freed, &done};
-  pthread_t t;
-  pthread_create(&t, NULL, free_and_hold, &job);
-  pthread_barrier_wait(&freed);
+  struct keep_job job;
+  keep_job_start(&job, &p, 1, free_and_hold);
   fancy_free(p);                           /* aborts */
-  pthread_barrier_wait(&done);
-  pthread_join(t, NULL);
+  keep_job_finish(&job);
 }
 END_TEST
 
