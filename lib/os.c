@@ -53,6 +53,21 @@ static void *fa_os_reserve_aligned(size_t size, size_t align, int prot) {
   return aligned;
 }
 
+/* FANCY_POPULATE and FANCY_HUGE_PAGES on a range just mapped. */
+static void fa_os_prepare(void *p, size_t size, bool populate, bool huge_pages) {
+#ifdef MAP_POPULATE
+  /* Replace the fresh mapping in place by a pre-faulted one. */
+  if (populate) fa_os_mmap(p, size, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_POPULATE);
+#else
+  (void)populate;
+#endif
+#ifdef MADV_HUGEPAGE
+  if (huge_pages) madvise(p, size, MADV_HUGEPAGE);
+#else
+  (void)huge_pages;
+#endif
+}
+
 void *_fa_os_map_aligned(size_t size, size_t align, bool populate, bool huge_pages) {
   if (!fa_os_reserve_quota(size)) {
     errno = ENOMEM;
@@ -64,15 +79,7 @@ void *_fa_os_map_aligned(size_t size, size_t align, bool populate, bool huge_pag
     errno = ENOMEM;
     return NULL;
   }
-#ifdef MAP_POPULATE
-  if (populate) {
-    /* Replace the fresh mapping in place by a pre-faulted one. */
-    fa_os_mmap(p, size, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_POPULATE);
-  }
-#endif
-#ifdef MADV_HUGEPAGE
-  if (huge_pages) madvise(p, size, MADV_HUGEPAGE);
-#endif
+  fa_os_prepare(p, size, populate, huge_pages);
   return p;
 }
 
@@ -116,12 +123,7 @@ void *_fa_os_map_segment(bool populate, bool huge_pages) {
   void *p = fa_chunk_next;
   fa_chunk_next += FA_SEGMENT_SIZE;
   pthread_mutex_unlock(&fa_chunk_lock);
-#ifdef MAP_POPULATE
-  if (populate) fa_os_mmap(p, FA_SEGMENT_SIZE, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_POPULATE);
-#endif
-#ifdef MADV_HUGEPAGE
-  if (huge_pages) madvise(p, FA_SEGMENT_SIZE, MADV_HUGEPAGE);
-#endif
+  fa_os_prepare(p, FA_SEGMENT_SIZE, populate, huge_pages);
   return p;
 }
 
