@@ -36,11 +36,7 @@ static void *fa_malloc_raw(fa_heap_t *heap, size_t n) {
     unsigned cls = fa_size_class(n);
     fa_page_t *rc = &heap->rcache[cls];
     if (rc->free != NULL) return fa_page_take(rc);
-    if (rc->used != 0) {   /* the inline path emptied it: back to the pages */
-      rc->used = 0;
-      heap->rcache_pushed[cls] = 0;
-      _fa_heap_set_direct(heap, cls, heap->queues[cls].first);
-    }
+    if (rc->used != 0) fa_rcache_reset(heap, cls);   /* the inline pop emptied it */
     fa_page_t *page = heap->queues[cls].first;
     if (page != NULL) {   /* checked mode: the direct tables lead nowhere */
       void *p = fa_page_take(page);

@@ -61,14 +61,11 @@ void _fa_rcache_flush(fa_heap_t *heap) {
     fa_page_t *rc = &heap->rcache[cls];
     if (rc->free == NULL && rc->used == 0) continue;
     fa_block_t *b = rc->free;
-    rc->free = NULL;
-    rc->used = 0;
-    heap->rcache_pushed[cls] = 0;
-    _fa_heap_set_direct(heap, cls, heap->queues[cls].first);
+    fa_rcache_reset(heap, cls);
     while (b != NULL) {
       fa_block_t *next = b->next;
-      fa_page_t *page = fa_segment_span_of(fa_ptr_segment(b), b);
-      fa_free_remote(fa_ptr_segment(b), page, b);
+      fa_segment_t *seg = fa_ptr_segment(b);
+      fa_free_remote(seg, fa_segment_span_of(seg, b), b);
       b = next;
     }
   }

@@ -332,6 +332,16 @@ static inline void *fa_page_take(fa_page_t *page) {
   return NULL;
 }
 
+/* The heap's list of other threads' blocks for cls is empty (the inline
+ * pop drained it, or it was handed back): restart its counts and point
+ * the direct tables at the class's pages again. */
+static inline void fa_rcache_reset(fa_heap_t *heap, unsigned cls) {
+  heap->rcache[cls].free = NULL;
+  heap->rcache[cls].used = 0;
+  heap->rcache_pushed[cls] = 0;
+  _fa_heap_set_direct(heap, cls, heap->queues[cls].first);
+}
+
 /* malloc fast path: a table load and a pop, in the given heap. */
 static inline void *fa_heap_malloc(fa_heap_t *heap, size_t n) {
   fa_page_t *page;

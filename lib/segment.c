@@ -167,9 +167,7 @@ static void fa_list_remove(fa_segment_t **list, fa_segment_t *seg) {
 
 static void fa_segment_header_init(fa_segment_t *seg) {
   memset(seg->pages, 0, sizeof seg->pages);
-  for (size_t i = 0; i < FA_PAGES_PER_SEGMENT; i++) {
-    seg->pages[i].head = &seg->pages[i];
-  }
+  for (size_t i = 0; i < FA_PAGES_PER_SEGMENT; i++) seg->pages[i].head = &seg->pages[i];
   seg->cookie = FA_SEGMENT_MAGIC ^ (uint64_t)(uintptr_t)seg ^ _fa_secret;
   atomic_store_explicit(&seg->xmask, 0, memory_order_relaxed);
   seg->free_pages = 0;

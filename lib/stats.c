@@ -16,10 +16,10 @@ fa_counters_t _fa_counters;
 /* Statistics of instance d; the process-wide counters (mappings, purges,
  * threads) are the process's, except bytes_mapped and the limit. */
 static void fa_stats_collect(fa_domain_t *d, fancy_stats_t *st) {
-  _fa_rcache_flush(fa_domain_thread_heap(d));   /* this thread's frees count */
   memset(st, 0, sizeof *st);
   _fa_process_init();
   fa_heap_t *heap = fa_domain_thread_heap(d);
+  _fa_rcache_flush(heap);   /* this thread's frees count */
   if (heap != NULL && heap != &_fa_heap_empty) _fa_heap_collect_remote(heap, false);
   st->num_classes = FA_NUM_CLASSES;
   for (size_t c = 0; c < FA_NUM_CLASSES; c++) st->classes[c].block_size = _fa_class_size[c];
@@ -41,7 +41,7 @@ static void fa_stats_collect(fa_domain_t *d, fancy_stats_t *st) {
         unsigned cls = fa_load(page->cls);
         size_t used = fa_load(page->used);
         if (abandoned) {
-          /* Safe to walk: nobody owns it while we hold the lock. */
+          /* Remote frees nobody has collected (the list word counts them). */
           size_t pending = fa_xfree_count(atomic_load(&page->xfree));
           used = pending < used ? used - pending : 0;
         }

@@ -201,7 +201,7 @@ typedef struct fa_page_s {
   uint8_t dirty;                /* on the heap's dirty list */
   uint8_t in_bin;               /* on one of the heap's span bins */
   /* blocks freed by other threads: the list's head, and in the top
-   * FA_XFREE_COUNT_BITS bits how many blocks it holds (fa_xfree_list,
+   * 64 - FA_XFREE_SHIFT bits how many blocks it holds (fa_xfree_list,
    * fa_xfree_count), so that the owner takes the batch without walking
    * the list (every block of it is a cache miss) */
   _Atomic uintptr_t xfree;
@@ -258,8 +258,9 @@ typedef struct fa_page_queue_s {
 } fa_page_queue_t;
 
 /* A thread's heap.  `direct` maps (n + 15) >> 4 to the current page of
- * that small size class, and `mdirect` a medium class to its current page,
- * so malloc's fast path is one TLS load, one table load and a list pop.  A fresh thread points at fa_heap_empty, whose
+ * the size class, for sizes up to FA_DIRECT_MAX, and `mdirect` a medium
+ * class to its current page, so malloc's fast path is one TLS load, one
+ * table load and a list pop.  A fresh thread points at fa_heap_empty, whose
  * direct entries all lead to a page with no free blocks: its first malloc
  * falls into the slow path, which sets the thread up (no init test on the
  * fast path). */
