@@ -10,6 +10,9 @@
 ##   make bench-callgrind  instruction counts (bench/callgrind.sh)
 ##   make bench-targets    issue 5's targets against those results (bench/targets.sh)
 ##   make bench-programs   only build them
+##   make bench-public MIMALLOC_BENCH=PATH [MB_ALLOCS="name=lib.so ..."]
+##                         the public suite (bench/mimalloc-bench.sh) from a
+##                         checkout of daanx/mimalloc-bench you downloaded
 
 bench_programs = bench/ring bench/xthread bench/larson bench/frag
 noinst_PROGRAMS += $(bench_programs)
@@ -47,7 +50,8 @@ EXTRA_DIST += \
 	bench/run_unified.sh \
 	bench/run_full_benchmark.sh \
 	bench/callgrind.sh \
-	bench/targets.sh
+	bench/targets.sh \
+	bench/mimalloc-bench.sh
 
 # The malloc drop-in, when it is built, is what `make bench` measures.
 bench_deps = $(bench_programs)
@@ -58,7 +62,7 @@ endif
 BENCH_THREADS = 8
 bench_env = BUILDDIR="$(abs_top_builddir)" BENCH_BIN="$(abs_top_builddir)/bench"
 
-.PHONY: bench bench-full bench-programs bench-callgrind bench-targets
+.PHONY: bench bench-full bench-programs bench-callgrind bench-targets bench-public
 bench-programs: $(bench_programs)
 bench: $(bench_deps)
 	$(bench_env) $(SHELL) "$(abs_top_srcdir)/bench/run_unified.sh" 2
@@ -69,3 +73,11 @@ bench-callgrind: $(bench_deps)
 # issue 5's targets, from the results of bench-full and bench-callgrind
 bench-targets:
 	$(bench_env) $(SHELL) "$(abs_top_srcdir)/bench/targets.sh"
+# The public suite: MIMALLOC_BENCH names a checkout you downloaded;
+# MB_ALLOCS adds allocators as NAME=/path/lib.so (mimalloc v3, snmalloc).
+MIMALLOC_BENCH =
+MB_ALLOCS =
+bench-public: $(bench_deps)
+	@test -n "$(MIMALLOC_BENCH)" || { echo "usage: make bench-public MIMALLOC_BENCH=/path/to/mimalloc-bench [MB_ALLOCS='mimalloc3=/path/libmimalloc.so.3']"; exit 2; }
+	$(bench_env) $(SHELL) "$(abs_top_srcdir)/bench/mimalloc-bench.sh" \
+	  $(foreach a,$(MB_ALLOCS),-a $(a)) "$(MIMALLOC_BENCH)"

@@ -11,8 +11,8 @@
  * free keeps a few freed mappings (FA_HUGE_CACHE_SLOTS, at most
  * FA_HUGE_CACHE_BYTES) mapped and warm for FANCY_PURGE_DELAY, so that a
  * program that frees and allocates big buffers again and again pays their
- * page faults once.  A cached mapping serves a request it fits with little
- * waste (its tail beyond the request is unmapped); it stays marked huge in
+ * page faults once.  A cached mapping serves a request of any size (a
+ * bigger one loses its tail, a smaller one grows); it stays marked huge in
  * the address map, so a second free of it is still caught.  Then it is
  * unmapped.  calloc never takes one (a fresh mapping is zero for free).
  */
@@ -110,22 +110,43 @@ static bool fa_huge_insert(uintptr_t addr, size_t size, size_t align, fa_domain_
   return true;
 }
 
-/* Lock held.  Take a cached mapping for size bytes aligned to align, if
- * one fits with at most a quarter of it to spare; its tail beyond size is
- * unmapped.  0 if none. */
-static uintptr_t fa_huge_cache_take(size_t size, size_t align) {
-  fa_huge_cached_t *best = NULL;
+/* Lock held.  Take a cached mapping for size bytes aligned to align: the
+ * smallest one that fits (its tail beyond size is unmapped), else the
+ * largest smaller one, grown by mremap (its pages move with it, only the
+ * new tail faults).  A program that frees big buffers and allocates others
+ * of different sizes (mimalloc-bench's malloc-large: 5-25 MiB) so reuses
+ * the pages of the one it freed instead of faulting in a fresh mapping.
+ * The address map is kept marked huge across the remap.  0 if none. */
+static uintptr_t fa_huge_cache_take(size_t size, size_t align, bool huge_pages) {
+  fa_huge_cached_t *fit = NULL, *grow = NULL;
   for (size_t i = 0; i < FA_HUGE_CACHE_SLOTS; i++) {
     fa_huge_cached_t *c = &fa_huge_cache[i];
-    if (c->addr == 0 || c->size < size || c->size - size > size / 4 || c->addr % align != 0)
-      continue;
-    if (best == NULL || c->size < best->size) best = c;
+    if (c->addr == 0 || c->addr % align != 0) continue;
+    if (c->size >= size) {
+      if (fit == NULL || c->size < fit->size) fit = c;
+    } else if (grow == NULL || c->size > grow->size) {
+      grow = c;
+    }
   }
-  if (best == NULL) return 0;
-  uintptr_t addr = best->addr;
-  if (best->size > size) _fa_os_unmap((void *)(addr + size), best->size - size);
-  fa_huge_cache_bytes -= best->size;
-  best->addr = 0;
+  fa_huge_cached_t *c = fit != NULL ? fit : grow;
+  if (c == NULL) return 0;
+  uintptr_t addr = c->addr;
+  if (c->size > size) {
+    _fa_os_unmap((void *)(addr + size), c->size - size);
+  } else if (c->size < size) {
+    /* Unmarked first: once the pages move, the old range may be mapped by
+     * another thread at once. */
+    _fa_segmap_set(addr, FA_UNIT_NONE);
+    void *q = _fa_os_remap((void *)addr, c->size, size, align, huge_pages);
+    if (q == NULL) {
+      _fa_segmap_set(addr, FA_UNIT_HUGE);
+      return 0;
+    }
+    addr = (uintptr_t)q;
+    _fa_segmap_set(addr, FA_UNIT_HUGE);
+  }
+  fa_huge_cache_bytes -= c->size;
+  c->addr = 0;
   return addr;
 }
 
@@ -179,7 +200,7 @@ void *_fa_huge_alloc(fa_heap_t *heap, size_t n, size_t alignment, bool zeroed) {
   }
   if (!zeroed) {
     pthread_mutex_lock(&_fa_huge_lock);
-    uintptr_t addr = fa_huge_cache_take(size, align);
+    uintptr_t addr = fa_huge_cache_take(size, align, d->huge_pages);
     bool ok = addr != 0 && fa_huge_insert(addr, size, align, d);
     if (addr != 0 && !ok) fa_huge_cache_put(addr, size, _fa_clock_ms());
     pthread_mutex_unlock(&_fa_huge_lock);
