@@ -51,7 +51,8 @@ static void *fa_malloc_raw(fa_heap_t *heap, size_t n) {
     return fa_page_take(page);
   }
   if (fa_unlikely(++heap->generic_count % FA_HEARTBEAT == 0)) _fa_heap_heartbeat(heap);
-  if (n <= FA_LARGE_MAX) return fa_large_alloc(heap, n);
+  if (n <= FA_LARGE_MAX && n <= __atomic_load_n(&_fa_opt.mmap_threshold, __ATOMIC_RELAXED))
+    return fa_large_alloc(heap, n);
   if (n > PTRDIFF_MAX) {
     errno = ENOMEM;
     return NULL;

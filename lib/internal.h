@@ -58,6 +58,8 @@ typedef struct fa_options_s {
   bool stats;             /* FANCY_STATS: print at exit */
   bool verbose;           /* FANCY_VERBOSE */
   bool check;             /* FANCY_CHECK: canaries behind every block */
+  size_t mmap_threshold;  /* mallopt(M_MMAP_THRESHOLD): larger blocks are
+                             huge blocks; at most FA_LARGE_MAX */
 } fa_options_t;
 
 /* options.c */

@@ -4,7 +4,8 @@
 ## makes three libraries:
 ##   libfancyalloc.la   installed; exports only fancy_*; safe to -l link.
 ##   libfancymalloc.la  installed with --enable-malloc-replacement; the
-##                      same allocator plus the malloc family (override.c),
+##                      same allocator plus the malloc family (override.c)
+##                      and glibc's introspection calls (introspect.c),
 ##                      for LD_PRELOAD or -lfancymalloc.
 ##   libfancycore.la    not installed; white-box tests link it directly.
 
@@ -25,7 +26,7 @@ lib_libfancyalloc_la_LDFLAGS = $(AM_LDFLAGS) -version-info $(FA_LT_VERSION_INFO)
 
 if FA_MALLOC_REPLACEMENT
 lib_LTLIBRARIES += lib/libfancymalloc.la
-lib_libfancymalloc_la_SOURCES = lib/override.c lib/version.c
+lib_libfancymalloc_la_SOURCES = lib/override.c lib/introspect.c lib/version.c
 lib_libfancymalloc_la_LIBADD = lib/libfancycore.la $(PTHREAD_LIBS)
 lib_libfancymalloc_la_LDFLAGS = $(AM_LDFLAGS) -version-info $(FA_LT_VERSION_INFO) \
 	-no-undefined -shared

@@ -22,6 +22,7 @@ fa_options_t _fa_opt = {
   .stats = false,
   .verbose = false,
   .check = FA_DEFAULT_CHECK,
+  .mmap_threshold = FA_LARGE_MAX,
 };
 
 typedef enum { FA_OPT_BOOL, FA_OPT_SIZE, FA_OPT_COUNT } fa_opt_type_t;
