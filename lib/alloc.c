@@ -51,7 +51,8 @@ static void *fa_malloc_raw(fa_heap_t *heap, size_t n) {
     return fa_page_take(page);
   }
   if (fa_unlikely(++heap->generic_count % FA_HEARTBEAT == 0)) _fa_heap_heartbeat(heap);
-  if (n <= FA_LARGE_MAX) return fa_large_alloc(heap, n);
+  if (n <= FA_LARGE_MAX && n <= __atomic_load_n(&_fa_opt.mmap_threshold, __ATOMIC_RELAXED))
+    return fa_large_alloc(heap, n);
   if (n > PTRDIFF_MAX) {
     errno = ENOMEM;
     return NULL;
@@ -149,10 +150,15 @@ void *_fa_aligned_checked(fa_heap_t *heap, size_t alignment, size_t size) {
   return fa_check_arm(_fa_huge_alloc(heap, n, alignment, false), size);
 }
 
-/* The block's usable size, or 0 for NULL and pointers that are not ours. */
+/* The block's usable size, or 0 for NULL, pointers that are not ours and
+ * blocks that are free (as glibc's malloc_usable_size returns for a freed
+ * chunk): a free block of a segment carries its tag (fa_block_t). */
 size_t _fa_usable_size(uintptr_t u) {
-  if (fa_unlikely(_fa_opt.check) && _fa_block_size(u) != 0) return fa_check_size((void *)u);
-  return _fa_block_size(u);
+  size_t n = _fa_block_size(u);
+  if (n != 0 && n <= FA_LARGE_MAX && ((const fa_block_t *)u)->tag == fa_block_tag((void *)u))
+    return 0;
+  if (fa_unlikely(_fa_opt.check) && n != 0) return fa_check_size((void *)u);
+  return n;
 }
 
 /* The size of the block at u as the allocator sees it. */
@@ -193,18 +199,28 @@ void *_fa_calloc(fa_heap_t *heap, size_t count, size_t size) {
   return p;
 }
 
-/* Check that p is a block realloc may read; abort if not.  (A block freed
- * already is caught when the old block is freed.) */
+/* Check that p is a live block realloc may read and resize; abort if
+ * not.  A freed block must be caught here: it may already be another
+ * malloc's, and resizing it in place would give it two owners.  A free
+ * class block carries its tag; a free large block is a free span, or
+ * (freed by another thread, not collected yet) the head of its page's
+ * remote list with its tag. */
 static fa_page_t *fa_realloc_page(fa_domain_t *d, void *p) {
-  if (fa_unit_kind((uintptr_t)p) != FA_UNIT_SEGMENT)
-    _fa_invalid_free(p, "realloc of a pointer not allocated by fancyalloc");
   fa_segment_t *seg = fa_ptr_segment(p);
   fa_page_t *page = fa_segment_span_of(seg, p);
+  fa_block_t *b = p;
   if (page->kind == FA_PAGE_CLASS) {
     if (!fa_page_is_block_start(page, (uintptr_t)p))
       _fa_invalid_free(p, "realloc of a pointer that is not the start of a block");
-  } else if (page->kind != FA_PAGE_LARGE || p != page->start) {
-    _fa_invalid_free(p, "realloc of a freed or invalid pointer");
+    if (b->tag == fa_block_tag(b)) _fa_invalid_free(p, "realloc of a freed block");
+  } else if (page->kind == FA_PAGE_LARGE && p == page->start) {
+    if (b->tag == fa_block_tag(b) &&
+        fa_xfree_list(atomic_load_explicit(&page->xfree, memory_order_relaxed)) == b)
+      _fa_invalid_free(p, "realloc of a freed block");
+  } else if (page->kind == FA_PAGE_FREE && (uint8_t *)p == fa_page_address(seg, page)) {
+    _fa_invalid_free(p, "realloc of a freed block");
+  } else {
+    _fa_invalid_free(p, "realloc of a pointer that is not the start of a block");
   }
   if (seg->domain != d) _fa_wrong_instance(p);
   return page;
@@ -231,7 +247,14 @@ void *_fa_realloc(fa_heap_t *heap, void *p, size_t n) {
     _fa_check_block(p);
     return fa_realloc_move(heap, p, fa_check_size(p), n);
   }
-  if (fa_unit_kind((uintptr_t)p) == FA_UNIT_HUGE) return _fa_huge_realloc(heap, p, n);
+  unsigned kind = fa_unit_kind((uintptr_t)p);
+  if (kind == FA_UNIT_HUGE) return _fa_huge_realloc(heap, p, n);
+  if (fa_unlikely(kind != FA_UNIT_SEGMENT)) {
+    /* glibc's own block, as a malloc replacement (foreign.c), or a bug */
+    if (_fa_override_mode) return _fa_foreign_realloc(heap, p, n);
+    _fa_invalid_free(p, _fa_huge_was_freed(p) ? "realloc of a freed block (huge block)"
+                                              : "realloc of a pointer not allocated by fancyalloc");
+  }
   fa_page_t *page = fa_realloc_page(heap->domain, p);
   size_t usable = page->bsize;
   if (page->kind == FA_PAGE_CLASS) {

@@ -147,13 +147,18 @@ void _fa_free_special(fa_domain_t *d, void *p) {
       fa_track_free(p);
     }
     if (_fa_huge_free(d, p)) return;
-    _fa_invalid_free(p, "invalid free (not the start of a huge block)");
+    if (_fa_huge_contains(p)) _fa_invalid_free(p, "invalid free (inside a huge block)");
+    /* else: a unit's tail beyond the end of a huge block, someone else's */
   }
-  /* As a malloc replacement, memory handed out before we were loaded (by
-   * the dynamic loader's bootstrap allocator) may come back to us: it is
-   * not ours to reuse, so it is left alone.  Through the fancy_* API such
-   * a pointer is a bug. */
-  if (_fa_override_mode) return;
+  /* As a malloc replacement, a pointer of glibc's own allocator (handed
+   * out before we were loaded, or by a library that reached it directly)
+   * may come back to us: foreign.c tells it from a bug and gives it to
+   * glibc's free.  Through the fancy_* API any such pointer is a bug. */
+  if (_fa_override_mode) {
+    _fa_foreign_free(p);
+    return;
+  }
+  if (_fa_huge_was_freed(p)) _fa_invalid_free(p, "double free (huge block)");
   _fa_invalid_free(p, "invalid free (pointer not allocated by fancyalloc)");
 }
 

@@ -44,6 +44,31 @@ typedef struct fa_huge_cached_s {
 static fa_huge_cached_t fa_huge_cache[FA_HUGE_CACHE_SLOTS];
 static size_t fa_huge_cache_bytes;
 
+/* Mark every 4 MiB unit of [addr, addr + size) as kind in the address
+ * map: free() of a pointer anywhere inside a huge block then reaches this
+ * file (and aborts unless it is the block's start), instead of passing for
+ * a pointer that is not ours. */
+static void fa_huge_mark(uintptr_t addr, size_t size, unsigned kind) {
+  for (uintptr_t u = addr; u - addr < size; u += FA_SEGMENT_SIZE) _fa_segmap_set(u, kind);
+}
+
+/* The last few huge blocks unmapped, so that a second free() of one, whose
+ * address is no longer ours at all, is still reported as a double free. */
+#define FA_HUGE_FREED_SLOTS 16
+static _Atomic uintptr_t fa_huge_freed[FA_HUGE_FREED_SLOTS];
+static _Atomic unsigned fa_huge_freed_next;
+
+static void fa_huge_freed_note(uintptr_t addr) {
+  unsigned i = atomic_fetch_add_explicit(&fa_huge_freed_next, 1, memory_order_relaxed);
+  atomic_store_explicit(&fa_huge_freed[i % FA_HUGE_FREED_SLOTS], addr, memory_order_relaxed);
+}
+
+bool _fa_huge_was_freed(const void *p) {
+  for (size_t i = 0; i < FA_HUGE_FREED_SLOTS; i++)
+    if (atomic_load_explicit(&fa_huge_freed[i], memory_order_relaxed) == (uintptr_t)p) return true;
+  return false;
+}
+
 static size_t fa_huge_slot(uintptr_t addr, size_t cap) {
   uint64_t h = (uint64_t)(addr >> FA_SEGMENT_SHIFT) * 0x9e3779b97f4a7c15ULL;
   return (size_t)(h >> 32) & (cap - 1);
@@ -132,18 +157,20 @@ static uintptr_t fa_huge_cache_take(size_t size, size_t align, bool huge_pages) 
   if (c == NULL) return 0;
   uintptr_t addr = c->addr;
   if (c->size > size) {
+    size_t kept = (size + FA_SEGMENT_MASK) & ~FA_SEGMENT_MASK;   /* whole units */
+    if (kept < c->size) fa_huge_mark(addr + kept, c->size - kept, FA_UNIT_NONE);
     _fa_os_unmap((void *)(addr + size), c->size - size);
   } else if (c->size < size) {
     /* Unmarked first: once the pages move, the old range may be mapped by
      * another thread at once. */
-    _fa_segmap_set(addr, FA_UNIT_NONE);
+    fa_huge_mark(addr, c->size, FA_UNIT_NONE);
     void *q = _fa_os_remap((void *)addr, c->size, size, align, huge_pages);
     if (q == NULL) {
-      _fa_segmap_set(addr, FA_UNIT_HUGE);
+      fa_huge_mark(addr, c->size, FA_UNIT_HUGE);
       return 0;
     }
     addr = (uintptr_t)q;
-    _fa_segmap_set(addr, FA_UNIT_HUGE);
+    fa_huge_mark(addr, size, FA_UNIT_HUGE);
   }
   fa_huge_cache_bytes -= c->size;
   c->addr = 0;
@@ -170,8 +197,9 @@ size_t _fa_huge_cache_decay(uint64_t now, uint64_t delay, bool force) {
     fa_huge_cached_t *c = &fa_huge_cache[i];
     if (c->addr == 0 || !(force || now - c->time >= delay)) continue;
     /* Unmarked first, before the address can be mapped again. */
-    _fa_segmap_set(c->addr, FA_UNIT_NONE);
+    fa_huge_mark(c->addr, c->size, FA_UNIT_NONE);
     _fa_os_unmap((void *)c->addr, c->size);
+    fa_huge_freed_note(c->addr);
     fa_huge_cache_bytes -= c->size;
     c->addr = 0;
     n++;
@@ -222,16 +250,17 @@ void *_fa_huge_alloc(fa_heap_t *heap, size_t n, size_t alignment, bool zeroed) {
     errno = ENOMEM;
     return NULL;
   }
-  _fa_segmap_set((uintptr_t)p, FA_UNIT_HUGE);
+  fa_huge_mark((uintptr_t)p, size, FA_UNIT_HUGE);
   return p;
 }
 
 /* Give a huge block's mapping back (its table entry is gone already).
  * The map is cleared first, before the address can be handed out again. */
 static void fa_huge_unmap(fa_domain_t *d, void *p, size_t size) {
-  _fa_segmap_set((uintptr_t)p, FA_UNIT_NONE);
+  fa_huge_mark((uintptr_t)p, size, FA_UNIT_NONE);
   _fa_os_unmap(p, size);
   _fa_domain_uncharge(d, size);
+  fa_huge_freed_note((uintptr_t)p);
 }
 
 /* Free a huge block of instance d: into the warm cache, or unmapped;
@@ -282,6 +311,29 @@ size_t _fa_huge_release_domain(fa_domain_t *d) {
   }
 }
 
+/* Is p inside a live or warm (freed, cached) huge block?  Walks back over
+ * the units marked huge to the block's start.  A unit's tail beyond a
+ * block that ends inside it is not the block's: another mapping may sit
+ * there. */
+bool _fa_huge_contains(const void *p) {
+  uintptr_t u = (uintptr_t)p & ~(uintptr_t)FA_SEGMENT_MASK;
+  bool inside = false;
+  pthread_mutex_lock(&_fa_huge_lock);
+  for (;; u -= FA_SEGMENT_SIZE) {
+    fa_huge_entry_t *e = fa_huge_find(u);
+    size_t size = e ? e->size : 0;
+    for (size_t i = 0; i < FA_HUGE_CACHE_SLOTS && size == 0; i++)
+      if (fa_huge_cache[i].addr == u) size = fa_huge_cache[i].size;
+    if (size != 0) {
+      inside = (uintptr_t)p - u < size;
+      break;
+    }
+    if (u == 0 || fa_unit_kind(u - FA_SEGMENT_SIZE) != FA_UNIT_HUGE) break;
+  }
+  pthread_mutex_unlock(&_fa_huge_lock);
+  return inside;
+}
+
 size_t _fa_huge_size(const void *p) {
   pthread_mutex_lock(&_fa_huge_lock);
   fa_huge_entry_t *e = fa_huge_find((uintptr_t)p);
@@ -300,8 +352,12 @@ void *_fa_huge_realloc(fa_heap_t *heap, void *p, size_t n) {
   pthread_mutex_lock(&_fa_huge_lock);
   fa_huge_entry_t *e = fa_huge_find((uintptr_t)p);
   if (e == NULL) {
+    bool freed = false;
+    for (size_t i = 0; i < FA_HUGE_CACHE_SLOTS; i++) freed |= fa_huge_cache[i].addr == (uintptr_t)p;
     pthread_mutex_unlock(&_fa_huge_lock);
-    _fa_invalid_free(p, "realloc of an invalid pointer");
+    if (freed) _fa_invalid_free(p, "realloc of a freed block (huge block)");
+    _fa_invalid_free(p, _fa_huge_contains(p) ? "realloc of a pointer inside a huge block"
+                                             : "realloc of an invalid pointer");
   }
   if (e->domain != d) {
     pthread_mutex_unlock(&_fa_huge_lock);
@@ -332,17 +388,17 @@ void *_fa_huge_realloc(fa_heap_t *heap, void *p, size_t n) {
   }
   /* Unmark first: once the pages move, the old range may be mapped by
    * another thread (as a segment) at once. */
-  _fa_segmap_set((uintptr_t)p, FA_UNIT_NONE);
+  fa_huge_mark((uintptr_t)p, size, FA_UNIT_NONE);
   void *q = _fa_os_remap(p, size, new_size, align, d->huge_pages);
   if (q == NULL) {
-    _fa_segmap_set((uintptr_t)p, FA_UNIT_HUGE);
+    fa_huge_mark((uintptr_t)p, size, FA_UNIT_HUGE);
     pthread_mutex_unlock(&_fa_huge_lock);
     if (new_size > size) _fa_domain_uncharge(d, new_size - size);
     return NULL;
   }
   fa_huge_remove(e);                               /* e is still p's: locked */
   fa_huge_insert((uintptr_t)q, new_size, align, d);   /* room: one out, one in */
-  _fa_segmap_set((uintptr_t)q, FA_UNIT_HUGE);
+  fa_huge_mark((uintptr_t)q, new_size, FA_UNIT_HUGE);
   pthread_mutex_unlock(&_fa_huge_lock);
   if (new_size < size) _fa_domain_uncharge(d, size - new_size);
   return q;

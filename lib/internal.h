@@ -58,6 +58,8 @@ typedef struct fa_options_s {
   bool stats;             /* FANCY_STATS: print at exit */
   bool verbose;           /* FANCY_VERBOSE */
   bool check;             /* FANCY_CHECK: canaries behind every block */
+  size_t mmap_threshold;  /* mallopt(M_MMAP_THRESHOLD): larger blocks are
+                             huge blocks; at most FA_LARGE_MAX */
 } fa_options_t;
 
 /* options.c */
@@ -172,6 +174,10 @@ FA_HIDDEN void _fa_rcache_flush(fa_heap_t *heap);
 FA_HIDDEN void *_fa_aligned_alloc(fa_heap_t *heap, size_t alignment, size_t size);
 FA_HIDDEN void *_fa_aligned_checked(fa_heap_t *heap, size_t alignment, size_t size);
 FA_HIDDEN FA_NORETURN FA_COLD void _fa_invalid_free(const void *p, const char *what);
+/* foreign.c: as a malloc replacement, a pointer that is not ours is
+ * glibc's (released by glibc's free) or a bug (abort) */
+FA_HIDDEN void _fa_foreign_free(void *p);
+FA_HIDDEN void *_fa_foreign_realloc(fa_heap_t *heap, void *p, size_t n);
 
 /* ------------------------------------------------------------------------
  * Huge blocks (huge.c)
@@ -181,6 +187,8 @@ FA_HIDDEN size_t _fa_huge_cache_decay(uint64_t now, uint64_t delay, bool force);
 FA_HIDDEN bool _fa_huge_free(fa_domain_t *d, void *p);
 FA_HIDDEN size_t _fa_huge_release_domain(fa_domain_t *d);
 FA_HIDDEN size_t _fa_huge_size(const void *p);
+FA_HIDDEN bool _fa_huge_contains(const void *p);     /* inside one, start included */
+FA_HIDDEN bool _fa_huge_was_freed(const void *p);    /* one of the last unmapped */
 FA_HIDDEN void *_fa_huge_realloc(fa_heap_t *heap, void *p, size_t n);
 FA_HIDDEN void _fa_huge_totals(fa_domain_t *d, size_t *count, size_t *bytes);
 extern pthread_mutex_t _fa_huge_lock FA_HIDDEN;

@@ -4,7 +4,8 @@
 ## makes three libraries:
 ##   libfancyalloc.la   installed; exports only fancy_*; safe to -l link.
 ##   libfancymalloc.la  installed with --enable-malloc-replacement; the
-##                      same allocator plus the malloc family (override.c),
+##                      same allocator plus the malloc family (override.c)
+##                      and glibc's introspection calls (introspect.c),
 ##                      for LD_PRELOAD or -lfancymalloc.
 ##   libfancycore.la    not installed; white-box tests link it directly.
 
@@ -13,7 +14,8 @@ lib_libfancycore_la_SOURCES = \
 	lib/types.h lib/internal.h lib/os.h lib/track.h \
 	lib/alloc.c lib/free.c lib/aligned.c lib/huge.c \
 	lib/page.c lib/segment.c lib/heap.c lib/purge.c \
-	lib/os.c lib/options.c lib/stats.c lib/validate.c lib/init.c lib/instance.c
+	lib/os.c lib/options.c lib/stats.c lib/validate.c lib/init.c lib/instance.c \
+	lib/foreign.c
 lib_libfancycore_la_LIBADD = $(PTHREAD_LIBS)
 
 lib_LTLIBRARIES += lib/libfancyalloc.la
@@ -24,7 +26,7 @@ lib_libfancyalloc_la_LDFLAGS = $(AM_LDFLAGS) -version-info $(FA_LT_VERSION_INFO)
 
 if FA_MALLOC_REPLACEMENT
 lib_LTLIBRARIES += lib/libfancymalloc.la
-lib_libfancymalloc_la_SOURCES = lib/override.c lib/version.c
+lib_libfancymalloc_la_SOURCES = lib/override.c lib/introspect.c lib/version.c
 lib_libfancymalloc_la_LIBADD = lib/libfancycore.la $(PTHREAD_LIBS)
 lib_libfancymalloc_la_LDFLAGS = $(AM_LDFLAGS) -version-info $(FA_LT_VERSION_INFO) \
 	-no-undefined -shared

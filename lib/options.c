@@ -22,6 +22,7 @@ fa_options_t _fa_opt = {
   .stats = false,
   .verbose = false,
   .check = FA_DEFAULT_CHECK,
+  .mmap_threshold = FA_LARGE_MAX,
 };
 
 typedef enum { FA_OPT_BOOL, FA_OPT_SIZE, FA_OPT_COUNT } fa_opt_type_t;
@@ -77,8 +78,9 @@ bool _fa_parse_size(const char *s, size_t *out) {
   const char *c = s;
   if (*c < '0' || *c > '9') return false;
   for (; *c >= '0' && *c <= '9'; c++) {
-    if (v > (UINT64_MAX - 9) / 10) return false;
-    v = v * 10 + (uint64_t)(*c - '0');
+    uint64_t digit = (uint64_t)(*c - '0');
+    if (v > (UINT64_MAX - digit) / 10) return false;   /* v * 10 + digit overflows */
+    v = v * 10 + digit;
   }
   unsigned shift = 0;
   switch (*c | 0x20) {

@@ -39,7 +39,8 @@ static void *fa_os_mmap(void *hint, size_t size, int prot, int flags) {
 }
 
 /* Reserve size bytes of address space aligned to align: over-map, then
- * trim the unaligned head and tail. */
+ * trim the unaligned head and tail.  MAP_NORESERVE: what stays is
+ * committed by fa_os_commit (or is PROT_NONE, a remap's destination). */
 static void *fa_os_reserve_aligned(size_t size, size_t align, int prot) {
   size_t total = size + align - FA_OS_PAGE_SIZE;
   if (total < size) return NULL;
@@ -68,13 +69,29 @@ static void fa_os_prepare(void *p, size_t size, bool populate, bool huge_pages) 
 #endif
 }
 
+/* Commit size bytes of address space reserved by fa_os_reserve_aligned:
+ * map them again, read/write and without MAP_NORESERVE, so that the
+ * kernel's overcommit policy (vm.overcommit_memory) applies as it does to
+ * glibc's mmapped blocks: a request it would refuse fails here with
+ * ENOMEM instead of succeeding and killing the program when it touches
+ * the memory.  On failure the reservation is unmapped. */
+static bool fa_os_commit(void *p, size_t size) {
+  fa_count(mmap_calls, 1);
+  void *q = mmap(p, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  if (q == MAP_FAILED) {
+    munmap(p, size);
+    return false;
+  }
+  return true;
+}
+
 void *_fa_os_map_aligned(size_t size, size_t align, bool populate, bool huge_pages) {
   if (!fa_os_reserve_quota(size)) {
     errno = ENOMEM;
     return NULL;
   }
-  void *p = fa_os_reserve_aligned(size, align, PROT_READ | PROT_WRITE);
-  if (p == NULL) {
+  void *p = fa_os_reserve_aligned(size, align, PROT_NONE);
+  if (p == NULL || !fa_os_commit(p, size)) {
     fa_uncount(mapped, size);
     errno = ENOMEM;
     return NULL;
@@ -89,9 +106,9 @@ void *_fa_os_map_aligned(size_t size, size_t align, bool populate, bool huge_pag
  * stalls the page faults of every other thread, so one mmap per 4 MiB
  * segment (plus two munmaps to align it) cost the ring workload several
  * percent of its time at 2 and more threads.  Segments are never unmapped,
- * so a chunk never needs to be given back whole.  Only address space is
- * taken ahead (MAP_NORESERVE); the memory limit counts segments handed
- * out. */
+ * so a chunk never needs to be given back whole.  A chunk is committed
+ * (charged to the kernel's overcommit accounting) when it is mapped; the
+ * memory limit counts segments handed out. */
 #define FA_SEGMENT_CHUNK_MAX 16
 static pthread_mutex_t fa_chunk_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint8_t *fa_chunk_next, *fa_chunk_end;
@@ -105,10 +122,12 @@ void *_fa_os_map_segment(bool populate, bool huge_pages) {
   pthread_mutex_lock(&fa_chunk_lock);
   if (fa_chunk_next == fa_chunk_end) {
     size_t bytes = fa_chunk_segments * FA_SEGMENT_SIZE;
-    uint8_t *chunk = fa_os_reserve_aligned(bytes, FA_SEGMENT_SIZE, PROT_READ | PROT_WRITE);
+    uint8_t *chunk = fa_os_reserve_aligned(bytes, FA_SEGMENT_SIZE, PROT_NONE);
+    if (chunk != NULL && !fa_os_commit(chunk, bytes)) chunk = NULL;
     if (chunk == NULL && bytes > FA_SEGMENT_SIZE) {   /* short of address space */
       bytes = FA_SEGMENT_SIZE;
-      chunk = fa_os_reserve_aligned(bytes, FA_SEGMENT_SIZE, PROT_READ | PROT_WRITE);
+      chunk = fa_os_reserve_aligned(bytes, FA_SEGMENT_SIZE, PROT_NONE);
+      if (chunk != NULL && !fa_os_commit(chunk, bytes)) chunk = NULL;
     }
     if (chunk == NULL) {
       pthread_mutex_unlock(&fa_chunk_lock);

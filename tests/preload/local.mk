@@ -15,7 +15,10 @@
 ##   test_cxx          cxx_threads.cc under LD_PRELOAD and -lfancymalloc
 ##   test_ctor         allocation in constructors, before the allocator's own
 ##   test_fork         fork while other threads allocate
-##   test_foreign_free free() of pointers the allocator did not hand out
+##   test_foreign_free free() of glibc's own blocks goes to glibc's free
+##   test_misuse       each misuse aborts with one line; glibc's blocks do not
+##   test_introspect   mallinfo2, mallinfo, malloc_stats, malloc_info, mallopt
+##   test_enomem       requests beyond RAM + swap: NULL, ENOMEM; MemoryError
 ##   test_thread_exit  threads exit holding blocks that others free
 ##   test_dlopen       dlopen(libfancyalloc.so.1) + dlsym; the TLS caveat
 ##   test_atexit_tls   allocation in atexit, key and thread_local destructors
@@ -39,7 +42,10 @@ FA_PRELOAD_TESTS = \
 	tests/preload/test_dlopen.sh \
 	tests/preload/test_atexit_tls.sh \
 	tests/preload/test_options.sh \
-	tests/preload/test_fancyrun.sh
+	tests/preload/test_fancyrun.sh \
+	tests/preload/test_misuse.sh \
+	tests/preload/test_introspect.sh \
+	tests/preload/test_enomem.sh
 
 TESTS += $(FA_PRELOAD_TESTS)
 EXTRA_DIST += $(FA_PRELOAD_TESTS) tests/preload/common.sh
@@ -51,7 +57,9 @@ check_PROGRAMS += \
 	tests/preload/foreign_free \
 	tests/preload/thread_exit \
 	tests/preload/dlopen_api \
-	tests/preload/atexit_tls
+	tests/preload/atexit_tls \
+	tests/preload/misuse \
+	tests/preload/introspect
 
 tests_preload_workload_SOURCES = tests/preload/workload.c tests/preload/which.h
 tests_preload_workload_LDADD = $(PTHREAD_LIBS)
@@ -65,6 +73,8 @@ tests_preload_dlopen_api_SOURCES = tests/preload/dlopen_api.c
 tests_preload_dlopen_api_LDADD = $(PTHREAD_LIBS)
 tests_preload_atexit_tls_SOURCES = tests/preload/atexit_tls.c
 tests_preload_atexit_tls_LDADD = $(PTHREAD_LIBS)
+tests_preload_misuse_SOURCES = tests/preload/misuse.c tests/preload/which.h
+tests_preload_introspect_SOURCES = tests/preload/introspect.c tests/preload/which.h
 
 # libearly.so: preloaded after libfancymalloc, its constructor allocates
 # before the allocator's constructor has run (test_ctor).  -rpath makes

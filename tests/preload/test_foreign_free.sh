@@ -1,9 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# test_foreign_free - under LD_PRELOAD, free() of pointers libfancymalloc
-# did not hand out (glibc's own blocks, mmap, static storage, an interior
-# pointer) is ignored: no crash, nothing written into them
-# (tests/preload/foreign_free.c; _fa_free_special in lib/free.c).
+# test_foreign_free - under LD_PRELOAD, free() of blocks of glibc's own
+# malloc goes to glibc's free, without an abort, and our blocks keep
+# working (tests/preload/foreign_free.c; lib/foreign.c).  Pointers that
+# are nobody's block abort: test_misuse.sh.
 . "${srcdir:-$(dirname "$0")/../..}/tests/preload/common.sh"
 
 require_preload

@@ -59,6 +59,17 @@ done
 grep -v -q '^fancyalloc: ' "$tmp/err" && { cat "$tmp/err" >&2; fail "FANCY_VERBOSE=1: a line without the fancyalloc: prefix"; }
 ok "FANCY_VERBOSE=1 shows the values in effect"
 
+# Sizes up to SIZE_MAX are accepted, one more is not (lib/options.c).
+max=18446744073709551615
+run FANCY_VERBOSE=1 FANCY_MEMORY_LIMIT=$max FANCY_ARENA_SIZE=18446744073709551610
+grep -q "^fancyalloc: .*FANCY_MEMORY_LIMIT=$max " "$tmp/err" &&
+  grep -q "^fancyalloc: .*FANCY_ARENA_SIZE=18446744073709551610 " "$tmp/err" ||
+  { cat "$tmp/err" >&2; fail "sizes near SIZE_MAX are not taken"; }
+run FANCY_MEMORY_LIMIT=18446744073709551616
+grep -q '^fancyalloc: ignoring FANCY_MEMORY_LIMIT=' "$tmp/err" ||
+  { cat "$tmp/err" >&2; fail "SIZE_MAX + 1 is not rejected"; }
+ok "sizes up to SIZE_MAX taken, SIZE_MAX + 1 rejected"
+
 # A memory limit large enough for the workload keeps it correct; one too
 # small makes malloc fail, which the workload reports (status 1), and
 # must not crash the process.
