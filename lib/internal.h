@@ -58,6 +58,11 @@ typedef struct fa_options_s {
   bool stats;             /* FANCY_STATS: print at exit */
   bool verbose;           /* FANCY_VERBOSE */
   bool check;             /* FANCY_CHECK: canaries behind every block */
+  bool stats_json;        /* FANCY_STATS=json: print them as JSON at exit */
+  bool prof;              /* FANCY_PROF: sampled heap profiling (prof.c) */
+  bool prof_final;        /* FANCY_PROF_FINAL: leak profile at exit */
+  size_t prof_sample;     /* FANCY_PROF_SAMPLE: mean bytes between samples */
+  size_t prof_signal;     /* FANCY_PROF_SIGNAL: signal that asks for a dump */
 } fa_options_t;
 
 /* options.c */
@@ -173,6 +178,20 @@ FA_HIDDEN void *_fa_aligned_alloc(fa_heap_t *heap, size_t alignment, size_t size
 FA_HIDDEN void *_fa_aligned_checked(fa_heap_t *heap, size_t alignment, size_t size);
 FA_HIDDEN FA_NORETURN FA_COLD void _fa_invalid_free(const void *p, const char *what);
 
+FA_HIDDEN void *_fa_malloc_raw(fa_heap_t *heap, size_t n);   /* no FANCY_CHECK, no sampling */
+FA_HIDDEN void *_fa_large_alloc(fa_heap_t *heap, size_t n);  /* a span of its own */
+
+/* ------------------------------------------------------------------------
+ * Heap profiling (prof.c); only called when _fa_opt.prof is set
+ * ---------------------------------------------------------------------- */
+FA_HIDDEN void _fa_prof_init(void);
+FA_HIDDEN void *_fa_prof_malloc(fa_heap_t *heap, size_t n);
+FA_HIDDEN void _fa_prof_forget(const void *p);   /* a block is freed */
+FA_HIDDEN fa_page_t *_fa_prof_direct(fa_heap_t *heap, unsigned cls);
+FA_HIDDEN void _fa_prof_flush(fa_heap_t *heap);  /* proxies back to their pages */
+FA_HIDDEN bool _fa_prof_reserved(const void *p); /* set aside by a proxy, not handed out */
+FA_HIDDEN void _fa_prof_totals(size_t *samples, size_t *bytes, size_t *dropped);
+
 /* ------------------------------------------------------------------------
  * Huge blocks (huge.c)
  * ---------------------------------------------------------------------- */
@@ -183,6 +202,7 @@ FA_HIDDEN size_t _fa_huge_release_domain(fa_domain_t *d);
 FA_HIDDEN size_t _fa_huge_size(const void *p);
 FA_HIDDEN void *_fa_huge_realloc(fa_heap_t *heap, void *p, size_t n);
 FA_HIDDEN void _fa_huge_totals(fa_domain_t *d, size_t *count, size_t *bytes);
+FA_HIDDEN int _fa_huge_visit(fa_domain_t *d, fancy_visit_fn fn, void *arg);
 extern pthread_mutex_t _fa_huge_lock FA_HIDDEN;
 
 /* ------------------------------------------------------------------------
