@@ -396,6 +396,15 @@ static void fa_prof_fill(fa_prof_heap_t *ph, fa_heap_t *heap, unsigned cls, size
       src->local_free = NULL;
     }
     size_t len = src->capacity - src->used;
+    if (src->free != NULL && src->local_free != NULL && len <= m) {
+      /* both lists, lent as one: the local one (this thread's recent
+       * frees, still in its cache) is walked to its end, not the other */
+      fa_block_t *tail = src->local_free;
+      while (tail->next != NULL) tail = tail->next;
+      tail->next = src->free;
+      src->free = src->local_free;
+      src->local_free = NULL;
+    }
     if (src->free != NULL && src->local_free == NULL && len <= m) {
       px->free = src->free;
       px->head = src;
