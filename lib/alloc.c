@@ -191,7 +191,7 @@ void *_fa_calloc(fa_heap_t *heap, size_t count, size_t size) {
     return _fa_huge_alloc(heap, n, 0, true);
   void *p = fa_heap_malloc(heap, n);
   if (p == NULL) return NULL;
-  if (n > FA_MEDIUM_MAX && !_fa_opt.check) {
+  if (n > FA_MEDIUM_MAX && n <= FA_LARGE_MAX && !_fa_opt.check) {
     /* Large spans carved from purged or fresh pages are zero too. */
     fa_page_t *page = fa_segment_span_of(fa_ptr_segment(p), p);
     if (page->zeroed) return p;

@@ -396,20 +396,14 @@ static void fa_prof_fill(fa_prof_heap_t *ph, fa_heap_t *heap, unsigned cls, size
       src->local_free = NULL;
     }
     size_t len = src->capacity - src->used;
-    if (src->free != NULL && src->local_free != NULL && len <= m) {
-      /* both lists, lent as one: the local one (this thread's recent
-       * frees, still in its cache) is walked to its end, not the other */
-      fa_block_t *tail = src->local_free;
-      while (tail->next != NULL) tail = tail->next;
-      tail->next = src->free;
-      src->free = src->local_free;
-      src->local_free = NULL;
-    }
-    if (src->free != NULL && src->local_free == NULL && len <= m) {
+    if (src->free != NULL && len <= m) {
+      /* both lists: malloc's inline pop takes the first, the generic
+       * path moves the second up (no walk over cold blocks) */
       px->free = src->free;
+      px->local_free = src->local_free;
       px->head = src;
       px->span_pages = (uint32_t)len;
-      src->free = NULL;
+      src->free = src->local_free = NULL;
       fa_store(src->used, src->used + (uint32_t)len);
     } else if (src->free == NULL && src->capacity < src->reserved) {
       size_t k = src->reserved - src->capacity;
@@ -460,13 +454,32 @@ void _fa_prof_flush(fa_heap_t *heap) {
     fa_store(px->capacity, 0u);
     fa_store(px->reserved, 0u);
     px->head = NULL;
-    if (px->free != NULL && src != NULL && px->span_pages > popped &&
-        (src->local_free == NULL || src->free == NULL)) {
-      if (src->local_free == NULL) src->local_free = px->free;
-      else src->free = px->free;
-      px->free = NULL;
-      fa_store(src->used, src->used - (px->span_pages - popped));
-      if (src->used == 0) _fa_page_retire(heap, src);
+    uint32_t lent = px->span_pages;
+    px->span_pages = 0;
+    if (src != NULL && lent > popped) {
+      /* the rest of lent lists: whole where the page has room, else
+       * block by block (which counts itself); then the page's count */
+      uint32_t rest = lent - popped, each = 0;
+      fa_block_t *lists[2] = {px->free, px->local_free};
+      px->free = px->local_free = NULL;
+      for (int i = 0; i < 2; i++) {
+        if (lists[i] == NULL) continue;
+        if (src->free == NULL) {
+          src->free = lists[i];
+        } else if (src->local_free == NULL) {
+          src->local_free = lists[i];
+        } else {
+          for (fa_block_t *b = lists[i], *next; b != NULL; b = next, each++) {
+            next = b->next;
+            b->tag = 0;
+            fa_heap_free(heap->domain, heap, b);
+          }
+        }
+      }
+      if (rest > each) {   /* else the frees above counted them all */
+        fa_store(src->used, src->used - (rest - each));
+        if (src->used == 0) _fa_page_retire(heap, src);
+      }
     } else if (from < to && src != NULL &&
                src->start + (size_t)src->capacity * src->bsize == px->start + (size_t)to * px->bsize) {
       fa_store(src->capacity, src->capacity - (to - from));   /* never handed out */
@@ -512,9 +525,17 @@ void *_fa_prof_malloc(fa_heap_t *heap, size_t n) {
   }
   unsigned cls = fa_size_class(n);
   fa_page_t *px = &ph->proxy[cls];
+  if (px->free == NULL && px->local_free != NULL) {   /* the second list lent (fa_prof_fill) */
+    px->free = px->local_free;
+    px->local_free = NULL;
+  }
   void *b = fa_page_take(px);   /* counted when charged */
   if (b != NULL) return b;
   fa_prof_charge(ph, cls);
+  /* empty: it no longer holds anything of the page it was lent from */
+  px->head = NULL;
+  px->span_pages = 0;
+  px->capacity = px->reserved = 0;
   int64_t bsize = (int64_t)_fa_class_size[cls];
   ph->left[cls] -= bsize;
   if (ph->left[cls] <= 0) {

@@ -50,3 +50,12 @@ if [ -f "$lib" ] && ! grep -q '^#define FA_SANITIZE 1' "$config"; then
   [ $? -eq 2 ] || fail "fancyrun --prof=lots is not a usage error"
   ok "fancyrun --prof"
 fi
+
+# Profiling on must not change what the allocator does: the stress
+# programs of tests/stress (every tier, realloc chains, calloc of huge
+# blocks, threads freeing each other's blocks) with a sample every 4 KiB.
+for t in stress_larson stress_realloc; do
+  FANCY_PROF=1 FANCY_PROF_SAMPLE=4k "$top_builddir/tests/stress/$t" >"$tmp/$t.out" 2>&1 ||
+    { tail -5 "$tmp/$t.out"; fail "$t under FANCY_PROF=1 FANCY_PROF_SAMPLE=4k"; }
+done
+ok "stress programs with profiling on"
