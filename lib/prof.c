@@ -252,9 +252,10 @@ static unsigned fa_prof_stack(void **pc, unsigned max) {
   int n = backtrace(raw, FA_PROF_DEPTH + 16);
   int skip = 0;
   if (atomic_load_explicit(&fa_prof_text_state, memory_order_relaxed) == 1) {
-    while (skip < n && (uintptr_t)raw[skip] >= fa_prof_text_lo &&
-           (uintptr_t)raw[skip] < fa_prof_text_hi)
-      skip++;
+    /* past the last of our frames (a sanitizer's backtrace interceptor
+     * may come first) */
+    for (int i = 0; i < n; i++)
+      if ((uintptr_t)raw[i] >= fa_prof_text_lo && (uintptr_t)raw[i] < fa_prof_text_hi) skip = i + 1;
   } else {
     skip = n > 3 ? 3 : 0;   /* this function, the sampler, malloc's slow path */
   }
