@@ -51,7 +51,8 @@ EXTRA_DIST += \
 	bench/run_full_benchmark.sh \
 	bench/callgrind.sh \
 	bench/targets.sh \
-	bench/mimalloc-bench.sh
+	bench/mimalloc-bench.sh \
+	bench/prof_overhead.sh
 
 # The malloc drop-in, when it is built, is what `make bench` measures.
 bench_deps = $(bench_programs)

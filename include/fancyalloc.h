@@ -157,6 +157,40 @@ FANCY_API bool fancy_check_leaks(void) FANCY_NOEXCEPT;
 FANCY_API const char *fancy_version(void) FANCY_NOEXCEPT;
 
 /* ------------------------------------------------------------------------
+ * Heap profiling, statistics as JSON, and a walk over live blocks
+ * ---------------------------------------------------------------------- */
+
+/* Write the sampled heap profile (FANCY_PROF=1) to path, or when path is
+ * NULL to <FANCY_PROF_PREFIX>.<pid>.<n>.heap, in gperftools' heap-profile
+ * text format that google-pprof and jeprof read.  Returns 0, or -1 with
+ * errno ENOTSUP when profiling is off, or the errno of open/write. */
+FANCY_API int fancy_prof_dump(const char *path) FANCY_NOEXCEPT;
+
+/* The statistics as one JSON document (schema in fancy_stats_json(3)),
+ * written into buf as snprintf does: at most size bytes including the
+ * terminating NUL.  Returns the length of the whole document, so a return
+ * >= size means it was cut short. */
+FANCY_API size_t fancy_stats_json(char *buf, size_t size) FANCY_NOEXCEPT;
+
+/* The same document written to out (stderr if NULL), with a newline.
+ * Returns 0, or -1 (errno set) if writing failed. */
+FANCY_API int fancy_stats_json_print(FILE *out) FANCY_NOEXCEPT;
+
+/* Called once per live block; a nonzero return stops the walk and is
+ * returned by the walk. */
+typedef int (*fancy_visit_fn)(void *block, size_t size, void *arg);
+
+/* Call fn for every live block in the calling thread's heap (size is the
+ * usable size).  fn must not allocate or free through libfancyalloc.
+ * Returns 0, fn's nonzero value, or -1 with errno EINVAL if fn is NULL. */
+FANCY_API int fancy_heap_visit(fancy_visit_fn fn, void *arg) FANCY_NOEXCEPT;
+
+/* The same over every heap of the process (every thread's, those of
+ * exited threads, and huge blocks).  See fancy_heap_visit(3) for what it
+ * guarantees while other threads allocate and free. */
+FANCY_API int fancy_heap_visit_all(fancy_visit_fn fn, void *arg) FANCY_NOEXCEPT;
+
+/* ------------------------------------------------------------------------
  * Allocator instances (the design document's FancyPerThreadAllocator)
  *
  * An instance has its own per-thread heaps: two instances never share

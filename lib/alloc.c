@@ -30,6 +30,10 @@ static void *fa_large_alloc(fa_heap_t *heap, size_t n) {
   return page->start;
 }
 
+void *_fa_large_alloc(fa_heap_t *heap, size_t n) {
+  return fa_large_alloc(heap, n != 0 ? n : 1);
+}
+
 /* Medium and larger sizes, refills, and the periodic heartbeat. */
 static void *fa_malloc_raw(fa_heap_t *heap, size_t n) {
   if (n <= FA_MEDIUM_MAX) {
@@ -59,6 +63,8 @@ static void *fa_malloc_raw(fa_heap_t *heap, size_t n) {
   }
   return _fa_huge_alloc(heap, n, 0, false);
 }
+
+void *_fa_malloc_raw(fa_heap_t *heap, size_t n) { return fa_malloc_raw(heap, n); }
 
 /* ------------------------------------------------------------------------
  * FANCY_CHECK: the size asked for in the block's last word, a canary
@@ -128,6 +134,7 @@ void *_fa_malloc_generic(fa_heap_t *heap, size_t n) {
     }
   }
   if (fa_unlikely(_fa_opt.check)) return fa_malloc_checked(heap, n);
+  if (fa_unlikely(_fa_opt.prof)) return _fa_prof_malloc(heap, n);
   return fa_malloc_raw(heap, n);
 }
 
@@ -186,11 +193,11 @@ void *_fa_calloc(fa_heap_t *heap, size_t count, size_t size) {
     return NULL;
   }
   /* A fresh mapping is zero: no memset, and no warm (dirty) one. */
-  if (n > FA_LARGE_MAX && !_fa_opt.check && n <= PTRDIFF_MAX)
+  if (n > FA_LARGE_MAX && !_fa_opt.check && !_fa_opt.prof && n <= PTRDIFF_MAX)
     return _fa_huge_alloc(heap, n, 0, true);
   void *p = fa_heap_malloc(heap, n);
   if (p == NULL) return NULL;
-  if (n > FA_MEDIUM_MAX && !_fa_opt.check) {
+  if (n > FA_MEDIUM_MAX && n <= FA_LARGE_MAX && !_fa_opt.check) {
     /* Large spans carved from purged or fresh pages are zero too. */
     fa_page_t *page = fa_segment_span_of(fa_ptr_segment(p), p);
     if (page->zeroed) return p;
@@ -248,7 +255,10 @@ void *_fa_realloc(fa_heap_t *heap, void *p, size_t n) {
     return fa_realloc_move(heap, p, fa_check_size(p), n);
   }
   unsigned kind = fa_unit_kind((uintptr_t)p);
-  if (kind == FA_UNIT_HUGE) return _fa_huge_realloc(heap, p, n);
+  if (kind == FA_UNIT_HUGE) {
+    if (fa_unlikely(_fa_opt.prof)) _fa_prof_forget(p);   /* it may move */
+    return _fa_huge_realloc(heap, p, n);
+  }
   if (fa_unlikely(kind != FA_UNIT_SEGMENT)) {
     /* glibc's own block, as a malloc replacement (foreign.c), or a bug */
     if (_fa_override_mode) return _fa_foreign_realloc(heap, p, n);

@@ -57,6 +57,7 @@ static bool fa_rcache_put(fa_heap_t *heap, fa_page_t *page, fa_block_t *b) {
  * statistics, memory pressure). */
 void _fa_rcache_flush(fa_heap_t *heap) {
   if (heap == NULL || heap == &_fa_heap_empty) return;
+  if (fa_unlikely(_fa_opt.prof)) _fa_prof_flush(heap);   /* its proxies first */
   for (unsigned cls = 0; cls < FA_NUM_CLASSES; cls++) {
     fa_page_t *rc = &heap->rcache[cls];
     if (rc->free == NULL && rc->used == 0) continue;
@@ -124,6 +125,7 @@ void _fa_free_generic(fa_domain_t *d, fa_segment_t *seg, fa_page_t *page, void *
         (!owner || fa_xfree_list(atomic_load_explicit(&page->xfree, memory_order_relaxed)) == b))
       _fa_invalid_free(p, "double free");
     if (fa_unlikely(_fa_opt.check)) _fa_check_release(p);
+    if (fa_unlikely(_fa_opt.prof)) _fa_prof_forget(p);   /* sampled blocks are large */
     if (owner || fa_free_reclaims(heap, seg)) {
       fa_store(page->used, 0u);
       _fa_span_free(heap, seg, page);
@@ -142,6 +144,7 @@ void _fa_free_generic(fa_domain_t *d, fa_segment_t *seg, fa_page_t *page, void *
 void _fa_free_special(fa_domain_t *d, void *p) {
   if (p == NULL) return;
   if (fa_unit_kind((uintptr_t)p) == FA_UNIT_HUGE) {
+    if (fa_unlikely(_fa_opt.prof)) _fa_prof_forget(p);
     if (fa_unlikely(_fa_opt.check) && _fa_huge_size(p) != 0) {
       _fa_check_block(p);
       fa_track_free(p);

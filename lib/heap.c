@@ -77,9 +77,11 @@ fa_heap_t *_fa_heap_new(fa_domain_t *domain) {
 
 void _fa_heap_set_direct(fa_heap_t *heap, unsigned cls, fa_page_t *page) {
   /* FANCY_CHECK sends every malloc to the slow path, which adds the
-   * canary: the direct tables then always lead to the empty page. */
+   * canary: the direct tables then always lead to the empty page.
+   * FANCY_PROF leads them to its proxy pages (prof.c). */
   if (heap->rcache[cls].free != NULL) page = &heap->rcache[cls];   /* reuse those first */
   if (page == NULL || _fa_opt.check) page = &_fa_page_empty;
+  if (fa_unlikely(_fa_opt.prof)) page = _fa_prof_direct(heap, cls);
   if (cls >= FA_SMALL_CLASSES) heap->mdirect[cls - FA_SMALL_CLASSES] = page;
   if (_fa_class_size[cls] > FA_DIRECT_MAX) return;
   /* direct[i] serves sizes (16(i-1), 16i]; class cls covers the sizes

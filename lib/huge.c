@@ -420,3 +420,27 @@ void _fa_huge_totals(fa_domain_t *d, size_t *count, size_t *bytes) {
   }
   pthread_mutex_unlock(&_fa_huge_lock);
 }
+
+/* fancy_heap_visit_all: fn for each live huge block of instance d,
+ * called outside the lock (taken per batch of table slots).  Returns fn's
+ * first nonzero value. */
+int _fa_huge_visit(fa_domain_t *d, fancy_visit_fn fn, void *arg) {
+  size_t slot = 0;
+  for (;;) {
+    uintptr_t batch[64];
+    size_t n = 0;
+    pthread_mutex_lock(&_fa_huge_lock);
+    for (; slot < fa_huge_cap && n < 64; slot++)
+      if (fa_huge_table[slot].addr != 0 && fa_huge_table[slot].domain == d)
+        batch[n++] = fa_huge_table[slot].addr;
+    bool more = slot < fa_huge_cap;
+    pthread_mutex_unlock(&_fa_huge_lock);
+    for (size_t i = 0; i < n; i++) {
+      size_t size = _fa_usable_size(batch[i]);
+      if (size == 0) continue;   /* freed meanwhile */
+      int r = fn((void *)batch[i], size, arg);
+      if (r != 0) return r;
+    }
+    if (!more) return 0;
+  }
+}

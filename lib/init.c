@@ -215,6 +215,7 @@ static void fa_process_init_once(void) {
    * pthread_atfork may need. */
   atomic_store_explicit(&fa_init_state, 2, memory_order_release);
   pthread_atfork(fa_atfork_prepare, fa_atfork_parent, fa_atfork_child);
+  _fa_prof_init();
   if (_fa_opt.stats) fa_stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
   if (_fa_opt.verbose) {
     _fa_warn("libfancyalloc %s%s", PACKAGE_VERSION, _fa_override_mode ? " (malloc replacement)" : "");
@@ -254,7 +255,8 @@ __attribute__((constructor)) static void fa_constructor(void) {
 __attribute__((destructor)) static void fa_destructor(void) {
   if (!_fa_opt.stats) return;
   FILE *out = fa_stats_fd >= 0 ? fdopen(fa_stats_fd, "w") : NULL;
-  fancy_print_stats(out ? out : stderr);
+  if (_fa_opt.stats_json) fancy_stats_json_print(out ? out : stderr);
+  else fancy_print_stats(out ? out : stderr);
   if (out) fclose(out);
   fa_stats_fd = -1;
 }

@@ -60,6 +60,11 @@ typedef struct fa_options_s {
   bool check;             /* FANCY_CHECK: canaries behind every block */
   size_t mmap_threshold;  /* mallopt(M_MMAP_THRESHOLD): larger blocks are
                              huge blocks; at most FA_LARGE_MAX */
+  bool stats_json;        /* FANCY_STATS=json: print them as JSON at exit */
+  bool prof;              /* FANCY_PROF: sampled heap profiling (prof.c) */
+  bool prof_final;        /* FANCY_PROF_FINAL: leak profile at exit */
+  size_t prof_sample;     /* FANCY_PROF_SAMPLE: mean bytes between samples */
+  size_t prof_signal;     /* FANCY_PROF_SIGNAL: signal that asks for a dump */
 } fa_options_t;
 
 /* options.c */
@@ -179,6 +184,20 @@ FA_HIDDEN FA_NORETURN FA_COLD void _fa_invalid_free(const void *p, const char *w
 FA_HIDDEN void _fa_foreign_free(void *p);
 FA_HIDDEN void *_fa_foreign_realloc(fa_heap_t *heap, void *p, size_t n);
 
+FA_HIDDEN void *_fa_malloc_raw(fa_heap_t *heap, size_t n);   /* no FANCY_CHECK, no sampling */
+FA_HIDDEN void *_fa_large_alloc(fa_heap_t *heap, size_t n);  /* a span of its own */
+
+/* ------------------------------------------------------------------------
+ * Heap profiling (prof.c); only called when _fa_opt.prof is set
+ * ---------------------------------------------------------------------- */
+FA_HIDDEN void _fa_prof_init(void);
+FA_HIDDEN void *_fa_prof_malloc(fa_heap_t *heap, size_t n);
+FA_HIDDEN void _fa_prof_forget(const void *p);   /* a block is freed */
+FA_HIDDEN fa_page_t *_fa_prof_direct(fa_heap_t *heap, unsigned cls);
+FA_HIDDEN void _fa_prof_flush(fa_heap_t *heap);  /* proxies back to their pages */
+FA_HIDDEN bool _fa_prof_reserved(const void *p); /* set aside by a proxy, not handed out */
+FA_HIDDEN void _fa_prof_totals(size_t *samples, size_t *bytes, size_t *dropped);
+
 /* ------------------------------------------------------------------------
  * Huge blocks (huge.c)
  * ---------------------------------------------------------------------- */
@@ -191,6 +210,7 @@ FA_HIDDEN bool _fa_huge_contains(const void *p);     /* inside one, start includ
 FA_HIDDEN bool _fa_huge_was_freed(const void *p);    /* one of the last unmapped */
 FA_HIDDEN void *_fa_huge_realloc(fa_heap_t *heap, void *p, size_t n);
 FA_HIDDEN void _fa_huge_totals(fa_domain_t *d, size_t *count, size_t *bytes);
+FA_HIDDEN int _fa_huge_visit(fa_domain_t *d, fancy_visit_fn fn, void *arg);
 extern pthread_mutex_t _fa_huge_lock FA_HIDDEN;
 
 /* ------------------------------------------------------------------------

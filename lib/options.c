@@ -23,6 +23,7 @@ fa_options_t _fa_opt = {
   .verbose = false,
   .check = FA_DEFAULT_CHECK,
   .mmap_threshold = FA_LARGE_MAX,
+  .prof_sample = (size_t)512 << 10,
 };
 
 typedef enum { FA_OPT_BOOL, FA_OPT_SIZE, FA_OPT_COUNT } fa_opt_type_t;
@@ -49,6 +50,12 @@ static const fa_option_desc_t fa_option_table[] = {
   {"FANCY_STATS", FA_OPT_BOOL, &_fa_opt.stats, "print statistics at exit"},
   {"FANCY_VERBOSE", FA_OPT_BOOL, &_fa_opt.verbose, "print the options at start-up"},
   {"FANCY_CHECK", FA_OPT_BOOL, &_fa_opt.check, "canaries that catch buffer overruns"},
+  {"FANCY_PROF", FA_OPT_BOOL, &_fa_opt.prof, "sampled heap profiling"},
+  {"FANCY_PROF_SAMPLE", FA_OPT_SIZE, &_fa_opt.prof_sample,
+   "mean bytes allocated between two samples"},
+  {"FANCY_PROF_FINAL", FA_OPT_BOOL, &_fa_opt.prof_final, "write the leak profile at exit"},
+  {"FANCY_PROF_SIGNAL", FA_OPT_COUNT, &_fa_opt.prof_signal,
+   "signal number that asks for a heap profile (0 = none)"},
 };
 #define FA_OPTION_COUNT (sizeof(fa_option_table) / sizeof(fa_option_table[0]))
 
@@ -106,6 +113,10 @@ void _fa_options_init(void) {
     const char *s = getenv(d->name);   /* getenv does not allocate */
     if (s == NULL) continue;
     bool ok = false;
+    if (d->value == &_fa_opt.stats && fa_streq_nocase(s, "json")) {
+      _fa_opt.stats = _fa_opt.stats_json = true;   /* FANCY_STATS=json */
+      continue;
+    }
     switch (d->type) {
     case FA_OPT_BOOL: ok = fa_parse_bool(s, (bool *)d->value); break;
     case FA_OPT_SIZE: ok = _fa_parse_size(s, (size_t *)d->value); break;
@@ -124,6 +135,7 @@ void _fa_options_init(void) {
   /* A budget below one segment would make every heap give back its only
    * segment on each emptying; one segment is the floor. */
   if (_fa_opt.arena_size < FA_SEGMENT_SIZE) _fa_opt.arena_size = FA_SEGMENT_SIZE;
+  if (_fa_opt.prof_sample == 0) _fa_opt.prof_sample = 1;   /* every allocation */
 }
 
 void _fa_options_print(void) {

@@ -27,6 +27,11 @@ dist_man_MANS += \
 	man/fancy_validate_heap.3 \
 	man/fancy_check_leaks.3 \
 	man/fancy_version.3 \
+	man/fancy_prof_dump.3 \
+	man/fancy_stats_json.3 \
+	man/fancy_stats_json_print.3 \
+	man/fancy_heap_visit.3 \
+	man/fancy_heap_visit_all.3 \
 	man/fancy_allocator_create.3 \
 	man/fancy_allocator_destroy.3 \
 	man/fancy_allocator_default.3 \

@@ -1,0 +1,760 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * prof.c - sampled heap profiling (FANCY_PROF=1).
+ *
+ * Off by default, and then nothing here runs: the only cost is a test of
+ * _fa_opt.prof on malloc's generic path and on the free paths of large
+ * and huge blocks, which are slow paths.
+ *
+ * On, samples are the points of a Poisson process over the bytes
+ * allocated, of rate 1 / FANCY_PROF_SAMPLE (as tcmalloc and jemalloc do):
+ * an allocation of n bytes is sampled with probability 1 - exp(-n / rate),
+ * which is what google-pprof assumes when it reads a "heap_v2/<rate>"
+ * profile and scales each sample back up.  Bytes are counted at block
+ * size for the size classes (n for larger blocks), and the process is run
+ * as independent ones, one per size class and one for larger blocks, each
+ * with its own countdown drawn from an exponential distribution: Poisson
+ * processes over disjoint parts of the byte stream add up to one.
+ *
+ * That lets malloc's inline path keep its speed.  With profiling on, a
+ * heap's direct table leads each class to a *proxy* page (fa_prof_heap_t)
+ * lent blocks of the class's pages in advance (fa_prof_fill): no more
+ * than can be handed out before the class's countdown runs out.  malloc's
+ * inline pop takes them and
+ * counts them (the proxy's `used`); when the proxy is empty, malloc's
+ * generic path lands in _fa_prof_malloc, which charges the countdown with
+ * the blocks taken, samples the allocation when its countdown runs out,
+ * and fills the proxy again.  Blocks in a proxy carry the free tag (see
+ * fa_block_t), so they read as free to a double-free check and to the
+ * heap walk; _fa_rcache_flush hands them back (_fa_prof_flush).
+ *
+ * A sampled block gets a span of pages of its own (a large block, however
+ * small it is), so that its free cannot take free's inline path: the free
+ * paths of large and huge blocks test _fa_opt.prof and drop the sample.
+ * Each sample keeps the block size and up to FA_PROF_DEPTH return
+ * addresses, captured with backtrace(3) under a per-thread guard: the
+ * unwinder may allocate (glibc loads libgcc_s on first use), and those
+ * allocations are never sampled.
+ *
+ * Samples live in FA_PROF_SHARDS tables, each under its own lock, in
+ * memory mapped for them (never malloc'ed): an open-addressing index from
+ * block address to a record, and a pool of records.
+ */
+#include "internal.h"
+
+#include <execinfo.h>
+#include <fcntl.h>
+#include <link.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define FA_PROF_DEPTH 32
+#define FA_PROF_SHARDS 8
+#define FA_PROF_SLOTS 8192                       /* index slots per shard */
+#define FA_PROF_RECORDS (FA_PROF_SLOTS * 3 / 4)  /* records per shard */
+
+typedef struct fa_prof_record_s {
+  size_t size;                    /* block size (bytes asked for above 32 KiB) */
+  uint32_t depth;
+  uint32_t next_free;             /* pool free list, index + 1 */
+  void *pc[FA_PROF_DEPTH];
+} fa_prof_record_t;
+
+typedef struct fa_prof_slot_s {
+  uintptr_t addr;                 /* 0 = empty */
+  uint32_t record;
+} fa_prof_slot_t;
+
+typedef struct fa_prof_shard_s {
+  pthread_mutex_t lock;
+  fa_prof_slot_t *slots;
+  fa_prof_record_t *records;
+  uint32_t records_used;          /* records ever handed out (bump) */
+  uint32_t free_list;             /* index + 1, 0 = empty */
+  size_t live;                    /* samples in the table */
+  size_t bytes;                   /* their bytes */
+} fa_prof_shard_t;
+
+static fa_prof_shard_t fa_prof_shards[FA_PROF_SHARDS];
+static _Atomic size_t fa_prof_dropped;   /* samples the tables had no room for */
+static _Atomic int fa_prof_pending;      /* the dump signal arrived */
+static _Atomic unsigned fa_prof_seq;     /* dumps made so far */
+static char fa_prof_prefix[256] = "fancyalloc";
+static uintptr_t fa_prof_text_lo, fa_prof_text_hi;   /* our own code */
+static _Atomic int fa_prof_text_state;               /* 0 no, 1 found, 2 static */
+
+typedef struct fa_prof_tls_s {
+  int64_t left;                   /* bytes until the next sample */
+  uint64_t rng;                   /* xorshift64* state, 0 = not seeded */
+  bool busy;                      /* taking a sample: do not sample again */
+} fa_prof_tls_t;
+static FA_TLS fa_prof_tls_t fa_prof_tls;
+
+/* A heap's sampling state (default instance only): the countdowns and the
+ * proxy pages.  Heaps are never unmapped, only reused, so each heap gets
+ * one for good, found through fa_prof_heaps; `thread` tells when the heap
+ * passed to another thread (after an exit or in a forked child). */
+#define FA_PROF_BATCH_BYTES ((size_t)8 << 10)
+#define FA_PROF_BATCH_MAX 64
+#define FA_PROF_MAX_HEAPS 4096
+typedef struct fa_prof_heap_s {
+  fa_heap_t *heap;
+  pthread_t thread;
+  int64_t left[FA_NUM_CLASSES];   /* bytes until the class's next sample */
+  int64_t left_big;               /* the same for large and huge blocks */
+  fa_page_t proxy[FA_NUM_CLASSES];
+} fa_prof_heap_t;
+static pthread_mutex_t fa_prof_heaps_lock = PTHREAD_MUTEX_INITIALIZER;
+static fa_prof_heap_t **fa_prof_heaps;
+static size_t fa_prof_heap_count;
+static FA_TLS fa_prof_heap_t *fa_prof_mine;   /* the calling thread's */
+
+/* ------------------------------------------------------------------------
+ * The sampling interval: -rate * ln(U), U uniform in (0, 1].
+ * ---------------------------------------------------------------------- */
+static uint64_t fa_prof_random(fa_prof_tls_t *t) {
+  uint64_t x = t->rng;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  t->rng = x;
+  return x * 0x2545f4914f6cdd1dULL;
+}
+
+/* ln(x) for x in (0, 1], without libm: x = m 2^e with m in [1/sqrt2,
+ * sqrt2], and ln m = 2 atanh((m - 1) / (m + 1)) by its series. */
+static double fa_ln(double x) {
+  uint64_t bits;
+  memcpy(&bits, &x, sizeof bits);
+  int e = (int)((bits >> 52) & 0x7ff) - 1023;
+  bits = (bits & (((uint64_t)1 << 52) - 1)) | ((uint64_t)1023 << 52);
+  double m;
+  memcpy(&m, &bits, sizeof m);
+  if (m > 1.4142135623730951) {
+    m /= 2;
+    e++;
+  }
+  double z = (m - 1) / (m + 1), z2 = z * z, term = z, s = 0;
+  for (int k = 1; k < 24; k += 2) {
+    s += term / k;
+    term *= z2;
+  }
+  return 2 * s + e * 0.6931471805599453;
+}
+
+static int64_t fa_prof_interval(fa_prof_tls_t *t) {
+  double u = (double)((fa_prof_random(t) >> 11) + 1) / 9007199254740992.0;   /* 2^53 */
+  if (_fa_opt.prof_sample <= 1) return 1;   /* every allocation */
+  double rate = (double)_fa_opt.prof_sample;
+  double v = -fa_ln(u) * rate;
+  if (v > 4e18) v = 4e18;
+  return (int64_t)v + 1;
+}
+
+/* ------------------------------------------------------------------------
+ * The sample tables
+ * ---------------------------------------------------------------------- */
+static fa_prof_shard_t *fa_prof_shard(uintptr_t addr) {
+  uint64_t h = (uint64_t)addr * 0x9e3779b97f4a7c15ULL;
+  return &fa_prof_shards[h >> 61];   /* the top 3 bits: FA_PROF_SHARDS = 8 */
+}
+
+static size_t fa_prof_slot_of(uintptr_t addr) {
+  uint64_t h = (uint64_t)(addr >> 4) * 0xff51afd7ed558ccdULL;
+  return (size_t)(h >> 40) & (FA_PROF_SLOTS - 1);
+}
+
+/* Lock held. */
+static bool fa_prof_insert(fa_prof_shard_t *s, uintptr_t addr, size_t size, void *const *pc,
+                           unsigned depth) {
+  if (s->slots == NULL) {
+    s->slots = _fa_os_map_table(FA_PROF_SLOTS * sizeof(fa_prof_slot_t));
+    s->records = _fa_os_map_table(FA_PROF_RECORDS * sizeof(fa_prof_record_t));
+    if (s->slots == NULL || s->records == NULL) return false;   /* (leaks a table: rare) */
+  }
+  uint32_t r;
+  if (s->free_list != 0) {
+    r = s->free_list - 1;
+    s->free_list = s->records[r].next_free;
+  } else if (s->records_used < FA_PROF_RECORDS) {
+    r = s->records_used++;
+  } else {
+    return false;
+  }
+  fa_prof_record_t *rec = &s->records[r];
+  rec->size = size;
+  rec->depth = depth;
+  memcpy(rec->pc, pc, depth * sizeof(void *));
+  size_t i = fa_prof_slot_of(addr);
+  while (s->slots[i].addr != 0) i = (i + 1) & (FA_PROF_SLOTS - 1);
+  s->slots[i].addr = addr;
+  s->slots[i].record = r;
+  s->live++;
+  s->bytes += size;
+  return true;
+}
+
+/* Lock held.  Linear probing with backward-shift deletion: no tombstones. */
+static void fa_prof_remove(fa_prof_shard_t *s, uintptr_t addr) {
+  if (s->slots == NULL || s->live == 0) return;
+  size_t i = fa_prof_slot_of(addr);
+  while (s->slots[i].addr != addr) {
+    if (s->slots[i].addr == 0) return;
+    i = (i + 1) & (FA_PROF_SLOTS - 1);
+  }
+  uint32_t r = s->slots[i].record;
+  s->bytes -= s->records[r].size;
+  s->records[r].next_free = s->free_list;
+  s->free_list = r + 1;
+  s->live--;
+  size_t j = i;
+  for (;;) {
+    j = (j + 1) & (FA_PROF_SLOTS - 1);
+    if (s->slots[j].addr == 0) break;
+    size_t home = fa_prof_slot_of(s->slots[j].addr);
+    /* move j back into the hole at i unless its home lies in (i, j] */
+    bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+    if (stays) continue;
+    s->slots[i] = s->slots[j];
+    i = j;
+  }
+  s->slots[i].addr = 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Stacks: our own frames are dropped, so that the first address of a
+ * sample is in the code that called malloc.
+ * ---------------------------------------------------------------------- */
+static int fa_prof_find_text(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  uintptr_t me = (uintptr_t)arg;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
+    uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+    if (me < lo || me >= hi) continue;
+    fa_prof_text_lo = lo;
+    fa_prof_text_hi = hi;
+    /* Linked into the program itself: its text is the caller's too. */
+    return info->dlpi_name == NULL || info->dlpi_name[0] == '\0' ? 2 : 1;
+  }
+  return 0;
+}
+
+static unsigned fa_prof_stack(void **pc, unsigned max) {
+  if (atomic_load_explicit(&fa_prof_text_state, memory_order_acquire) == 0) {
+    int found = dl_iterate_phdr(fa_prof_find_text, (void *)(uintptr_t)&fa_prof_stack);
+    atomic_store_explicit(&fa_prof_text_state, found == 1 ? 1 : 2, memory_order_release);
+  }
+  void *raw[FA_PROF_DEPTH + 16];
+  int n = backtrace(raw, FA_PROF_DEPTH + 16);
+  int skip = 0;
+  if (atomic_load_explicit(&fa_prof_text_state, memory_order_relaxed) == 1) {
+    /* past the last of our frames (a sanitizer's backtrace interceptor
+     * may come first) */
+    for (int i = 0; i < n; i++)
+      if ((uintptr_t)raw[i] >= fa_prof_text_lo && (uintptr_t)raw[i] < fa_prof_text_hi) skip = i + 1;
+  } else {
+    skip = n > 3 ? 3 : 0;   /* this function, the sampler, malloc's slow path */
+  }
+  unsigned depth = 0;
+  for (int i = skip; i < n && depth < max; i++) pc[depth++] = raw[i];
+  return depth;
+}
+
+/* ------------------------------------------------------------------------
+ * Sampling
+ * ---------------------------------------------------------------------- */
+static FA_NOINLINE void *fa_prof_sample(fa_heap_t *heap, size_t n, fa_prof_tls_t *t) {
+  t->busy = true;
+  t->left = fa_prof_interval(t);
+  void *p = n <= FA_MEDIUM_MAX ? _fa_large_alloc(heap, n) : _fa_malloc_raw(heap, n);
+  if (p != NULL) {
+    void *pc[FA_PROF_DEPTH];
+    unsigned depth = fa_prof_stack(pc, FA_PROF_DEPTH);
+    fa_prof_shard_t *s = fa_prof_shard((uintptr_t)p);
+    pthread_mutex_lock(&s->lock);
+    /* counted at block size, as the countdowns count */
+    size_t size = n <= FA_MEDIUM_MAX ? _fa_class_size[fa_size_class(n)] : n;
+    bool ok = fa_prof_insert(s, (uintptr_t)p, size, pc, depth);
+    pthread_mutex_unlock(&s->lock);
+    if (!ok) atomic_fetch_add_explicit(&fa_prof_dropped, 1, memory_order_relaxed);
+  }
+  t->busy = false;
+  return p;
+}
+
+static void fa_prof_dump_pending(void) {
+  if (atomic_exchange_explicit(&fa_prof_pending, 0, memory_order_relaxed) == 0) return;
+  fa_prof_tls.busy = true;
+  fancy_prof_dump(NULL);
+  fa_prof_tls.busy = false;
+}
+
+static void fa_prof_seed(fa_prof_tls_t *t) {
+  if (t->rng == 0) t->rng = (_fa_secret ^ (uintptr_t)t ^ ((uint64_t)_fa_clock_ms() << 32)) | 1;
+}
+
+/* Fresh countdowns and empty proxies for heap, now the calling thread's. */
+static void fa_prof_heap_reset(fa_prof_heap_t *ph, fa_heap_t *heap) {
+  fa_prof_tls_t *t = &fa_prof_tls;
+  fa_prof_seed(t);
+  memset(ph, 0, sizeof *ph);
+  ph->heap = heap;
+  ph->thread = pthread_self();
+  for (size_t c = 0; c < FA_NUM_CLASSES; c++) ph->left[c] = fa_prof_interval(t);
+  ph->left_big = fa_prof_interval(t);
+}
+
+/* heap's sampling state when heap is the calling thread's heap in the
+ * default instance; NULL otherwise (or when no memory can be had). */
+static fa_prof_heap_t *fa_prof_heap_of(fa_heap_t *heap, bool create) {
+  fa_prof_heap_t *ph = fa_prof_mine;
+  if (fa_likely(ph != NULL && ph->heap == heap)) return ph;
+  if (heap != fa_heap_get() || heap == &_fa_heap_empty) return NULL;
+  pthread_mutex_lock(&fa_prof_heaps_lock);
+  ph = NULL;
+  for (size_t i = 0; i < fa_prof_heap_count; i++)
+    if (fa_prof_heaps[i]->heap == heap) ph = fa_prof_heaps[i];
+  if (ph == NULL && create) {
+    if (fa_prof_heaps == NULL)
+      fa_prof_heaps = _fa_os_map_table(FA_PROF_MAX_HEAPS * sizeof(fa_prof_heap_t *));
+    if (fa_prof_heaps != NULL && fa_prof_heap_count < FA_PROF_MAX_HEAPS) {
+      ph = _fa_os_map_table(sizeof *ph);
+      if (ph != NULL) {
+        fa_prof_heap_reset(ph, heap);
+        fa_prof_heaps[fa_prof_heap_count++] = ph;
+      }
+    }
+  } else if (ph != NULL && !pthread_equal(ph->thread, pthread_self())) {
+    /* The heap's earlier thread exited (its proxies were flushed then) or
+     * vanished in a fork (their blocks stay counted as live: dropped). */
+    fa_prof_heap_reset(ph, heap);
+  }
+  pthread_mutex_unlock(&fa_prof_heaps_lock);
+  if (ph != NULL) fa_prof_mine = ph;
+  return ph;
+}
+
+/* _fa_heap_set_direct: where the direct tables lead class cls. */
+fa_page_t *_fa_prof_direct(fa_heap_t *heap, unsigned cls) {
+  fa_prof_heap_t *ph = fa_prof_heap_of(heap, false);
+  return ph != NULL ? &ph->proxy[cls] : &_fa_page_empty;
+}
+
+/* The proxy's blocks taken by malloc since it was last looked at. */
+static void fa_prof_charge(fa_prof_heap_t *ph, unsigned cls) {
+  fa_page_t *px = &ph->proxy[cls];
+  ph->left[cls] -= (int64_t)px->used * _fa_class_size[cls];
+  px->used = 0;
+}
+
+/* Block by block, up to m blocks (and FA_PROF_BATCH_BYTES), as malloc
+ * would take them: the fallback when no whole list can be lent. */
+static void fa_prof_fill_each(fa_page_t *px, fa_heap_t *heap, unsigned cls, size_t m) {
+  fa_page_t *rc = &heap->rcache[cls];
+  size_t bsize = _fa_class_size[cls], cap = FA_PROF_BATCH_BYTES / bsize;
+  if (cap > FA_PROF_BATCH_MAX) cap = FA_PROF_BATCH_MAX;
+  if (m > cap) m = cap;
+  for (size_t i = 0; i < m; i++) {
+    fa_block_t *b = NULL;
+    if (rc->free != NULL) b = fa_page_take(rc);
+    if (b == NULL && heap->queues[cls].first != NULL) b = fa_page_take(heap->queues[cls].first);
+    if (b == NULL) b = _fa_malloc_raw(heap, bsize);
+    if (b == NULL) break;
+    b->tag = fa_block_tag(b);
+    b->next = px->free;
+    px->free = b;
+  }
+}
+
+/* Give the proxy of class cls up to m blocks that malloc's inline path
+ * may hand out.  Without walking a list where it can: the heap's whole
+ * list of other threads' blocks, or a page's whole free list (its length
+ * is capacity - used when the local list is empty), is lent as it is,
+ * its blocks counted as used by their pages; or a run of the page's
+ * never-used blocks is reserved (capacity moves past it) and the proxy
+ * hands it out in place, as fa_page_take does, without touching it. */
+static void fa_prof_fill(fa_prof_heap_t *ph, fa_heap_t *heap, unsigned cls, size_t m) {
+  fa_page_t *px = &ph->proxy[cls], *rc = &heap->rcache[cls];
+  fa_page_t *src = heap->queues[cls].first;
+  px->capacity = px->reserved = 0;
+  px->head = NULL;        /* the page lent from, when one page lent */
+  px->span_pages = 0;     /* how many of its free blocks */
+  if (rc->free != NULL) {
+    size_t kept = heap->rcache_pushed[cls] - rc->used;
+    if (kept <= m) {
+      px->free = rc->free;
+      fa_rcache_reset(heap, cls);
+    } else {
+      fa_prof_fill_each(px, heap, cls, m);
+    }
+  } else if (src != NULL) {
+    if (src->free == NULL && src->local_free != NULL) {
+      src->free = src->local_free;
+      src->local_free = NULL;
+    }
+    size_t len = src->capacity - src->used;
+    if (src->free != NULL && len <= m) {
+      /* both lists: malloc's inline pop takes the first, the generic
+       * path moves the second up (no walk over cold blocks) */
+      px->free = src->free;
+      px->local_free = src->local_free;
+      px->head = src;
+      px->span_pages = (uint32_t)len;
+      src->free = src->local_free = NULL;
+      fa_store(src->used, src->used + (uint32_t)len);
+    } else if (src->free == NULL && src->capacity < src->reserved) {
+      size_t k = src->reserved - src->capacity;
+      if (k > m) k = m;
+      px->head = src;
+      px->start = src->start + (size_t)src->capacity * src->bsize;
+      px->bsize = src->bsize;
+      px->zeroed = src->zeroed;
+      px->reserved = (uint32_t)k;
+      fa_store(src->capacity, src->capacity + (uint32_t)k);
+      fa_store(src->used, src->used + (uint32_t)k);
+    } else {
+      fa_prof_fill_each(px, heap, cls, m);
+    }
+  } else {
+    fa_prof_fill_each(px, heap, cls, m);
+  }
+  _fa_heap_set_direct(heap, cls, heap->queues[cls].first);
+}
+
+bool _fa_prof_reserved(const void *p) {
+  uintptr_t u = (uintptr_t)p;
+  pthread_mutex_lock(&fa_prof_heaps_lock);
+  bool found = false;
+  for (size_t i = 0; i < fa_prof_heap_count && !found; i++) {
+    for (unsigned cls = 0; cls < FA_NUM_CLASSES && !found; cls++) {
+      const fa_page_t *px = &fa_prof_heaps[i]->proxy[cls];
+      uint8_t *start = __atomic_load_n(&px->start, __ATOMIC_RELAXED);
+      uint32_t bsize = fa_load(px->bsize), from = fa_load(px->capacity), to = fa_load(px->reserved);
+      found = from < to && u >= (uintptr_t)start + (size_t)from * bsize &&
+              u < (uintptr_t)start + (size_t)to * bsize;
+    }
+  }
+  pthread_mutex_unlock(&fa_prof_heaps_lock);
+  return found;
+}
+
+/* What the proxy still holds goes back: a lent list or run to its page
+ * at once when it can, else block by block, as frees. */
+void _fa_prof_flush(fa_heap_t *heap) {
+  fa_prof_heap_t *ph = fa_prof_heap_of(heap, false);
+  if (ph == NULL) return;
+  for (unsigned cls = 0; cls < FA_NUM_CLASSES; cls++) {
+    fa_page_t *px = &ph->proxy[cls], *src = px->head;
+    uint32_t popped = px->used;
+    fa_prof_charge(ph, cls);
+    uint32_t from = px->capacity, to = px->reserved;
+    fa_store(px->capacity, 0u);
+    fa_store(px->reserved, 0u);
+    px->head = NULL;
+    uint32_t lent = px->span_pages;
+    px->span_pages = 0;
+    if (src != NULL && lent > popped) {
+      /* the rest of lent lists: whole where the page has room, else
+       * block by block (which counts itself); then the page's count */
+      uint32_t rest = lent - popped, each = 0;
+      fa_block_t *lists[2] = {px->free, px->local_free};
+      px->free = px->local_free = NULL;
+      for (int i = 0; i < 2; i++) {
+        if (lists[i] == NULL) continue;
+        if (src->free == NULL) {
+          src->free = lists[i];
+        } else if (src->local_free == NULL) {
+          src->local_free = lists[i];
+        } else {
+          for (fa_block_t *b = lists[i], *next; b != NULL; b = next, each++) {
+            next = b->next;
+            b->tag = 0;
+            fa_heap_free(heap->domain, heap, b);
+          }
+        }
+      }
+      if (rest > each) {   /* else the frees above counted them all */
+        fa_store(src->used, src->used - (rest - each));
+        if (src->used == 0) _fa_page_retire(heap, src);
+      }
+    } else if (from < to && src != NULL &&
+               src->start + (size_t)src->capacity * src->bsize == px->start + (size_t)to * px->bsize) {
+      fa_store(src->capacity, src->capacity - (to - from));   /* never handed out */
+      fa_store(src->used, src->used - (to - from));
+      from = to;
+      if (src->used == 0) _fa_page_retire(heap, src);
+    }
+    fa_block_t *b = px->free;
+    px->free = NULL;
+    while (b != NULL) {
+      fa_block_t *next = b->next;
+      b->tag = 0;   /* handed out, and freed at once */
+      fa_heap_free(heap->domain, heap, b);
+      b = next;
+    }
+    for (uint32_t i = from; i < to; i++) {
+      b = (fa_block_t *)(px->start + (size_t)i * px->bsize);
+      b->tag = 0;
+      fa_heap_free(heap->domain, heap, b);
+    }
+  }
+}
+
+/* Every malloc that misses the inline path, when profiling is on. */
+void *_fa_prof_malloc(fa_heap_t *heap, size_t n) {
+  fa_prof_tls_t *t = &fa_prof_tls;
+  if (fa_unlikely(atomic_load_explicit(&fa_prof_pending, memory_order_relaxed) != 0) && !t->busy)
+    fa_prof_dump_pending();
+  if (t->busy || heap->domain != &_fa_domain_default) return _fa_malloc_raw(heap, n);
+  fa_prof_heap_t *ph = fa_prof_heap_of(heap, true);
+  if (fa_unlikely(ph == NULL)) {   /* no room for the state: one countdown */
+    fa_prof_seed(t);
+    t->left -= (int64_t)(n < INT64_MAX ? n : INT64_MAX);
+    if (t->left > 0) return _fa_malloc_raw(heap, n);
+    return fa_prof_sample(heap, n, t);
+  }
+  if (n > FA_MEDIUM_MAX) {
+    ph->left_big -= (int64_t)(n < INT64_MAX ? n : INT64_MAX);
+    if (ph->left_big > 0) return _fa_malloc_raw(heap, n);
+    fa_prof_seed(t);
+    ph->left_big = fa_prof_interval(t);
+    return fa_prof_sample(heap, n, t);
+  }
+  unsigned cls = fa_size_class(n);
+  fa_page_t *px = &ph->proxy[cls];
+  if (px->free == NULL && px->local_free != NULL) {   /* the second list lent (fa_prof_fill) */
+    px->free = px->local_free;
+    px->local_free = NULL;
+  }
+  void *b = fa_page_take(px);   /* counted when charged */
+  if (b != NULL) return b;
+  fa_prof_charge(ph, cls);
+  /* empty: it no longer holds anything of the page it was lent from */
+  px->head = NULL;
+  px->span_pages = 0;
+  px->capacity = px->reserved = 0;
+  int64_t bsize = (int64_t)_fa_class_size[cls];
+  ph->left[cls] -= bsize;
+  if (ph->left[cls] <= 0) {
+    ph->left[cls] = fa_prof_interval(t);
+    return fa_prof_sample(heap, n, t);
+  }
+  void *p = _fa_malloc_raw(heap, n);
+  /* the next m blocks of the class are certainly not sampled */
+  size_t m = (size_t)((ph->left[cls] - 1) / bsize);
+  if (p != NULL && m > 0) fa_prof_fill(ph, heap, cls, m);
+  return p;
+}
+
+void _fa_prof_forget(const void *p) {
+  fa_prof_shard_t *s = fa_prof_shard((uintptr_t)p);
+  pthread_mutex_lock(&s->lock);
+  fa_prof_remove(s, (uintptr_t)p);
+  pthread_mutex_unlock(&s->lock);
+}
+
+void _fa_prof_totals(size_t *samples, size_t *bytes, size_t *dropped) {
+  *samples = *bytes = 0;
+  for (size_t i = 0; i < FA_PROF_SHARDS; i++) {
+    pthread_mutex_lock(&fa_prof_shards[i].lock);
+    *samples += fa_prof_shards[i].live;
+    *bytes += fa_prof_shards[i].bytes;
+    pthread_mutex_unlock(&fa_prof_shards[i].lock);
+  }
+  *dropped = atomic_load_explicit(&fa_prof_dropped, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------------------
+ * The dump: gperftools' heap-profile text format, as google-pprof and
+ * jeprof read it:
+ *   heap profile: <objs>: <bytes> [<objs>: <bytes>] @ heap_v2/<rate>
+ *   1: <bytes> [1: <bytes>] @ 0x... 0x...      (one line per sample)
+ *   MAPPED_LIBRARIES:
+ *   <the text of /proc/self/maps>
+ * The figures are the samples as taken; the reader scales each up by
+ * 1 / (1 - exp(-bytes / rate)).  Only samples still live are kept, so the
+ * bracketed "allocated" pair repeats the in-use one.
+ * ---------------------------------------------------------------------- */
+typedef struct fa_out_s {
+  int fd;
+  bool failed;
+  size_t len;
+  char buf[4096];
+} fa_out_t;
+
+static void fa_out_flush(fa_out_t *o) {
+  const char *p = o->buf;
+  size_t n = o->len;
+  while (n > 0 && !o->failed) {
+    ssize_t w = write(o->fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      o->failed = true;
+      break;
+    }
+    p += w;
+    n -= (size_t)w;
+  }
+  o->len = 0;
+}
+
+static void fa_out_printf(fa_out_t *o, const char *fmt, ...) {
+  char line[256];
+  va_list ap;
+  va_start(ap, fmt);
+  size_t n = _fa_format(line, sizeof line, fmt, ap);
+  va_end(ap);
+  if (o->len + n > sizeof o->buf) fa_out_flush(o);
+  memcpy(o->buf + o->len, line, n);
+  o->len += n;
+}
+
+static void fa_prof_write_maps(fa_out_t *o) {
+  fa_out_flush(o);
+  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t r;
+  while ((r = read(fd, o->buf, sizeof o->buf)) > 0) {
+    o->len = (size_t)r;
+    fa_out_flush(o);
+  }
+  close(fd);
+}
+
+/* <prefix>.<pid>.<what>.heap, <what> the dump's number when NULL. */
+static size_t fa_put_dec(char *path, size_t n, size_t cap, uint64_t v) {
+  char num[24];
+  size_t k = 0;
+  do num[k++] = (char)('0' + v % 10); while ((v /= 10) != 0);
+  while (k && n + 1 < cap) path[n++] = num[--k];
+  return n;
+}
+
+static size_t fa_put_str(char *path, size_t n, size_t cap, const char *s) {
+  while (*s && n + 1 < cap) path[n++] = *s++;
+  return n;
+}
+
+static void fa_prof_default_path(char *path, size_t cap, const char *what) {
+  size_t n = fa_put_str(path, 0, cap, fa_prof_prefix);
+  n = fa_put_str(path, n, cap, ".");
+  n = fa_put_dec(path, n, cap, (uint64_t)getpid());
+  n = fa_put_str(path, n, cap, ".");
+  if (what != NULL) n = fa_put_str(path, n, cap, what);
+  else n = fa_put_dec(path, n, cap, atomic_fetch_add(&fa_prof_seq, 1));
+  n = fa_put_str(path, n, cap, ".heap");
+  path[n] = '\0';
+}
+
+static int fa_prof_dump_to(const char *path, size_t *samples_out) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return -1;
+  static fa_out_t out;   /* under the shard locks: one dump at a time */
+  for (size_t i = 0; i < FA_PROF_SHARDS; i++) pthread_mutex_lock(&fa_prof_shards[i].lock);
+  fa_out_t *o = &out;
+  o->fd = fd;
+  o->failed = false;
+  o->len = 0;
+  size_t samples = 0, bytes = 0;
+  for (size_t i = 0; i < FA_PROF_SHARDS; i++) {
+    samples += fa_prof_shards[i].live;
+    bytes += fa_prof_shards[i].bytes;
+  }
+  fa_out_printf(o, "heap profile: %zu: %zu [%zu: %zu] @ heap_v2/%zu\n", samples, bytes, samples,
+                bytes, _fa_opt.prof_sample ? _fa_opt.prof_sample : (size_t)1);
+  for (size_t i = 0; i < FA_PROF_SHARDS; i++) {
+    fa_prof_shard_t *s = &fa_prof_shards[i];
+    if (s->slots == NULL) continue;
+    for (size_t j = 0; j < FA_PROF_SLOTS; j++) {
+      if (s->slots[j].addr == 0) continue;
+      const fa_prof_record_t *r = &s->records[s->slots[j].record];
+      fa_out_printf(o, "1: %zu [1: %zu] @", r->size, r->size);
+      for (unsigned k = 0; k < r->depth; k++) fa_out_printf(o, " %p", r->pc[k]);
+      fa_out_printf(o, "\n");
+    }
+  }
+  fa_out_printf(o, "\nMAPPED_LIBRARIES:\n");
+  fa_prof_write_maps(o);
+  fa_out_flush(o);
+  bool failed = o->failed;
+  for (size_t i = FA_PROF_SHARDS; i-- > 0;) pthread_mutex_unlock(&fa_prof_shards[i].lock);
+  if (close(fd) != 0) failed = true;
+  if (samples_out) *samples_out = samples;
+  if (failed) {
+    errno = EIO;
+    return -1;
+  }
+  return 0;
+}
+
+int fancy_prof_dump(const char *path) FANCY_NOEXCEPT {
+  _fa_process_init();
+  if (!_fa_opt.prof) {
+    errno = ENOTSUP;
+    return -1;
+  }
+  char name[320];
+  if (path == NULL) {
+    fa_prof_default_path(name, sizeof name, NULL);
+    path = name;
+  }
+  return fa_prof_dump_to(path, NULL);
+}
+
+/* ------------------------------------------------------------------------
+ * Set-up: the dump signal, fork, and the profile at exit.
+ * ---------------------------------------------------------------------- */
+static void fa_prof_on_signal(int sig) {
+  (void)sig;
+  atomic_store_explicit(&fa_prof_pending, 1, memory_order_relaxed);
+}
+
+static void fa_prof_prefork(void) {
+  for (size_t i = 0; i < FA_PROF_SHARDS; i++) pthread_mutex_lock(&fa_prof_shards[i].lock);
+}
+
+static void fa_prof_postfork(void) {
+  for (size_t i = FA_PROF_SHARDS; i-- > 0;) pthread_mutex_unlock(&fa_prof_shards[i].lock);
+}
+
+void _fa_prof_init(void) {
+  for (size_t i = 0; i < FA_PROF_SHARDS; i++)
+    pthread_mutex_init(&fa_prof_shards[i].lock, NULL);
+  if (_fa_opt.prof && _fa_opt.check) {
+    _fa_warn("FANCY_CHECK is on: heap profiling (FANCY_PROF) is off");
+    _fa_opt.prof = false;
+  }
+  if (!_fa_opt.prof) return;
+  const char *prefix = getenv("FANCY_PROF_PREFIX");
+  if (prefix != NULL && *prefix != '\0') {
+    size_t n = strlen(prefix);
+    if (n >= sizeof fa_prof_prefix) n = sizeof fa_prof_prefix - 1;
+    memcpy(fa_prof_prefix, prefix, n);
+    fa_prof_prefix[n] = '\0';
+  }
+  pthread_atfork(fa_prof_prefork, fa_prof_postfork, fa_prof_postfork);
+  if (_fa_opt.prof_signal > 0 && _fa_opt.prof_signal < 65) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = fa_prof_on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction((int)_fa_opt.prof_signal, &sa, NULL) != 0)
+      _fa_warn("FANCY_PROF_SIGNAL=%zu: cannot install the handler", _fa_opt.prof_signal);
+  }
+}
+
+/* FANCY_PROF_FINAL=1: the leak profile, the samples still live at exit. */
+__attribute__((destructor)) static void fa_prof_final(void) {
+  if (!_fa_opt.prof || !_fa_opt.prof_final) return;
+  fa_prof_tls.busy = true;
+  char name[320];
+  fa_prof_default_path(name, sizeof name, "final");
+  size_t samples = 0;
+  if (fa_prof_dump_to(name, &samples) != 0) _fa_warn("cannot write the heap profile %s", name);
+  else _fa_warn("leak profile: %zu sampled blocks still live, in %s", samples, name);
+}

@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * prof_helper.c - the programs behind tests/prof/test_prof*.sh: heap
+ * profiling (FANCY_PROF) driven through the public API.
+ *
+ *   prof_helper sites PATH   three call sites with 10%, 30% and 60% of the
+ *                            live bytes (64 B, 16 KiB and 200 KiB blocks),
+ *                            then fancy_prof_dump(PATH)
+ *   prof_helper leak         three sites; all blocks but leak_site's freed
+ *   prof_helper exact DIR    FANCY_PROF_SAMPLE=1: every block is sampled;
+ *                            checks the counts in dumps as blocks are
+ *                            freed, by this thread and by another one
+ *   prof_helper signal N     raise(N), then allocate: the dump appears
+ *   prof_helper off          fancy_prof_dump fails with ENOTSUP
+ * Exit 0 when every check holds, 1 (with a message) otherwise.
+ */
+#include <fancyalloc.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_KEEP 400000
+static void *keep[MAX_KEEP];
+static size_t nkeep;
+
+static void fail(const char *what) {
+  fprintf(stderr, "prof_helper: FAIL: %s\n", what);
+  exit(1);
+}
+
+__attribute__((noinline)) static void keep_block(void *p, size_t n) {
+  if (p == NULL || nkeep == MAX_KEEP) fail("malloc");
+  memset(p, 0x5a, n);
+  keep[nkeep++] = p;
+}
+
+/* Global and never inlined: google-pprof names them from the symbol
+ * table.  Each calls fancy_malloc itself, and none ends in a tail call, so
+ * each is the first frame of its samples. */
+void site_small(size_t bytes);
+void site_medium(size_t bytes);
+void site_large(size_t bytes);
+void *leak_site(size_t n);
+
+__attribute__((noinline)) void site_small(size_t bytes) {
+  for (size_t b = 0; b < bytes; b += 64) keep_block(fancy_malloc(64), 64);
+}
+__attribute__((noinline)) void site_medium(size_t bytes) {
+  for (size_t b = 0; b < bytes; b += 16384) keep_block(fancy_malloc(16384), 16384);
+}
+__attribute__((noinline)) void site_large(size_t bytes) {
+  for (size_t b = 0; b < bytes; b += 204800) keep_block(fancy_malloc(204800), 204800);
+}
+__attribute__((noinline)) void *leak_site(size_t n) {
+  char *p = fancy_malloc(n);
+  if (p != NULL) memset(p, 1, n);
+  return p;
+}
+
+/* The in-use sample count of a dump: "heap profile: <objs>: <bytes> ...". */
+static long dump_count(const char *path) {
+  if (fancy_prof_dump(path) != 0) fail("fancy_prof_dump");
+  FILE *f = fopen(path, "r");
+  if (f == NULL) fail("no dump written");
+  long objs = -1, bytes = -1, rate = -1;
+  if (fscanf(f, "heap profile: %ld: %ld [%*d: %*d] @ heap_v2/%ld", &objs, &bytes, &rate) != 3)
+    fail("bad header");
+  fclose(f);
+  if (rate != 1) fail("header does not carry FANCY_PROF_SAMPLE=1");
+  return objs;
+}
+
+static void *free_them(void *arg) {
+  void **v = arg;
+  for (size_t i = 0; i < 10; i++) fancy_free(v[i]);
+  return NULL;
+}
+
+static int exact(const char *dir) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/exact.heap", dir);
+  /* "sampled blocks are remembered until they are freed" */
+  void *b[50];
+  for (size_t i = 0; i < 50; i++) {
+    b[i] = fancy_malloc(1 + i * 997);
+    if (b[i] == NULL || fancy_malloc_usable_size(b[i]) < 1 + i * 997) fail("sampled block size");
+    memset(b[i], 1, 1 + i * 997);
+  }
+  if (dump_count(path) != 50) fail("50 live samples expected");
+  for (size_t i = 0; i < 20; i++) fancy_free(b[i]);
+  if (dump_count(path) != 30) fail("30 live samples expected after 20 frees");
+  /* freed by another thread than the one that sampled them */
+  pthread_t t;
+  pthread_create(&t, NULL, free_them, &b[20]);
+  pthread_join(t, NULL);
+  if (dump_count(path) != 20) fail("20 live samples expected after a thread freed 10");
+  /* realloc moves a sampled block: the old sample goes, the new block is sampled */
+  void *r = fancy_realloc(b[30], 200000);
+  if (r == NULL) fail("realloc");
+  b[30] = r;
+  if (dump_count(path) != 20) fail("20 live samples expected after realloc");
+  for (size_t i = 30; i < 50; i++) fancy_free(b[i]);
+  if (dump_count(path) != 0) fail("no live sample expected");
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  const char *mode = argc > 1 ? argv[1] : "";
+  size_t total = (size_t)32 << 20;
+  if (strcmp(mode, "sites") == 0 && argc > 2) {
+    site_small(total / 10);
+    site_medium(total * 3 / 10);
+    site_large(total * 6 / 10);
+    if (fancy_prof_dump(argv[2]) != 0) fail("fancy_prof_dump");
+    for (size_t i = 0; i < nkeep; i++) fancy_free(keep[i]);
+    return 0;
+  }
+  if (strcmp(mode, "leak") == 0) {
+    site_small(total / 10);
+    site_medium(total * 3 / 10);
+    site_large(total * 6 / 10);
+    for (size_t i = 0; i < nkeep; i++) fancy_free(keep[i]);
+    for (size_t i = 0; i < 2000; i++)
+      if (leak_site(1000) == NULL) fail("malloc");   /* never freed */
+    return 0;
+  }
+  if (strcmp(mode, "exact") == 0 && argc > 2) return exact(argv[2]);
+  if (strcmp(mode, "signal") == 0 && argc > 2) {
+    /* "the handler only sets a flag; the dump is written by the next
+     * allocation" */
+    fancy_free(fancy_malloc(100));
+    raise(atoi(argv[2]));
+    void *p = fancy_malloc(16);
+    fancy_free(p);
+    char path[4096];
+    const char *prefix = getenv("FANCY_PROF_PREFIX");
+    snprintf(path, sizeof path, "%s.%ld.0.heap", prefix ? prefix : "fancyalloc", (long)getpid());
+    if (access(path, R_OK) != 0) fail("no dump after the signal");
+    return 0;
+  }
+  if (strcmp(mode, "off") == 0) {
+    errno = 0;
+    if (fancy_prof_dump("/dev/null") != -1 || errno != ENOTSUP) fail("dump without FANCY_PROF");
+    return 0;
+  }
+  fprintf(stderr, "usage: prof_helper sites PATH | leak | exact DIR | signal N | off\n");
+  return 2;
+}

@@ -1,0 +1,61 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+#
+# test_prof.sh - FANCY_PROF without google-pprof: exact sample counts,
+# the dump signal, the re-entrancy guard, profiling off.
+. "${srcdir:-.}/tests/prof/common.sh"
+h=$helpers/prof_helper
+
+# fancy_prof_dump(3): "Sampled blocks are remembered until they are freed,
+# by whichever thread frees them."  FANCY_PROF_SAMPLE=1 samples every block.
+FANCY_PROF=1 FANCY_PROF_SAMPLE=1 "$h" exact "$tmp" || fail "exact sample counts"
+ok "every block sampled and forgotten when freed (same thread, other thread, realloc)"
+
+# fancyalloc(7): "FANCY_PROF_SIGNAL=N ... the handler only sets a flag; the
+# next allocation writes PREFIX.PID.SEQ.heap".
+FANCY_PROF=1 FANCY_PROF_SIGNAL=12 FANCY_PROF_PREFIX=$tmp/sig "$h" signal 12 || fail "signal dump"
+ok "SIGUSR2 dump"
+
+# fancy_prof_dump(3): "ENOTSUP profiling is off".
+"$h" off || fail "fancy_prof_dump with profiling off"
+ok "ENOTSUP when off"
+
+# prof.c: the unwinder may allocate (glibc loads libgcc_s on first use);
+# under LD_PRELOAD those allocations come back into the sampler, which must
+# not sample them again.  Every allocation is sampled here.
+lib=$top_builddir/lib/.libs/libfancymalloc.so.1
+config=$top_builddir/config.h
+if [ -f "$lib" ] && ! grep -q '^#define FA_SANITIZE 1' "$config"; then
+  seq 1 20000 | FANCY_PROF=1 FANCY_PROF_SAMPLE=1 LD_PRELOAD=$lib sort -r >"$tmp/sorted" ||
+    fail "sort under FANCY_PROF=1 FANCY_PROF_SAMPLE=1"
+  [ "$(head -n 1 "$tmp/sorted")" = 9999 ] || fail "sort output"
+  ok "sampling every allocation under LD_PRELOAD"
+  FANCY_PROF=1 FANCY_PROF_FINAL=1 FANCY_PROF_PREFIX=$tmp/ls LD_PRELOAD=$lib ls / >/dev/null 2>"$tmp/err" ||
+    fail "ls under FANCY_PROF_FINAL=1"
+  set -- "$tmp"/ls.*.final.heap
+  [ -f "$1" ] && head -n 1 "$1" | grep -q '^heap profile: [0-9]*: [0-9]* \[[0-9]*: [0-9]*\] @ heap_v2/524288$' ||
+    fail "final profile of ls"
+  ok "final profile at the default rate"
+fi
+
+# fancyrun(1): "--prof[=sample] Sampled heap profiling (FANCY_PROF=1), one
+# sample per sample bytes allocated on average (FANCY_PROF_SAMPLE, default
+# 512k), and the leak profile fancyalloc.pid.final.heap written at exit".
+if [ -f "$lib" ] && ! grep -q '^#define FA_SANITIZE 1' "$config"; then
+  (cd "$tmp" && FANCYRUN_LIBRARY=$lib sh "$top_builddir/bin/fancyrun" --prof=64k ls / >/dev/null 2>&1) ||
+    fail "fancyrun --prof=64k ls"
+  set -- "$tmp"/fancyalloc.*.final.heap
+  [ -f "$1" ] && head -n 1 "$1" | grep -q '@ heap_v2/65536$' || fail "fancyrun --prof=64k: no final profile"
+  FANCYRUN_LIBRARY=$lib sh "$top_builddir/bin/fancyrun" --prof=lots true 2>/dev/null
+  [ $? -eq 2 ] || fail "fancyrun --prof=lots is not a usage error"
+  ok "fancyrun --prof"
+fi
+
+# Profiling on must not change what the allocator does: the stress
+# programs of tests/stress (every tier, realloc chains, calloc of huge
+# blocks, threads freeing each other's blocks) with a sample every 4 KiB.
+for t in stress_larson stress_realloc; do
+  FANCY_PROF=1 FANCY_PROF_SAMPLE=4k "$top_builddir/tests/stress/$t" >"$tmp/$t.out" 2>&1 ||
+    { tail -5 "$tmp/$t.out"; fail "$t under FANCY_PROF=1 FANCY_PROF_SAMPLE=4k"; }
+done
+ok "stress programs with profiling on"
