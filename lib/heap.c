@@ -106,8 +106,11 @@ void _fa_heap_collect_remote(fa_heap_t *heap, bool force) {
       fa_page_t *page = &seg->pages[idx];
       if (page->span_offset != 0) continue;
       if (atomic_load_explicit(&page->xfree, memory_order_relaxed) == 0) continue;
-      if (page->kind == FA_PAGE_CLASS || page->kind == FA_PAGE_LARGE)
-        _fa_page_collect(heap, page);
+      /* A segment emptied by this collection went to the shared pool at
+       * once, where another thread may take it: not one more look. */
+      if ((page->kind == FA_PAGE_CLASS || page->kind == FA_PAGE_LARGE) &&
+          _fa_page_collect(heap, page))
+        break;
     }
     seg = next;
   }
@@ -147,20 +150,8 @@ void _fa_heap_done(fa_heap_t *heap) {
       page = next;
     }
   }
-  /* Empty segments go to the shared cache (or the OS); the others are
-   * abandoned with their free lists and spans intact. */
-  pthread_mutex_lock(&_fa_segments_lock);
-  fa_segment_t *seg = heap->segments;
-  heap->segments = NULL;
-  heap->segment_count = 0;
-  pthread_mutex_unlock(&_fa_segments_lock);
-  while (seg != NULL) {
-    fa_segment_t *next = seg->next;
-    seg->next = seg->prev = NULL;
-    if (seg->free_pages == FA_SEGMENT_USABLE_PAGES) _fa_segment_release(NULL, seg);
-    else _fa_segment_abandon(seg);
-    seg = next;
-  }
+  _fa_segments_leave_heap(heap);
+  fa_test_point(FA_TP_HEAP_DONE_UNLOCKED, heap);
   pthread_mutex_lock(&_fa_heaps_lock);
   fa_heap_reset(heap);
   heap->free_next = fa_heaps_parked;

@@ -29,6 +29,9 @@ fa_heap_t _fa_heap_empty = {
 };
 FA_TLS fa_heap_t *_fa_tls_heap = &_fa_heap_empty;
 uintptr_t _fa_secret;
+#if FA_TEST_HOOKS
+void (*_fa_test_hook)(fa_test_point_t point, void *arg);
+#endif
 /* libfancymalloc (override.c) defines this as 1. */
 __attribute__((weak)) int _fa_override_mode = 0;   /* not const: gcc would fold a
                                                        * weak const default */

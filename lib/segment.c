@@ -205,12 +205,12 @@ static void fa_segment_adopt(fa_heap_t *heap, fa_segment_t *seg) {
       break;
     case FA_PAGE_CLASS:
       _fa_page_collect_lists(page);
-      if (page->used == 0) _fa_span_free(heap, seg, page);
-      else _fa_queue_push_back(heap, page);
+      if (page->used != 0) _fa_queue_push_back(heap, page);
+      else if (_fa_span_free(heap, seg, page)) return;   /* emptied and given back */
       break;
     case FA_PAGE_LARGE:
       _fa_page_collect_lists(page);
-      if (page->used == 0) _fa_span_free(heap, seg, page);
+      if (page->used == 0 && _fa_span_free(heap, seg, page)) return;
       break;
     default:
       _fa_fatal("corrupt segment %p: page %zu has no span", (void *)seg, first);
@@ -221,7 +221,8 @@ static void fa_segment_adopt(fa_heap_t *heap, fa_segment_t *seg) {
   }
 }
 
-/* Lock held, seg abandoned in heap's instance: heap takes it over. */
+/* ABANDONED -> OWNED, lock held (the caller's; it stays held): seg moves
+ * from the abandoned list to heap's.  The caller unlocks, then adopts. */
 static void fa_segment_take(fa_heap_t *heap, fa_segment_t *seg, bool reclaimed) {
   seg->reclaimed = reclaimed;
   fa_list_remove(&_fa_abandoned, seg);
@@ -229,8 +230,6 @@ static void fa_segment_take(fa_heap_t *heap, fa_segment_t *seg, bool reclaimed) 
   seg->state = FA_SEG_OWNED;
   fa_list_push(&heap->segments, seg);
   heap->segment_count++;
-  pthread_mutex_unlock(&_fa_segments_lock);
-  fa_segment_adopt(heap, seg);
 }
 
 /* The calling thread, owner of heap, frees a block into seg, which has no
@@ -246,6 +245,8 @@ bool _fa_segment_reclaim(fa_heap_t *heap, fa_segment_t *seg) {
     return false;
   }
   fa_segment_take(heap, seg, true);
+  pthread_mutex_unlock(&_fa_segments_lock);
+  fa_segment_adopt(heap, seg);
   return true;
 }
 
@@ -260,6 +261,8 @@ static bool fa_segment_acquire(fa_heap_t *heap) {
   while (seg != NULL && seg->domain != d) seg = seg->next;
   if (seg != NULL) {
     fa_segment_take(heap, seg, false);
+    pthread_mutex_unlock(&_fa_segments_lock);
+    fa_segment_adopt(heap, seg);
     return true;
   }
   /* Any other segment is charged to the instance from here on. */
@@ -281,10 +284,7 @@ static bool fa_segment_acquire(fa_heap_t *heap) {
   seg = fa_reserve;
   if (seg != NULL) {
     /* Its memory was given back: count it against the limit again. */
-    size_t limit = _fa_opt.memory_limit;
-    size_t before = fa_count(mapped, FA_SEGMENT_SIZE);
-    if (limit != 0 && before + FA_SEGMENT_SIZE > limit) {
-      fa_uncount(mapped, FA_SEGMENT_SIZE);
+    if (!_fa_os_charge(FA_SEGMENT_SIZE)) {
       _fa_domain_uncharge(d, FA_SEGMENT_SIZE);
       pthread_mutex_unlock(&_fa_segments_lock);
       errno = ENOMEM;
@@ -339,7 +339,7 @@ static void fa_segment_to_reserve(fa_segment_t *seg) {
     _fa_os_purge(fa_page_address(seg, span), fa_span_bytes(span));
     fa_uncount(committed, fa_span_bytes(span));
   }
-  seg->state = 0;
+  seg->state = FA_SEG_RESERVED;
   fa_uncount(mapped, FA_SEGMENT_SIZE);
   fa_list_push(&fa_reserve, seg);
 }
@@ -373,6 +373,7 @@ void _fa_segment_release(fa_heap_t *heap, fa_segment_t *seg) {
   }
   fa_segment_park(seg);
   pthread_mutex_unlock(&_fa_segments_lock);
+  fa_test_point(FA_TP_SEGMENT_RELEASED, seg);
 }
 
 /* Out of memory: give every empty segment of heap and every warm cached
@@ -463,20 +464,47 @@ void _fa_segments_release_domain(fa_domain_t *d) {
   pthread_mutex_unlock(&_fa_segments_lock);
 }
 
-/* The segment's thread exited with blocks still live in it. */
-void _fa_segment_abandon(fa_segment_t *seg) {
+/* OWNED -> ABANDONED, lock held: the segment's thread exited with blocks
+ * still live in it. */
+static void fa_segment_abandon(fa_segment_t *seg) {
   /* The dying heap's bins and dirty list are discarded with it. */
   for (size_t i = FA_FIRST_PAGE; i < FA_PAGES_PER_SEGMENT; i++) {
     seg->pages[i].in_bin = 0;
     seg->pages[i].dirty = 0;
   }
   fa_segment_set_owner(seg, NULL);
-  pthread_mutex_lock(&_fa_segments_lock);
   seg->state = FA_SEG_ABANDONED;
   fa_list_push(&_fa_abandoned, seg);
   _fa_abandoned_count++;
+}
+
+/* heap's thread is exiting: every segment leaves it, the empty ones to
+ * the shared pool, the others abandoned with their free lists and spans
+ * intact.  One hold of the lock for all of it: a fork in the middle would
+ * leave the child segments that are on no heap's list but still name
+ * this heap as their owner, which the child's next thread on this heap
+ * would then free into as its own. */
+void _fa_segments_leave_heap(fa_heap_t *heap) {
+  pthread_mutex_lock(&_fa_segments_lock);
+  fa_segment_t *seg = heap->segments;
+  heap->segments = NULL;
+  heap->segment_count = 0;
+  size_t abandoned = 0;
+  while (seg != NULL) {
+    fa_segment_t *next = seg->next;
+    seg->next = seg->prev = NULL;
+    if (seg->free_pages == FA_SEGMENT_USABLE_PAGES) {
+      fa_span_unlink(heap, &seg->pages[FA_FIRST_PAGE]);
+      fa_segment_set_owner(seg, NULL);
+      fa_segment_park(seg);
+    } else {
+      fa_segment_abandon(seg);
+      abandoned++;
+    }
+    seg = next;
+  }
   pthread_mutex_unlock(&_fa_segments_lock);
-  atomic_store_explicit(&_fa_abandoned_xpending, 1, memory_order_relaxed);
+  if (abandoned != 0) atomic_store_explicit(&_fa_abandoned_xpending, 1, memory_order_relaxed);
 }
 
 /* Collect remote frees in abandoned segments (nobody else may own them
@@ -559,7 +587,7 @@ fa_page_t *_fa_span_alloc(fa_heap_t *heap, size_t pages) {
 /* Return a span (class, large or an unattached run) to the free spans,
  * merging it with free neighbours.  heap is the owner, or NULL while the
  * segment has none (abandoned, under the segments lock). */
-void _fa_span_free(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *page) {
+bool _fa_span_free(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *page) {
   size_t idx = _fa_segment_index(seg, page);
   size_t pages = page->span_pages;
   bool zeroed = false;
@@ -588,8 +616,11 @@ void _fa_span_free(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *page) {
     fa_track_undefined(fa_page_address(seg, page), pages << FA_PAGE_SHIFT);
   fa_span_make_free(heap, page, pages, zeroed, _fa_clock_ms());
   if (heap != NULL && pages == FA_SEGMENT_USABLE_PAGES &&
-      (seg->reclaimed || heap->segment_count * FA_SEGMENT_SIZE > heap->domain->arena_size))
+      (seg->reclaimed || heap->segment_count * FA_SEGMENT_SIZE > heap->domain->arena_size)) {
     _fa_segment_release(heap, seg);
+    return true;
+  }
+  return false;
 }
 
 /* Grow a large span in place into the free span right after it. */

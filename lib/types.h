@@ -28,6 +28,56 @@
  * `local_free` lists and the heap's queues and bins; other threads free
  * into a page through its atomic `xfree` list and flag the page in the
  * segment's atomic `xmask`, which the owner collects on its slow path.
+ *
+ * Lock order
+ * ----------
+ * Take them in this order, never the other way round; no function
+ * releases a lock its caller took (each unlocks what it locked itself):
+ *   _fa_domains_lock   (instance.c: creating and destroying instances)
+ *   _fa_heaps_lock     (heap.c: the pool of heaps)
+ *   _fa_segments_lock  (segment.c: every segment list and state change)
+ *   _fa_huge_lock      (huge.c: the huge-block table and its cache)
+ *   fa_chunk_lock      (os.c: the address-space chunk new segments come from)
+ * fa_reclaim_lock (purge.c, starting the background thread) is held around
+ * pthread_create, whose own mallocs may take any of the above.  fork holds
+ * the five, in order (init.c), so a child sees no half-done hand-over.
+ * Memory-limit counters are not locks: limit.c charges them with a
+ * compare-and-swap loop that checks before it adds.
+ *
+ * Life of a segment (fa_segment_state_t; every change of state, list and
+ * owner under _fa_segments_lock, in the function named on the arrow):
+ *
+ *                 new mapping (fa_segment_acquire: charged to the
+ *                      |      instance and to the process)
+ *                      v
+ *   +---------- [ OWNED ] <-------------- fa_segment_take ---------+
+ *   |  _fa_segments_leave_heap |  (thread exit, live blocks)       |
+ *   |                          v                                   |
+ *   |                   [ ABANDONED ] ------------------------------+
+ *   |                          |  _fa_abandoned_collect: emptied      (a free into it:
+ *   | fa_segment_park          v                                  _fa_segment_reclaim,
+ *   | (emptied: release,  fa_segment_park                         or fa_segment_acquire)
+ *   |  memory pressure,       |
+ *   |  thread exit)           v
+ *   +------------------> [ CACHED ]  warm; instance uncharged, process charged
+ *   |                        |  cache full, decay, memory pressure
+ *   |                        v  (fa_segment_to_reserve: purged)
+ *   +------------------> [ RESERVED ] purged; charged to nothing
+ *                 CACHED and RESERVED -> OWNED in fa_segment_acquire
+ *                 (charged again: instance, and for RESERVED the process)
+ *   OWNED -> ORPHANED only in a forked child, for the segments of threads
+ *   that did not survive the fork (heap.c); they are never reused.
+ *   An instance being destroyed sends its OWNED and ABANDONED segments to
+ *   RESERVED (_fa_segments_release_domain).
+ * A segment is never unmapped.  The owner of an OWNED segment must stop
+ * reading it once it has left the heap: _fa_span_free says so by returning
+ * true, and the walkers (_fa_heap_collect_remote, fa_segment_adopt) stop.
+ *
+ * Life of a span (fa_page_kind_t of its first page; owner only):
+ *   FREE --_fa_span_alloc/_fa_span_grow--> CLASS or LARGE
+ *   CLASS or LARGE --_fa_span_free (merges with free neighbours)--> FREE
+ *   FREE is dirty (on the owner's dirty list) until purged, then zeroed.
+ *   Pages inside a span other than its first are UNUSED.
  */
 #ifndef FA_TYPES_H
 #define FA_TYPES_H
@@ -220,11 +270,13 @@ _Static_assert(sizeof(fa_page_t) == 128, "fa_page_t must be 128 bytes");
 
 #define FA_SEGMENT_MAGIC 0x46414e4359534547ULL   /* "FANCYSEG" */
 
+/* The states of a segment: see "Life of a segment" at the top. */
 typedef enum fa_segment_state_e {
   FA_SEG_OWNED = 1,    /* belongs to a live heap */
   FA_SEG_ABANDONED,    /* its thread exited; waiting to be taken over */
   FA_SEG_CACHED,       /* empty, kept mapped for reuse */
   FA_SEG_ORPHANED,     /* in a forked child: its thread vanished mid-flight */
+  FA_SEG_RESERVED,     /* empty and purged, charged to nothing, for reuse */
 } fa_segment_state_t;
 
 /* The segment header at the base of each 4 MiB segment. */
