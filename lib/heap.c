@@ -19,6 +19,15 @@ static size_t fa_heap_chunk_left;
 
 #define FA_HEAP_CHUNK ((size_t)256 << 10)
 
+/* fa_heap_t.lock is recursive: the span functions of segment.c nest. */
+static void fa_heap_lock_init(fa_heap_t *heap) {
+  pthread_mutexattr_t attr;
+  pthread_mutexattr_init(&attr);
+  pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+  pthread_mutex_init(&heap->lock, &attr);
+  pthread_mutexattr_destroy(&attr);
+}
+
 /* Field by field: xpending may be set at any time by a remote freer
  * holding a stale pointer, so it is only ever written atomically. */
 static void fa_heap_reset(fa_heap_t *heap) {
@@ -61,14 +70,18 @@ fa_heap_t *_fa_heap_new(fa_domain_t *domain) {
     }
     heap = fa_heap_chunk++;
     fa_heap_chunk_left--;
+    fa_heap_lock_init(heap);
     heap->pool_next = _fa_heaps;
-    _fa_heaps = heap;
+    /* published: other threads walk the list without the lock */
+    __atomic_store_n(&_fa_heaps, heap, __ATOMIC_RELEASE);
   }
+  fa_heap_lock(heap);
   fa_heap_reset(heap);
   heap->domain = domain;
   heap->thread = pthread_self();
   heap->last_purge_ms = _fa_clock_ms();
   fa_store(heap->alive, true);
+  fa_heap_unlock(heap);
   pthread_mutex_unlock(&_fa_heaps_lock);
   fa_count(threads, 1);
   fa_count(threads_created, 1);
@@ -94,6 +107,7 @@ void _fa_heap_set_direct(fa_heap_t *heap, unsigned cls, fa_page_t *page) {
 void _fa_heap_collect_remote(fa_heap_t *heap, bool force) {
   if (!force && atomic_load_explicit(&heap->xpending, memory_order_relaxed) == 0) return;
   atomic_store_explicit(&heap->xpending, 0, memory_order_relaxed);
+  fa_heap_lock(heap);   /* other threads may take empty segments off the list */
   fa_segment_t *seg = heap->segments;
   while (seg != NULL) {
     fa_segment_t *next = seg->next;   /* the segment may be released */
@@ -114,6 +128,7 @@ void _fa_heap_collect_remote(fa_heap_t *heap, bool force) {
     }
     seg = next;
   }
+  fa_heap_unlock(heap);
 }
 
 /* Every FA_HEARTBEAT slow-path calls: collect remote frees, purge free
@@ -134,6 +149,7 @@ void _fa_heap_heartbeat(fa_heap_t *heap) {
  * empty segments back, and abandon the rest for other threads to take
  * over.  Blocks still live stay valid and can be freed by anyone. */
 void _fa_heap_done(fa_heap_t *heap) {
+  fa_heap_lock(heap);
   _fa_rcache_flush(heap);
   _fa_heap_collect_remote(heap, true);
   for (unsigned cls = 0; cls < FA_NUM_CLASSES; cls++) {
@@ -151,28 +167,52 @@ void _fa_heap_done(fa_heap_t *heap) {
     }
   }
   _fa_segments_leave_heap(heap);
+  fa_heap_unlock(heap);
   fa_test_point(FA_TP_HEAP_DONE_UNLOCKED, heap);
   pthread_mutex_lock(&_fa_heaps_lock);
+  fa_heap_lock(heap);
   fa_heap_reset(heap);
+  fa_heap_unlock(heap);
   heap->free_next = fa_heaps_parked;
   fa_heaps_parked = heap;
   pthread_mutex_unlock(&_fa_heaps_lock);
   fa_uncount(threads, 1);
 }
 
-/* Instance d is being destroyed: park its heaps (their segments were
- * released).  Threads still holding one no longer reach it: the
- * instance's key is deleted. */
+/* Instance d is being destroyed: its segments are released and its heaps
+ * parked, with the heaps locked meanwhile (another thread purging their
+ * free spans must not see them half done).  Threads still holding one no
+ * longer reach it: the instance's key is deleted. */
 void _fa_heaps_release_domain(fa_domain_t *d) {
   pthread_mutex_lock(&_fa_heaps_lock);
+  for (fa_heap_t *heap = _fa_heaps; heap != NULL; heap = heap->pool_next)
+    if (heap->alive && heap->domain == d) fa_heap_lock(heap);
+  _fa_segments_release_domain(d);   /* unlinks them from the heaps */
   for (fa_heap_t *heap = _fa_heaps; heap != NULL; heap = heap->pool_next) {
     if (!heap->alive || heap->domain != d) continue;
     fa_heap_reset(heap);
+    fa_heap_unlock(heap);
     heap->free_next = fa_heaps_parked;
     fa_heaps_parked = heap;
     fa_uncount(threads, 1);
   }
   pthread_mutex_unlock(&_fa_heaps_lock);
+}
+
+/* fork: every heap's lock, after _fa_heaps_lock (init.c). */
+void _fa_heaps_lock_all(void) {
+  for (fa_heap_t *heap = _fa_heaps; heap != NULL; heap = heap->pool_next) fa_heap_lock(heap);
+}
+
+void _fa_heaps_unlock_all(void) {
+  for (fa_heap_t *heap = _fa_heaps; heap != NULL; heap = heap->pool_next) fa_heap_unlock(heap);
+}
+
+/* In the child: a recursive mutex remembers its owner's thread id, which
+ * the forking thread does not keep in the child, so unlocking fails there;
+ * the child makes them anew instead (nobody else is left to hold them). */
+void _fa_heaps_reinit_locks(void) {
+  for (fa_heap_t *heap = _fa_heaps; heap != NULL; heap = heap->pool_next) fa_heap_lock_init(heap);
 }
 
 /* In a forked child, every heap but the caller's belonged to a thread that

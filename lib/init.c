@@ -152,6 +152,7 @@ uint64_t _fa_clock_ms(void) {
 static void fa_atfork_prepare(void) {
   pthread_mutex_lock(&_fa_domains_lock);
   pthread_mutex_lock(&_fa_heaps_lock);
+  _fa_heaps_lock_all();
   pthread_mutex_lock(&_fa_segments_lock);
   pthread_mutex_lock(&_fa_huge_lock);
   _fa_os_lock();
@@ -161,6 +162,7 @@ static void fa_atfork_parent(void) {
   _fa_os_unlock();
   pthread_mutex_unlock(&_fa_huge_lock);
   pthread_mutex_unlock(&_fa_segments_lock);
+  _fa_heaps_unlock_all();
   pthread_mutex_unlock(&_fa_heaps_lock);
   pthread_mutex_unlock(&_fa_domains_lock);
 }
@@ -174,6 +176,7 @@ static void fa_atfork_child(void) {
   _fa_os_unlock();
   pthread_mutex_unlock(&_fa_huge_lock);
   pthread_mutex_unlock(&_fa_segments_lock);
+  _fa_heaps_reinit_locks();
   pthread_mutex_unlock(&_fa_heaps_lock);
   pthread_mutex_unlock(&_fa_domains_lock);
 }

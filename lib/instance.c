@@ -109,8 +109,7 @@ void fancy_allocator_destroy(fancy_allocator_t *allocator) FANCY_NOEXCEPT {
   pthread_mutex_lock(&_fa_domains_lock);
   d->magic = 0;
   pthread_key_delete(d->key);
-  _fa_segments_release_domain(d);   /* before the heaps: it unlinks from them */
-  _fa_heaps_release_domain(d);
+  _fa_heaps_release_domain(d);      /* and its segments */
   _fa_huge_release_domain(d);
   pthread_mutex_unlock(&_fa_domains_lock);
 }

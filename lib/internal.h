@@ -113,6 +113,9 @@ FA_HIDDEN void _fa_heap_heartbeat(fa_heap_t *heap);
 FA_HIDDEN void _fa_heap_set_direct(fa_heap_t *heap, unsigned cls, fa_page_t *page);
 FA_HIDDEN void _fa_heaps_after_fork_child(fa_heap_t *self);
 FA_HIDDEN void _fa_heaps_release_domain(fa_domain_t *d);
+FA_HIDDEN void _fa_heaps_lock_all(void);
+FA_HIDDEN void _fa_heaps_unlock_all(void);
+FA_HIDDEN void _fa_heaps_reinit_locks(void);
 
 /* ------------------------------------------------------------------------
  * Segments, spans and the address map (segment.c)
@@ -152,6 +155,7 @@ FA_HIDDEN size_t _fa_segment_cache_decay(uint64_t now, uint64_t delay, bool forc
 FA_HIDDEN size_t _fa_abandoned_collect(size_t max, bool blocking);
 FA_HIDDEN bool _fa_memory_pressure(fa_heap_t *heap);
 FA_HIDDEN size_t _fa_heap_purge(fa_heap_t *heap, uint64_t now, uint64_t delay, size_t max);
+FA_HIDDEN size_t _fa_heaps_purge(fa_heap_t *skip, uint64_t now, uint64_t delay, size_t max);
 
 /* ------------------------------------------------------------------------
  * Pages and size classes (page.c)
@@ -262,6 +266,14 @@ extern void (*_fa_test_hook)(fa_test_point_t point, void *arg);
  * ====================================================================== */
 
 static inline fa_heap_t *fa_heap_get(void) { return _fa_tls_heap; }
+
+/* fa_heap_t.lock; NULL is the owner-less case (abandoned segments). */
+static inline void fa_heap_lock(fa_heap_t *heap) {
+  if (heap != NULL) pthread_mutex_lock(&heap->lock);
+}
+static inline void fa_heap_unlock(fa_heap_t *heap) {
+  if (heap != NULL) pthread_mutex_unlock(&heap->lock);
+}
 
 static inline uintptr_t fa_block_tag(const fa_block_t *b) {
   return ~(uintptr_t)b ^ (uintptr_t)0x6a09e667f3bcc908ULL;

@@ -77,8 +77,10 @@ int _fa_trim(fa_heap_t *heap, size_t pad) {
     _fa_heap_collect_remote(heap, true);
     /* Keep up to pad bytes of the most recently freed spans warm. */
     size_t keep = pad >> FA_PAGE_SHIFT;
+    fa_heap_lock(heap);
     while (heap->dirty_first != NULL && heap->dirty_pages > keep)
       _fa_span_purge(heap, fa_ptr_segment(heap->dirty_first), heap->dirty_first);
+    fa_heap_unlock(heap);
   }
   _fa_reclaim_tick(true, true);
   return atomic_load_explicit(&_fa_counters.purged, memory_order_relaxed) != before;

@@ -239,14 +239,17 @@ static void fa_segment_take(fa_heap_t *heap, fa_segment_t *seg, bool reclaimed) 
  * of waiting, unused, for a thread that needs a segment.  False when seg
  * is not abandoned in heap's instance (any more). */
 bool _fa_segment_reclaim(fa_heap_t *heap, fa_segment_t *seg) {
+  fa_heap_lock(heap);
   pthread_mutex_lock(&_fa_segments_lock);
   if (seg->state != FA_SEG_ABANDONED || seg->domain != heap->domain) {
     pthread_mutex_unlock(&_fa_segments_lock);
+    fa_heap_unlock(heap);
     return false;
   }
   fa_segment_take(heap, seg, true);
   pthread_mutex_unlock(&_fa_segments_lock);
   fa_segment_adopt(heap, seg);
+  fa_heap_unlock(heap);
   return true;
 }
 
@@ -374,35 +377,6 @@ void _fa_segment_release(fa_heap_t *heap, fa_segment_t *seg) {
   fa_segment_park(seg);
   pthread_mutex_unlock(&_fa_segments_lock);
   fa_test_point(FA_TP_SEGMENT_RELEASED, seg);
-}
-
-/* Out of memory: give every empty segment of heap and every warm cached
- * segment back to the OS, so that their share of FANCY_MEMORY_LIMIT can be
- * used again.  Returns true if anything was released. */
-bool _fa_memory_pressure(fa_heap_t *heap) {
-  bool any = false;
-  if (heap != NULL && heap != &_fa_heap_empty) {
-    _fa_rcache_flush(heap);
-    fa_segment_t *seg = heap->segments;
-    while (seg != NULL) {
-      fa_segment_t *next = seg->next;
-      if (seg->free_pages == FA_SEGMENT_USABLE_PAGES) {
-        fa_page_t *span = &seg->pages[FA_FIRST_PAGE];
-        fa_span_unlink(heap, span);
-        fa_segment_set_owner(seg, NULL);
-        pthread_mutex_lock(&_fa_segments_lock);
-        fa_list_remove(&heap->segments, seg);
-        heap->segment_count--;
-        fa_segment_to_reserve(seg);
-        pthread_mutex_unlock(&_fa_segments_lock);
-        any = true;
-      }
-      seg = next;
-    }
-  }
-  if (_fa_segment_cache_decay(0, 0, true, true) > 0) any = true;
-  if (_fa_huge_cache_decay(0, 0, true) > 0) any = true;
-  return any;
 }
 
 /* Purge cached segments older than delay (all when force); returns how
@@ -556,7 +530,7 @@ static fa_page_t *fa_bins_find(fa_heap_t *heap, size_t pages) {
 
 /* A run of pages pages for heap; its first page is returned with the
  * tails set, kind still FREE (the caller gives it a role). */
-fa_page_t *_fa_span_alloc(fa_heap_t *heap, size_t pages) {
+static fa_page_t *fa_span_alloc(fa_heap_t *heap, size_t pages) {
   fa_assert(pages >= 1 && pages <= FA_SEGMENT_USABLE_PAGES);
   bool collected = false;
   for (;;) {
@@ -584,10 +558,17 @@ fa_page_t *_fa_span_alloc(fa_heap_t *heap, size_t pages) {
   }
 }
 
+fa_page_t *_fa_span_alloc(fa_heap_t *heap, size_t pages) {
+  fa_heap_lock(heap);
+  fa_page_t *span = fa_span_alloc(heap, pages);
+  fa_heap_unlock(heap);
+  return span;
+}
+
 /* Return a span (class, large or an unattached run) to the free spans,
  * merging it with free neighbours.  heap is the owner, or NULL while the
  * segment has none (abandoned, under the segments lock). */
-bool _fa_span_free(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *page) {
+static bool fa_span_free(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *page) {
   size_t idx = _fa_segment_index(seg, page);
   size_t pages = page->span_pages;
   bool zeroed = false;
@@ -623,8 +604,15 @@ bool _fa_span_free(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *page) {
   return false;
 }
 
+bool _fa_span_free(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *page) {
+  fa_heap_lock(heap);
+  bool released = fa_span_free(heap, seg, page);
+  fa_heap_unlock(heap);
+  return released;
+}
+
 /* Grow a large span in place into the free span right after it. */
-bool _fa_span_grow(fa_heap_t *heap, fa_page_t *page, size_t pages) {
+static bool fa_span_grow(fa_heap_t *heap, fa_page_t *page, size_t pages) {
   fa_segment_t *seg = fa_ptr_segment(page);
   size_t idx = _fa_segment_index(seg, page);
   size_t cur = page->span_pages;
@@ -644,19 +632,27 @@ bool _fa_span_grow(fa_heap_t *heap, fa_page_t *page, size_t pages) {
   return true;
 }
 
+bool _fa_span_grow(fa_heap_t *heap, fa_page_t *page, size_t pages) {
+  fa_heap_lock(heap);
+  bool grown = fa_span_grow(heap, page, pages);
+  fa_heap_unlock(heap);
+  return grown;
+}
+
 /* Give the pages of a large span past the first `pages` back. */
 void _fa_span_shrink(fa_heap_t *heap, fa_page_t *page, size_t pages) {
   size_t cur = page->span_pages;
   if (pages >= cur) return;
+  fa_heap_lock(heap);
   fa_page_t *tail = page + pages;
   _fa_span_set_tails(page, pages);
   _fa_span_set_tails(tail, cur - pages);
   fa_store(tail->kind, (uint8_t)FA_PAGE_LARGE);
-
-  _fa_span_free(heap, fa_ptr_segment(page), tail);
+  fa_span_free(heap, fa_ptr_segment(page), tail);
+  fa_heap_unlock(heap);
 }
 
-void _fa_span_purge(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *span) {
+static void fa_span_purge(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *span) {
   if (span->zeroed) return;
   _fa_os_purge(fa_page_address(seg, span), fa_span_bytes(span));
   fa_uncount(committed, fa_span_bytes(span));
@@ -664,13 +660,93 @@ void _fa_span_purge(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *span) {
   if (heap != NULL) fa_dirty_remove(heap, span);
 }
 
-/* Purge up to max free spans of heap that have been free for delay ms. */
-size_t _fa_heap_purge(fa_heap_t *heap, uint64_t now, uint64_t delay, size_t max) {
+void _fa_span_purge(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *span) {
+  fa_heap_lock(heap);
+  fa_span_purge(heap, seg, span);
+  fa_heap_unlock(heap);
+}
+
+/* Purge up to max free spans of heap that have been free for delay ms;
+ * heap's lock held. */
+static size_t fa_heap_purge(fa_heap_t *heap, uint64_t now, uint64_t delay, size_t max) {
   size_t n = 0;
   fa_page_t *span;
   while (n < max && (span = heap->dirty_first) != NULL && now - span->free_time >= delay) {
-    _fa_span_purge(heap, fa_ptr_segment(span), span);
+    fa_span_purge(heap, fa_ptr_segment(span), span);
     n++;
+  }
+  return n;
+}
+
+size_t _fa_heap_purge(fa_heap_t *heap, uint64_t now, uint64_t delay, size_t max) {
+  fa_heap_lock(heap);
+  size_t n = fa_heap_purge(heap, now, delay, max);
+  fa_heap_unlock(heap);
+  return n;
+}
+
+/* ------------------------------------------------------------------------
+ * Other threads' heaps.  Free spans and empty segments are the process's
+ * memory even while a heap holds them: any thread may purge the first and
+ * take the second back, with the heap's lock (trylock: a busy heap is
+ * skipped, its own thread is at work and will do it).  The heaps are
+ * never unmapped and the list of them only grows, so it is walked without
+ * _fa_heaps_lock.
+ * ---------------------------------------------------------------------- */
+
+/* Lock of heap held: every empty segment of heap is purged and goes to
+ * the reserve, so that its share of the limits can be used again. */
+static bool fa_heap_release_empty(fa_heap_t *heap) {
+  bool any = false;
+  pthread_mutex_lock(&_fa_segments_lock);
+  fa_segment_t *seg = heap->segments;
+  while (seg != NULL) {
+    fa_segment_t *next = seg->next;
+    if (seg->free_pages == FA_SEGMENT_USABLE_PAGES) {
+      fa_span_unlink(heap, &seg->pages[FA_FIRST_PAGE]);
+      fa_segment_set_owner(seg, NULL);
+      fa_list_remove(&heap->segments, seg);
+      heap->segment_count--;
+      fa_segment_to_reserve(seg);
+      any = true;
+    }
+    seg = next;
+  }
+  pthread_mutex_unlock(&_fa_segments_lock);
+  return any;
+}
+
+/* Out of memory: give every empty segment of every heap back to the OS,
+ * this one's first, and every warm cached segment and freed huge mapping,
+ * so that their share of the limits can be used again.  True if anything
+ * was released. */
+bool _fa_memory_pressure(fa_heap_t *heap) {
+  bool any = false;
+  if (heap != NULL && heap != &_fa_heap_empty) {
+    fa_heap_lock(heap);
+    _fa_rcache_flush(heap);
+    any = fa_heap_release_empty(heap);
+    fa_heap_unlock(heap);
+  }
+  for (fa_heap_t *h = __atomic_load_n(&_fa_heaps, __ATOMIC_ACQUIRE); h != NULL; h = h->pool_next) {
+    if (h == heap || pthread_mutex_trylock(&h->lock) != 0) continue;
+    if (fa_load(h->alive) && fa_heap_release_empty(h)) any = true;
+    pthread_mutex_unlock(&h->lock);
+  }
+  if (_fa_segment_cache_decay(0, 0, true, true) > 0) any = true;
+  if (_fa_huge_cache_decay(0, 0, true) > 0) any = true;
+  return any;
+}
+
+/* Purge, in every heap but skip, the free spans that have been free for
+ * delay ms, at most max spans in all; returns how many. */
+size_t _fa_heaps_purge(fa_heap_t *skip, uint64_t now, uint64_t delay, size_t max) {
+  size_t n = 0;
+  for (fa_heap_t *h = __atomic_load_n(&_fa_heaps, __ATOMIC_ACQUIRE); h != NULL && n < max;
+       h = h->pool_next) {
+    if (h == skip || pthread_mutex_trylock(&h->lock) != 0) continue;
+    if (fa_load(h->alive)) n += fa_heap_purge(h, now, delay, max - n);
+    pthread_mutex_unlock(&h->lock);
   }
   return n;
 }

@@ -35,12 +35,13 @@
  * releases a lock its caller took (each unlocks what it locked itself):
  *   _fa_domains_lock   (instance.c: creating and destroying instances)
  *   _fa_heaps_lock     (heap.c: the pool of heaps)
+ *   fa_heap_t.lock     (a heap's free spans; other threads only trylock)
  *   _fa_segments_lock  (segment.c: every segment list and state change)
  *   _fa_huge_lock      (huge.c: the huge-block table and its cache)
  *   fa_chunk_lock      (os.c: the address-space chunk new segments come from)
  * fa_reclaim_lock (purge.c, starting the background thread) is held around
  * pthread_create, whose own mallocs may take any of the above.  fork holds
- * the five, in order (init.c), so a child sees no half-done hand-over.
+ * them all, in order (init.c), so a child sees no half-done hand-over.
  * Memory-limit counters are not locks: limit.c charges them with a
  * compare-and-swap loop that checks before it adds.
  *
@@ -328,6 +329,12 @@ typedef struct fa_heap_s {
   size_t dirty_pages;
   fa_segment_t *segments;             /* owned segments */
   size_t segment_count;
+  /* Guards the free spans (bins, dirty list, free_pages) and the segment
+   * list, so that another thread can purge this heap's free spans or take
+   * its empty segments while its own thread is idle (recursive: the span
+   * functions nest).  Taken by the owner in segment.c's span functions,
+   * never on the malloc/free fast paths; by others only with trylock. */
+  pthread_mutex_t lock;
   _Atomic int xpending;               /* hint: some owned page has xfree */
   /* Blocks of other threads' pages that this thread freed, kept to serve
    * its own next mallocs of the class, most recent first (free.c,

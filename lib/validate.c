@@ -161,7 +161,12 @@ bool _fa_validate(fa_domain_t *d) {
   _fa_process_init();
   fa_heap_t *heap = fa_domain_thread_heap(d);
   _fa_rcache_flush(heap);
-  if (heap != NULL && heap != &_fa_heap_empty && !fa_check_heap(heap)) return false;
+  if (heap != NULL && heap != &_fa_heap_empty) {
+    fa_heap_lock(heap);
+    bool good = fa_check_heap(heap);
+    fa_heap_unlock(heap);
+    if (!good) return false;
+  }
   bool ok = true;
   size_t mine = 0;   /* segments that name this thread's heap as owner */
   pthread_mutex_lock(&_fa_segments_lock);
