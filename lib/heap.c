@@ -166,6 +166,13 @@ void _fa_heap_done(fa_heap_t *heap) {
       page = next;
     }
   }
+  /* Of the segments left with live blocks, only those blocks' pages stay
+   * committed: nobody would purge their free spans until taken over. */
+  for (fa_page_t *span = heap->dirty_first, *next; span != NULL; span = next) {
+    next = span->dnext;
+    if (fa_ptr_segment(span)->free_pages != FA_SEGMENT_USABLE_PAGES)
+      _fa_span_purge(heap, fa_ptr_segment(span), span);
+  }
   _fa_segments_leave_heap(heap);
   fa_heap_unlock(heap);
   fa_test_point(FA_TP_HEAP_DONE_UNLOCKED, heap);

@@ -155,7 +155,11 @@ FA_HIDDEN size_t _fa_segment_cache_decay(uint64_t now, uint64_t delay, bool forc
 FA_HIDDEN size_t _fa_abandoned_collect(size_t max, bool blocking);
 FA_HIDDEN bool _fa_memory_pressure(fa_heap_t *heap);
 FA_HIDDEN size_t _fa_heap_purge(fa_heap_t *heap, uint64_t now, uint64_t delay, size_t max);
-FA_HIDDEN size_t _fa_heaps_purge(fa_heap_t *skip, uint64_t now, uint64_t delay, size_t max);
+FA_HIDDEN size_t _fa_heaps_purge(uint64_t now, uint64_t delay, size_t max);
+/* The earliest time (ms) some free memory is due to be purged, 0: none. */
+extern _Atomic uint64_t _fa_purge_due FA_HIDDEN;
+FA_HIDDEN void _fa_purge_due_at(uint64_t due);
+FA_HIDDEN void _fa_purge_due_run(void);
 
 /* ------------------------------------------------------------------------
  * Pages and size classes (page.c)
@@ -266,6 +270,12 @@ extern void (*_fa_test_hook)(fa_test_point_t point, void *arg);
  * ====================================================================== */
 
 static inline fa_heap_t *fa_heap_get(void) { return _fa_tls_heap; }
+
+/* Slow paths: purge what is due in any heap (segment.c). */
+static inline void fa_purge_if_due(void) {
+  if (fa_unlikely(atomic_load_explicit(&_fa_purge_due, memory_order_relaxed) != 0))
+    _fa_purge_due_run();
+}
 
 /* fa_heap_t.lock; NULL is the owner-less case (abandoned segments). */
 static inline void fa_heap_lock(fa_heap_t *heap) {

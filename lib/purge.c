@@ -33,6 +33,8 @@ size_t _fa_reclaim_tick(bool force, bool blocking) {
     n += _fa_abandoned_collect(force ? SIZE_MAX : 16, blocking);
   }
   n += _fa_segment_cache_decay(now, _fa_opt.purge_delay, force, blocking);
+  /* fancy_trim (force) purges its own heap, keeping its pad. */
+  if (blocking && !force) n += _fa_heaps_purge(now, _fa_opt.purge_delay, SIZE_MAX);
   n += _fa_huge_cache_decay(now, _fa_opt.purge_delay, force);
   atomic_store_explicit(&fa_last_tick, now, memory_order_relaxed);
   return n;

@@ -28,6 +28,17 @@ static fa_segment_t *fa_reserve;   /* empty and purged */
 size_t _fa_abandoned_count;
 size_t _fa_cached_count;
 _Atomic int _fa_abandoned_xpending;
+_Atomic uint64_t _fa_purge_due;
+
+/* Some free memory may be purged from time `due` (ms) on. */
+void _fa_purge_due_at(uint64_t due) {
+  if (due == 0) due = 1;
+  uint64_t cur = atomic_load_explicit(&_fa_purge_due, memory_order_relaxed);
+  while ((cur == 0 || due < cur) &&
+         !atomic_compare_exchange_weak_explicit(&_fa_purge_due, &cur, due, memory_order_relaxed,
+                                                memory_order_relaxed)) {
+  }
+}
 
 /* Process set-up; without the map nothing can be allocated (a segment
  * or huge block must be findable from its address). */
@@ -97,6 +108,7 @@ static void fa_dirty_append(fa_heap_t *heap, fa_page_t *span) {
   else heap->dirty_first = span;
   heap->dirty_pages += span->span_pages;
   span->dirty = 1;
+  _fa_purge_due_at(span->free_time + _fa_opt.purge_delay);
 }
 
 static void fa_dirty_remove(fa_heap_t *heap, fa_page_t *span) {
@@ -355,6 +367,7 @@ static void fa_segment_park(fa_segment_t *seg) {
     fa_segment_unclaim(seg);
     seg->state = FA_SEG_CACHED;
     seg->cache_time = _fa_clock_ms();
+    _fa_purge_due_at(seg->cache_time + _fa_opt.purge_delay);
     fa_list_push(&_fa_cached, seg);
     _fa_cached_count++;
   } else {
@@ -502,7 +515,11 @@ size_t _fa_abandoned_collect(size_t max, bool blocking) {
       if (page->span_offset != 0) continue;
       if (page->kind != FA_PAGE_CLASS && page->kind != FA_PAGE_LARGE) continue;
       _fa_page_collect_lists(page);
-      if (page->used == 0) _fa_span_free(NULL, seg, page);
+      if (page->used == 0) {
+        /* Nobody's: only pages with live blocks stay committed. */
+        _fa_span_free(NULL, seg, page);
+        _fa_span_purge(NULL, seg, page->head);
+      }
     }
     if (seg->free_pages == FA_SEGMENT_USABLE_PAGES) {
       fa_list_remove(&_fa_abandoned, seg);
@@ -738,15 +755,46 @@ bool _fa_memory_pressure(fa_heap_t *heap) {
   return any;
 }
 
-/* Purge, in every heap but skip, the free spans that have been free for
- * delay ms, at most max spans in all; returns how many. */
-size_t _fa_heaps_purge(fa_heap_t *skip, uint64_t now, uint64_t delay, size_t max) {
+/* Purge, in every heap, the free spans that have been free for delay ms,
+ * at most max spans in all; returns how many, and leaves _fa_purge_due
+ * at the time the next one is due (now when max was reached, or a heap
+ * was busy: the next call goes on). */
+size_t _fa_heaps_purge(uint64_t now, uint64_t delay, size_t max) {
   size_t n = 0;
-  for (fa_heap_t *h = __atomic_load_n(&_fa_heaps, __ATOMIC_ACQUIRE); h != NULL && n < max;
+  uint64_t next = 0;
+  for (fa_heap_t *h = __atomic_load_n(&_fa_heaps, __ATOMIC_ACQUIRE); h != NULL;
        h = h->pool_next) {
-    if (h == skip || pthread_mutex_trylock(&h->lock) != 0) continue;
-    if (fa_load(h->alive)) n += fa_heap_purge(h, now, delay, max - n);
+    if (n >= max) {
+      next = now;
+      break;
+    }
+    if (pthread_mutex_trylock(&h->lock) != 0) {   /* busy: its thread is at work */
+      next = now + 1;
+      continue;
+    }
+    if (fa_load(h->alive)) {
+      n += fa_heap_purge(h, now, delay, max - n);
+      fa_page_t *span = h->dirty_first;
+      if (span != NULL && (next == 0 || span->free_time + delay < next))
+        next = span->free_time + delay;
+    }
     pthread_mutex_unlock(&h->lock);
   }
+  if (next != 0) _fa_purge_due_at(next);
   return n;
+}
+
+/* An allocator call of any thread, past the time some free memory became
+ * due to be purged: purge a bounded share of it, in every heap (one
+ * thread at a time; the others go on at once). */
+void _fa_purge_due_run(void) {
+  uint64_t due = atomic_load_explicit(&_fa_purge_due, memory_order_relaxed);
+  uint64_t now = _fa_clock_ms();
+  if (due == 0 || now < due) return;
+  if (!atomic_compare_exchange_strong_explicit(&_fa_purge_due, &due, 0, memory_order_relaxed,
+                                               memory_order_relaxed))
+    return;
+  _fa_heaps_purge(now, _fa_opt.purge_delay, FA_PURGE_PER_CALL);
+  if (_fa_reclaim_tick(false, false) == 0 && _fa_cached_count != 0)
+    _fa_purge_due_at(now + _fa_opt.purge_delay);
 }

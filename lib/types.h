@@ -158,6 +158,9 @@
 #define FA_HEARTBEAT 256
 /* At most this many purges (madvise calls) per heartbeat. */
 #define FA_PURGE_BATCH 4
+/* At most this many free spans, over all heaps, purged by one allocator
+ * call that finds some due (_fa_purge_due_run). */
+#define FA_PURGE_PER_CALL 16
 /* At most this many blocks, and this many bytes of them, of other
  * threads a heap keeps per class to reuse itself (fa_heap_t.rcache): at
  * most 2.5 MiB per thread over all classes, whether or not it ever
