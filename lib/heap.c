@@ -19,13 +19,9 @@ static size_t fa_heap_chunk_left;
 
 #define FA_HEAP_CHUNK ((size_t)256 << 10)
 
-/* fa_heap_t.lock is recursive: the span functions of segment.c nest. */
 static void fa_heap_lock_init(fa_heap_t *heap) {
-  pthread_mutexattr_t attr;
-  pthread_mutexattr_init(&attr);
-  pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
-  pthread_mutex_init(&heap->lock, &attr);
-  pthread_mutexattr_destroy(&attr);
+  atomic_store_explicit(&heap->lock_owner, 0, memory_order_relaxed);
+  heap->lock_depth = 0;
 }
 
 /* Field by field: xpending may be set at any time by a remote freer
@@ -215,9 +211,8 @@ void _fa_heaps_unlock_all(void) {
   for (fa_heap_t *heap = _fa_heaps; heap != NULL; heap = heap->pool_next) fa_heap_unlock(heap);
 }
 
-/* In the child: a recursive mutex remembers its owner's thread id, which
- * the forking thread does not keep in the child, so unlocking fails there;
- * the child makes them anew instead (nobody else is left to hold them). */
+/* In the child: made anew (the forking thread, the only one left, holds
+ * them all from fa_atfork_prepare). */
 void _fa_heaps_reinit_locks(void) {
   for (fa_heap_t *heap = _fa_heaps; heap != NULL; heap = heap->pool_next) fa_heap_lock_init(heap);
 }

@@ -15,6 +15,7 @@
 #include "fancyalloc.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -277,12 +278,30 @@ static inline void fa_purge_if_due(void) {
     _fa_purge_due_run();
 }
 
-/* fa_heap_t.lock; NULL is the owner-less case (abandoned segments). */
-static inline void fa_heap_lock(fa_heap_t *heap) {
-  if (heap != NULL) pthread_mutex_lock(&heap->lock);
+/* fa_heap_t's lock (lock_owner, lock_depth). */
+static inline bool fa_heap_trylock(fa_heap_t *heap) {
+  uintptr_t me = (uintptr_t)&_fa_tls_heap, free_ = 0;
+  if (atomic_load_explicit(&heap->lock_owner, memory_order_relaxed) == me) {
+    heap->lock_depth++;
+    return true;
+  }
+  if (!atomic_compare_exchange_strong_explicit(&heap->lock_owner, &free_, me,
+                                               memory_order_acquire, memory_order_relaxed))
+    return false;
+  heap->lock_depth = 1;
+  return true;
 }
+
+/* NULL is the owner-less case (abandoned segments): nothing to lock.  The
+ * owner waits only for another thread's bounded purge of its spans. */
+static inline void fa_heap_lock(fa_heap_t *heap) {
+  if (heap != NULL)
+    while (!fa_heap_trylock(heap)) sched_yield();
+}
+
 static inline void fa_heap_unlock(fa_heap_t *heap) {
-  if (heap != NULL) pthread_mutex_unlock(&heap->lock);
+  if (heap != NULL && --heap->lock_depth == 0)
+    atomic_store_explicit(&heap->lock_owner, 0, memory_order_release);
 }
 
 static inline uintptr_t fa_block_tag(const fa_block_t *b) {

@@ -289,7 +289,7 @@ static bool fa_segment_acquire(fa_heap_t *heap) {
   seg = _fa_cached;
   if (seg != NULL) {
     fa_list_remove(&_fa_cached, seg);
-    _fa_cached_count--;
+    __atomic_sub_fetch(&_fa_cached_count, 1, __ATOMIC_RELAXED);
     bool zeroed = seg->pages[FA_FIRST_PAGE].zeroed;
     fa_segment_header_init(seg);
     fa_segment_own(heap, seg, zeroed);
@@ -369,7 +369,7 @@ static void fa_segment_park(fa_segment_t *seg) {
     seg->cache_time = _fa_clock_ms();
     _fa_purge_due_at(seg->cache_time + _fa_opt.purge_delay);
     fa_list_push(&_fa_cached, seg);
-    _fa_cached_count++;
+    __atomic_add_fetch(&_fa_cached_count, 1, __ATOMIC_RELAXED);
   } else {
     fa_segment_to_reserve(seg);
   }
@@ -404,7 +404,7 @@ size_t _fa_segment_cache_decay(uint64_t now, uint64_t delay, bool force, bool bl
     fa_segment_t *next = seg->next;
     if (force || now - seg->cache_time >= delay) {
       fa_list_remove(&_fa_cached, seg);
-      _fa_cached_count--;
+      __atomic_sub_fetch(&_fa_cached_count, 1, __ATOMIC_RELAXED);
       fa_segment_to_reserve(seg);
       n++;
     }
@@ -746,9 +746,9 @@ bool _fa_memory_pressure(fa_heap_t *heap) {
     fa_heap_unlock(heap);
   }
   for (fa_heap_t *h = __atomic_load_n(&_fa_heaps, __ATOMIC_ACQUIRE); h != NULL; h = h->pool_next) {
-    if (h == heap || pthread_mutex_trylock(&h->lock) != 0) continue;
+    if (h == heap || !fa_heap_trylock(h)) continue;
     if (fa_load(h->alive) && fa_heap_release_empty(h)) any = true;
-    pthread_mutex_unlock(&h->lock);
+    fa_heap_unlock(h);
   }
   if (_fa_segment_cache_decay(0, 0, true, true) > 0) any = true;
   if (_fa_huge_cache_decay(0, 0, true) > 0) any = true;
@@ -768,7 +768,7 @@ size_t _fa_heaps_purge(uint64_t now, uint64_t delay, size_t max) {
       next = now;
       break;
     }
-    if (pthread_mutex_trylock(&h->lock) != 0) {   /* busy: its thread is at work */
+    if (!fa_heap_trylock(h)) {   /* busy: its thread is at work */
       next = now + 1;
       continue;
     }
@@ -778,7 +778,7 @@ size_t _fa_heaps_purge(uint64_t now, uint64_t delay, size_t max) {
       if (span != NULL && (next == 0 || span->free_time + delay < next))
         next = span->free_time + delay;
     }
-    pthread_mutex_unlock(&h->lock);
+    fa_heap_unlock(h);
   }
   if (next != 0) _fa_purge_due_at(next);
   return n;
@@ -795,6 +795,10 @@ void _fa_purge_due_run(void) {
                                                memory_order_relaxed))
     return;
   _fa_heaps_purge(now, _fa_opt.purge_delay, FA_PURGE_PER_CALL);
-  if (_fa_reclaim_tick(false, false) == 0 && _fa_cached_count != 0)
-    _fa_purge_due_at(now + _fa_opt.purge_delay);
+  /* Cached segments (the rest of _fa_reclaim_tick is left to the
+   * heartbeats: this runs far more often). */
+  if (__atomic_load_n(&_fa_cached_count, __ATOMIC_RELAXED) != 0 &&
+      _fa_segment_cache_decay(now, _fa_opt.purge_delay, false, false) == 0 &&
+      __atomic_load_n(&_fa_cached_count, __ATOMIC_RELAXED) != 0)
+    _fa_purge_due_at(now + 1);
 }

@@ -18,9 +18,13 @@
  *            has exited, RSS is within 2 MiB of the start plus the pages
  *            of the blocks still live ("only pages with live blocks stay
  *            committed").
- * RSS is read from /proc/self/statm.  Exit status 0 pass, 1 fail.
+ * RSS is read from /proc/self/statm.  Exit status 0 pass, 1 fail, 77
+ * skip: under a sanitizer, whose shadow memory of the 40 MiB stays
+ * resident whatever the allocator gives back.
  */
 #define _GNU_SOURCE 1
+#include "config.h"
+
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -153,6 +157,11 @@ static int run(const char *mode) {
 }
 
 int main(int argc, char **argv) {
+#ifdef FA_SANITIZE
+  (void)argc;
+  (void)argv;
+  return 77;
+#endif
   if (argc == 2) return run(argv[1]);
   static const char *modes[] = {"reclaim", "call", "exit"};
   int failed = 0;
