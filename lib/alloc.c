@@ -47,6 +47,7 @@ static void *fa_malloc_raw(fa_heap_t *heap, size_t n) {
       if (p != NULL) return p;
     }
     if (fa_unlikely(++heap->generic_count % FA_HEARTBEAT == 0)) _fa_heap_heartbeat(heap);
+  fa_purge_if_due();
     page = _fa_page_find(heap, cls);
     if (fa_unlikely(page == NULL)) {
       errno = ENOMEM;
@@ -55,6 +56,7 @@ static void *fa_malloc_raw(fa_heap_t *heap, size_t n) {
     return fa_page_take(page);
   }
   if (fa_unlikely(++heap->generic_count % FA_HEARTBEAT == 0)) _fa_heap_heartbeat(heap);
+  fa_purge_if_due();
   if (n <= FA_LARGE_MAX && n <= __atomic_load_n(&_fa_opt.mmap_threshold, __ATOMIC_RELAXED))
     return fa_large_alloc(heap, n);
   if (n > PTRDIFF_MAX) {

@@ -19,6 +19,11 @@ static size_t fa_heap_chunk_left;
 
 #define FA_HEAP_CHUNK ((size_t)256 << 10)
 
+static void fa_heap_lock_init(fa_heap_t *heap) {
+  atomic_store_explicit(&heap->lock_owner, 0, memory_order_relaxed);
+  heap->lock_depth = 0;
+}
+
 /* Field by field: xpending may be set at any time by a remote freer
  * holding a stale pointer, so it is only ever written atomically. */
 static void fa_heap_reset(fa_heap_t *heap) {
@@ -61,14 +66,18 @@ fa_heap_t *_fa_heap_new(fa_domain_t *domain) {
     }
     heap = fa_heap_chunk++;
     fa_heap_chunk_left--;
+    fa_heap_lock_init(heap);
     heap->pool_next = _fa_heaps;
-    _fa_heaps = heap;
+    /* published: other threads walk the list without the lock */
+    __atomic_store_n(&_fa_heaps, heap, __ATOMIC_RELEASE);
   }
+  fa_heap_lock(heap);
   fa_heap_reset(heap);
   heap->domain = domain;
   heap->thread = pthread_self();
   heap->last_purge_ms = _fa_clock_ms();
   fa_store(heap->alive, true);
+  fa_heap_unlock(heap);
   pthread_mutex_unlock(&_fa_heaps_lock);
   fa_count(threads, 1);
   fa_count(threads_created, 1);
@@ -96,6 +105,7 @@ void _fa_heap_set_direct(fa_heap_t *heap, unsigned cls, fa_page_t *page) {
 void _fa_heap_collect_remote(fa_heap_t *heap, bool force) {
   if (!force && atomic_load_explicit(&heap->xpending, memory_order_relaxed) == 0) return;
   atomic_store_explicit(&heap->xpending, 0, memory_order_relaxed);
+  fa_heap_lock(heap);   /* other threads may take empty segments off the list */
   fa_segment_t *seg = heap->segments;
   while (seg != NULL) {
     fa_segment_t *next = seg->next;   /* the segment may be released */
@@ -108,11 +118,15 @@ void _fa_heap_collect_remote(fa_heap_t *heap, bool force) {
       fa_page_t *page = &seg->pages[idx];
       if (page->span_offset != 0) continue;
       if (atomic_load_explicit(&page->xfree, memory_order_relaxed) == 0) continue;
-      if (page->kind == FA_PAGE_CLASS || page->kind == FA_PAGE_LARGE)
-        _fa_page_collect(heap, page);
+      /* A segment emptied by this collection went to the shared pool at
+       * once, where another thread may take it: not one more look. */
+      if ((page->kind == FA_PAGE_CLASS || page->kind == FA_PAGE_LARGE) &&
+          _fa_page_collect(heap, page))
+        break;
     }
     seg = next;
   }
+  fa_heap_unlock(heap);
 }
 
 /* Every FA_HEARTBEAT slow-path calls: collect remote frees, purge free
@@ -133,6 +147,7 @@ void _fa_heap_heartbeat(fa_heap_t *heap) {
  * empty segments back, and abandon the rest for other threads to take
  * over.  Blocks still live stay valid and can be freed by anyone. */
 void _fa_heap_done(fa_heap_t *heap) {
+  fa_heap_lock(heap);
   _fa_rcache_flush(heap);
   _fa_heap_collect_remote(heap, true);
   for (unsigned cls = 0; cls < FA_NUM_CLASSES; cls++) {
@@ -149,41 +164,59 @@ void _fa_heap_done(fa_heap_t *heap) {
       page = next;
     }
   }
-  /* Empty segments go to the shared cache (or the OS); the others are
-   * abandoned with their free lists and spans intact. */
-  pthread_mutex_lock(&_fa_segments_lock);
-  fa_segment_t *seg = heap->segments;
-  heap->segments = NULL;
-  heap->segment_count = 0;
-  pthread_mutex_unlock(&_fa_segments_lock);
-  while (seg != NULL) {
-    fa_segment_t *next = seg->next;
-    seg->next = seg->prev = NULL;
-    if (seg->free_pages == FA_SEGMENT_USABLE_PAGES) _fa_segment_release(NULL, seg);
-    else _fa_segment_abandon(seg);
-    seg = next;
+  /* Of the segments left with live blocks, only those blocks' pages stay
+   * committed: nobody would purge their free spans until taken over. */
+  for (fa_page_t *span = heap->dirty_first, *next; span != NULL; span = next) {
+    next = span->dnext;
+    if (fa_ptr_segment(span)->free_pages != FA_SEGMENT_USABLE_PAGES)
+      _fa_span_purge(heap, fa_ptr_segment(span), span);
   }
+  _fa_segments_leave_heap(heap);
+  fa_heap_unlock(heap);
+  fa_test_point(FA_TP_HEAP_DONE_UNLOCKED, heap);
   pthread_mutex_lock(&_fa_heaps_lock);
+  fa_heap_lock(heap);
   fa_heap_reset(heap);
+  fa_heap_unlock(heap);
   heap->free_next = fa_heaps_parked;
   fa_heaps_parked = heap;
   pthread_mutex_unlock(&_fa_heaps_lock);
   fa_uncount(threads, 1);
 }
 
-/* Instance d is being destroyed: park its heaps (their segments were
- * released).  Threads still holding one no longer reach it: the
- * instance's key is deleted. */
+/* Instance d is being destroyed: its segments are released and its heaps
+ * parked, with the heaps locked meanwhile (another thread purging their
+ * free spans must not see them half done).  Threads still holding one no
+ * longer reach it: the instance's key is deleted. */
 void _fa_heaps_release_domain(fa_domain_t *d) {
   pthread_mutex_lock(&_fa_heaps_lock);
+  for (fa_heap_t *heap = _fa_heaps; heap != NULL; heap = heap->pool_next)
+    if (heap->alive && heap->domain == d) fa_heap_lock(heap);
+  _fa_segments_release_domain(d);   /* unlinks them from the heaps */
   for (fa_heap_t *heap = _fa_heaps; heap != NULL; heap = heap->pool_next) {
     if (!heap->alive || heap->domain != d) continue;
     fa_heap_reset(heap);
+    fa_heap_unlock(heap);
     heap->free_next = fa_heaps_parked;
     fa_heaps_parked = heap;
     fa_uncount(threads, 1);
   }
   pthread_mutex_unlock(&_fa_heaps_lock);
+}
+
+/* fork: every heap's lock, after _fa_heaps_lock (init.c). */
+void _fa_heaps_lock_all(void) {
+  for (fa_heap_t *heap = _fa_heaps; heap != NULL; heap = heap->pool_next) fa_heap_lock(heap);
+}
+
+void _fa_heaps_unlock_all(void) {
+  for (fa_heap_t *heap = _fa_heaps; heap != NULL; heap = heap->pool_next) fa_heap_unlock(heap);
+}
+
+/* In the child: made anew (the forking thread, the only one left, holds
+ * them all from fa_atfork_prepare). */
+void _fa_heaps_reinit_locks(void) {
+  for (fa_heap_t *heap = _fa_heaps; heap != NULL; heap = heap->pool_next) fa_heap_lock_init(heap);
 }
 
 /* In a forked child, every heap but the caller's belonged to a thread that

@@ -29,6 +29,9 @@ fa_heap_t _fa_heap_empty = {
 };
 FA_TLS fa_heap_t *_fa_tls_heap = &_fa_heap_empty;
 uintptr_t _fa_secret;
+#if FA_TEST_HOOKS
+void (*_fa_test_hook)(fa_test_point_t point, void *arg);
+#endif
 /* libfancymalloc (override.c) defines this as 1. */
 __attribute__((weak)) int _fa_override_mode = 0;   /* not const: gcc would fold a
                                                        * weak const default */
@@ -149,6 +152,7 @@ uint64_t _fa_clock_ms(void) {
 static void fa_atfork_prepare(void) {
   pthread_mutex_lock(&_fa_domains_lock);
   pthread_mutex_lock(&_fa_heaps_lock);
+  _fa_heaps_lock_all();
   pthread_mutex_lock(&_fa_segments_lock);
   pthread_mutex_lock(&_fa_huge_lock);
   _fa_os_lock();
@@ -158,6 +162,7 @@ static void fa_atfork_parent(void) {
   _fa_os_unlock();
   pthread_mutex_unlock(&_fa_huge_lock);
   pthread_mutex_unlock(&_fa_segments_lock);
+  _fa_heaps_unlock_all();
   pthread_mutex_unlock(&_fa_heaps_lock);
   pthread_mutex_unlock(&_fa_domains_lock);
 }
@@ -171,6 +176,7 @@ static void fa_atfork_child(void) {
   _fa_os_unlock();
   pthread_mutex_unlock(&_fa_huge_lock);
   pthread_mutex_unlock(&_fa_segments_lock);
+  _fa_heaps_reinit_locks();
   pthread_mutex_unlock(&_fa_heaps_lock);
   pthread_mutex_unlock(&_fa_domains_lock);
 }

@@ -35,17 +35,10 @@ void _fa_domain_default_init(void) {
 
 /* Count bytes more against d's limit; false (nothing counted) past it. */
 bool _fa_domain_charge(fa_domain_t *d, size_t bytes) {
-  size_t before = atomic_fetch_add_explicit(&d->mapped, bytes, memory_order_relaxed);
-  if (d->memory_limit != 0 && before + bytes > d->memory_limit) {
-    atomic_fetch_sub_explicit(&d->mapped, bytes, memory_order_relaxed);
-    return false;
-  }
-  return true;
+  return _fa_limit_charge(&d->mapped, d->memory_limit, bytes);
 }
 
-void _fa_domain_uncharge(fa_domain_t *d, size_t bytes) {
-  atomic_fetch_sub_explicit(&d->mapped, bytes, memory_order_relaxed);
-}
+void _fa_domain_uncharge(fa_domain_t *d, size_t bytes) { _fa_limit_uncharge(&d->mapped, bytes); }
 
 static void fa_domain_thread_done(void *value) {
   if (value != NULL) _fa_heap_done(value);
@@ -116,8 +109,7 @@ void fancy_allocator_destroy(fancy_allocator_t *allocator) FANCY_NOEXCEPT {
   pthread_mutex_lock(&_fa_domains_lock);
   d->magic = 0;
   pthread_key_delete(d->key);
-  _fa_segments_release_domain(d);   /* before the heaps: it unlinks from them */
-  _fa_heaps_release_domain(d);
+  _fa_heaps_release_domain(d);      /* and its segments */
   _fa_huge_release_domain(d);
   pthread_mutex_unlock(&_fa_domains_lock);
 }

@@ -15,6 +15,7 @@
 #include "fancyalloc.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -74,6 +75,14 @@ FA_HIDDEN void _fa_options_print(void);
 FA_HIDDEN bool _fa_parse_size(const char *s, size_t *out);
 
 /* ------------------------------------------------------------------------
+ * Memory-limit accounting (limit.c)
+ * ---------------------------------------------------------------------- */
+/* Add bytes to counter unless that passes limit (0: no limit); false, and
+ * nothing added, when it would.  The only check of a limit anywhere. */
+FA_HIDDEN bool _fa_limit_charge(_Atomic size_t *counter, size_t limit, size_t bytes);
+FA_HIDDEN void _fa_limit_uncharge(_Atomic size_t *counter, size_t bytes);
+
+/* ------------------------------------------------------------------------
  * Instances (instance.c)
  * ---------------------------------------------------------------------- */
 extern fa_domain_t _fa_domain_default FA_HIDDEN;
@@ -112,6 +121,9 @@ FA_HIDDEN void _fa_heap_heartbeat(fa_heap_t *heap);
 FA_HIDDEN void _fa_heap_set_direct(fa_heap_t *heap, unsigned cls, fa_page_t *page);
 FA_HIDDEN void _fa_heaps_after_fork_child(fa_heap_t *self);
 FA_HIDDEN void _fa_heaps_release_domain(fa_domain_t *d);
+FA_HIDDEN void _fa_heaps_lock_all(void);
+FA_HIDDEN void _fa_heaps_unlock_all(void);
+FA_HIDDEN void _fa_heaps_reinit_locks(void);
 
 /* ------------------------------------------------------------------------
  * Segments, spans and the address map (segment.c)
@@ -135,11 +147,13 @@ extern _Atomic int _fa_abandoned_xpending FA_HIDDEN;
 
 FA_HIDDEN void _fa_segmap_set(uintptr_t addr, unsigned kind);
 FA_HIDDEN fa_page_t *_fa_span_alloc(fa_heap_t *heap, size_t pages);
-FA_HIDDEN void _fa_span_free(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *page);
+/* True when the span freed was the segment's last and the segment left
+ * the heap (it may belong to another thread at once: stop reading it). */
+FA_HIDDEN bool _fa_span_free(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *page);
 FA_HIDDEN void _fa_span_set_tails(fa_page_t *page, size_t pages);
 FA_HIDDEN bool _fa_span_grow(fa_heap_t *heap, fa_page_t *page, size_t pages);
 FA_HIDDEN void _fa_span_shrink(fa_heap_t *heap, fa_page_t *page, size_t pages);
-FA_HIDDEN void _fa_segment_abandon(fa_segment_t *seg);
+FA_HIDDEN void _fa_segments_leave_heap(fa_heap_t *heap);
 FA_HIDDEN bool _fa_segment_reclaim(fa_heap_t *heap, fa_segment_t *seg);
 FA_HIDDEN void _fa_segment_release(fa_heap_t *heap, fa_segment_t *seg);
 FA_HIDDEN void _fa_segments_release_domain(fa_domain_t *d);
@@ -149,6 +163,11 @@ FA_HIDDEN size_t _fa_segment_cache_decay(uint64_t now, uint64_t delay, bool forc
 FA_HIDDEN size_t _fa_abandoned_collect(size_t max, bool blocking);
 FA_HIDDEN bool _fa_memory_pressure(fa_heap_t *heap);
 FA_HIDDEN size_t _fa_heap_purge(fa_heap_t *heap, uint64_t now, uint64_t delay, size_t max);
+FA_HIDDEN size_t _fa_heaps_purge(uint64_t now, uint64_t delay, size_t max);
+/* The earliest time (ms) some free memory is due to be purged, 0: none. */
+extern _Atomic uint64_t _fa_purge_due FA_HIDDEN;
+FA_HIDDEN void _fa_purge_due_at(uint64_t due);
+FA_HIDDEN void _fa_purge_due_run(void);
 
 /* ------------------------------------------------------------------------
  * Pages and size classes (page.c)
@@ -156,9 +175,10 @@ FA_HIDDEN size_t _fa_heap_purge(fa_heap_t *heap, uint64_t now, uint64_t delay, s
 extern const uint32_t _fa_class_size[FA_NUM_CLASSES] FA_HIDDEN;
 extern const uint8_t _fa_small_class[FA_SMALL_TABLE] FA_HIDDEN;
 FA_HIDDEN fa_page_t *_fa_page_find(fa_heap_t *heap, unsigned cls);
-FA_HIDDEN void _fa_page_collect(fa_heap_t *heap, fa_page_t *page);
+/* Both true when the page's segment left the heap (see _fa_span_free). */
+FA_HIDDEN bool _fa_page_collect(fa_heap_t *heap, fa_page_t *page);
 FA_HIDDEN void _fa_page_collect_lists(fa_page_t *page);
-FA_HIDDEN void _fa_page_retire(fa_heap_t *heap, fa_page_t *page);
+FA_HIDDEN bool _fa_page_retire(fa_heap_t *heap, fa_page_t *page);
 FA_HIDDEN void _fa_queue_remove(fa_heap_t *heap, fa_page_t *page);
 FA_HIDDEN void _fa_queue_push_back(fa_heap_t *heap, fa_page_t *page);
 FA_HIDDEN size_t _fa_list_length(const fa_block_t *b, size_t limit);
@@ -246,6 +266,28 @@ extern fa_counters_t _fa_counters FA_HIDDEN;
   atomic_fetch_sub_explicit(&_fa_counters.name, (n), memory_order_relaxed)
 
 /* ------------------------------------------------------------------------
+ * Test hooks (init.c).  Only the test build of the core
+ * (tests/libfancytest.la, -DFA_TEST_HOOKS=1) has them: a race test sets
+ * _fa_test_hook to pause the calling thread at one hand-over point while
+ * another thread acts.  Elsewhere fa_test_point compiles to nothing.
+ * ---------------------------------------------------------------------- */
+typedef enum fa_test_point_e {
+  FA_TP_SEGMENT_RELEASED = 1, /* _fa_segment_release: seg is in the shared pool */
+  FA_TP_HEAP_DONE_UNLOCKED,   /* _fa_heap_done: its segments have left the heap */
+  FA_TP_QUOTA_REFUSED,        /* fa_quota_charge: a charge was refused */
+} fa_test_point_t;
+#ifndef FA_TEST_HOOKS
+#define FA_TEST_HOOKS 0
+#endif
+#if FA_TEST_HOOKS
+extern void (*_fa_test_hook)(fa_test_point_t point, void *arg);
+#define fa_test_point(point, arg) \
+  do { if (_fa_test_hook != NULL) _fa_test_hook((point), (arg)); } while (0)
+#else
+#define fa_test_point(point, arg) ((void)0)
+#endif
+
+/* ------------------------------------------------------------------------
  * The OS seam (os.c; declared in os.h)
  * ---------------------------------------------------------------------- */
 #include "os.h"
@@ -257,6 +299,38 @@ extern fa_counters_t _fa_counters FA_HIDDEN;
  * ====================================================================== */
 
 static inline fa_heap_t *fa_heap_get(void) { return _fa_tls_heap; }
+
+/* Slow paths: purge what is due in any heap (segment.c). */
+static inline void fa_purge_if_due(void) {
+  if (fa_unlikely(atomic_load_explicit(&_fa_purge_due, memory_order_relaxed) != 0))
+    _fa_purge_due_run();
+}
+
+/* fa_heap_t's lock (lock_owner, lock_depth). */
+static inline bool fa_heap_trylock(fa_heap_t *heap) {
+  uintptr_t me = (uintptr_t)&_fa_tls_heap, free_ = 0;
+  if (atomic_load_explicit(&heap->lock_owner, memory_order_relaxed) == me) {
+    heap->lock_depth++;
+    return true;
+  }
+  if (!atomic_compare_exchange_strong_explicit(&heap->lock_owner, &free_, me,
+                                               memory_order_acquire, memory_order_relaxed))
+    return false;
+  heap->lock_depth = 1;
+  return true;
+}
+
+/* NULL is the owner-less case (abandoned segments): nothing to lock.  The
+ * owner waits only for another thread's bounded purge of its spans. */
+static inline void fa_heap_lock(fa_heap_t *heap) {
+  if (heap != NULL)
+    while (!fa_heap_trylock(heap)) sched_yield();
+}
+
+static inline void fa_heap_unlock(fa_heap_t *heap) {
+  if (heap != NULL && --heap->lock_depth == 0)
+    atomic_store_explicit(&heap->lock_owner, 0, memory_order_release);
+}
 
 static inline uintptr_t fa_block_tag(const fa_block_t *b) {
   return ~(uintptr_t)b ^ (uintptr_t)0x6a09e667f3bcc908ULL;

@@ -14,8 +14,11 @@ long _fa_os_fail_after = 0;
 #define MAP_NORESERVE 0
 #endif
 
-/* Account for size more mapped bytes, failing when that would pass the
- * memory limit. */
+bool _fa_os_charge(size_t size) {
+  return _fa_limit_charge(&_fa_counters.mapped, _fa_opt.memory_limit, size);
+}
+
+/* A new mapping: the failure injection of the tests, then the charge. */
 static bool fa_os_reserve_quota(size_t size) {
   if (fa_unlikely(_fa_os_fail_after != 0)) {
     if (__atomic_sub_fetch(&_fa_os_fail_after, 1, __ATOMIC_RELAXED) <= 0) {
@@ -23,13 +26,7 @@ static bool fa_os_reserve_quota(size_t size) {
       return false;
     }
   }
-  size_t limit = _fa_opt.memory_limit;
-  size_t before = fa_count(mapped, size);
-  if (limit != 0 && before + size > limit) {
-    fa_uncount(mapped, size);
-    return false;
-  }
-  return true;
+  return _fa_os_charge(size);
 }
 
 static void *fa_os_mmap(void *hint, size_t size, int prot, int flags) {

@@ -31,6 +31,10 @@ FA_HIDDEN void *_fa_os_remap(void *p, size_t old_size, size_t new_size, size_t a
 /* An internal table of size bytes (zero-filled, address space reserved
  * without commit charge, not counted against the memory limit). */
 FA_HIDDEN void *_fa_os_map_table(size_t size);
+/* Count size more bytes against FANCY_MEMORY_LIMIT (the process's mapped
+ * counter); false, nothing counted, past it.  For memory the allocator
+ * maps again without a new mapping (a segment out of the purged reserve). */
+FA_HIDDEN bool _fa_os_charge(size_t size);
 /* Tests: when nonzero, that many more mappings succeed, then all fail. */
 extern long _fa_os_fail_after FA_HIDDEN;
 

@@ -153,22 +153,22 @@ void _fa_page_collect_lists(fa_page_t *page) {
   }
 }
 
-void _fa_page_collect(fa_heap_t *heap, fa_page_t *page) {
+bool _fa_page_collect(fa_heap_t *heap, fa_page_t *page) {
   _fa_page_collect_lists(page);
-  if (page->used != 0) return;
-  if (page->kind == FA_PAGE_LARGE) _fa_span_free(heap, fa_ptr_segment(page), page);
-  else _fa_page_retire(heap, page);
+  if (page->used != 0) return false;
+  if (page->kind == FA_PAGE_LARGE) return _fa_span_free(heap, fa_ptr_segment(page), page);
+  return _fa_page_retire(heap, page);
 }
 
 /* A class span has no live block left.  The current span of its class
  * stays (so a malloc/free pair at the boundary does not map and unmap a
  * span each time), unless its segment was only taken over by a free and
  * should go back once empty; any other goes back to the free spans. */
-void _fa_page_retire(fa_heap_t *heap, fa_page_t *page) {
+bool _fa_page_retire(fa_heap_t *heap, fa_page_t *page) {
   fa_page_queue_t *q = &heap->queues[page->cls];
-  if (q->first == page && !fa_ptr_segment(page)->reclaimed) return;
+  if (q->first == page && !fa_ptr_segment(page)->reclaimed) return false;
   _fa_queue_remove(heap, page);
-  _fa_span_free(heap, fa_ptr_segment(page), page);
+  return _fa_span_free(heap, fa_ptr_segment(page), page);
 }
 
 static bool fa_page_ready(fa_page_t *page) {

@@ -33,6 +33,8 @@ size_t _fa_reclaim_tick(bool force, bool blocking) {
     n += _fa_abandoned_collect(force ? SIZE_MAX : 16, blocking);
   }
   n += _fa_segment_cache_decay(now, _fa_opt.purge_delay, force, blocking);
+  /* fancy_trim (force) purges its own heap, keeping its pad. */
+  if (blocking && !force) n += _fa_heaps_purge(now, _fa_opt.purge_delay, SIZE_MAX);
   n += _fa_huge_cache_decay(now, _fa_opt.purge_delay, force);
   atomic_store_explicit(&fa_last_tick, now, memory_order_relaxed);
   return n;
@@ -77,8 +79,10 @@ int _fa_trim(fa_heap_t *heap, size_t pad) {
     _fa_heap_collect_remote(heap, true);
     /* Keep up to pad bytes of the most recently freed spans warm. */
     size_t keep = pad >> FA_PAGE_SHIFT;
+    fa_heap_lock(heap);
     while (heap->dirty_first != NULL && heap->dirty_pages > keep)
       _fa_span_purge(heap, fa_ptr_segment(heap->dirty_first), heap->dirty_first);
+    fa_heap_unlock(heap);
   }
   _fa_reclaim_tick(true, true);
   return atomic_load_explicit(&_fa_counters.purged, memory_order_relaxed) != before;

@@ -28,6 +28,17 @@ static fa_segment_t *fa_reserve;   /* empty and purged */
 size_t _fa_abandoned_count;
 size_t _fa_cached_count;
 _Atomic int _fa_abandoned_xpending;
+_Atomic uint64_t _fa_purge_due;
+
+/* Some free memory may be purged from time `due` (ms) on. */
+void _fa_purge_due_at(uint64_t due) {
+  if (due == 0) due = 1;
+  uint64_t cur = atomic_load_explicit(&_fa_purge_due, memory_order_relaxed);
+  while ((cur == 0 || due < cur) &&
+         !atomic_compare_exchange_weak_explicit(&_fa_purge_due, &cur, due, memory_order_relaxed,
+                                                memory_order_relaxed)) {
+  }
+}
 
 /* Process set-up; without the map nothing can be allocated (a segment
  * or huge block must be findable from its address). */
@@ -97,6 +108,7 @@ static void fa_dirty_append(fa_heap_t *heap, fa_page_t *span) {
   else heap->dirty_first = span;
   heap->dirty_pages += span->span_pages;
   span->dirty = 1;
+  _fa_purge_due_at(span->free_time + _fa_opt.purge_delay);
 }
 
 static void fa_dirty_remove(fa_heap_t *heap, fa_page_t *span) {
@@ -205,12 +217,12 @@ static void fa_segment_adopt(fa_heap_t *heap, fa_segment_t *seg) {
       break;
     case FA_PAGE_CLASS:
       _fa_page_collect_lists(page);
-      if (page->used == 0) _fa_span_free(heap, seg, page);
-      else _fa_queue_push_back(heap, page);
+      if (page->used != 0) _fa_queue_push_back(heap, page);
+      else if (_fa_span_free(heap, seg, page)) return;   /* emptied and given back */
       break;
     case FA_PAGE_LARGE:
       _fa_page_collect_lists(page);
-      if (page->used == 0) _fa_span_free(heap, seg, page);
+      if (page->used == 0 && _fa_span_free(heap, seg, page)) return;
       break;
     default:
       _fa_fatal("corrupt segment %p: page %zu has no span", (void *)seg, first);
@@ -221,7 +233,8 @@ static void fa_segment_adopt(fa_heap_t *heap, fa_segment_t *seg) {
   }
 }
 
-/* Lock held, seg abandoned in heap's instance: heap takes it over. */
+/* ABANDONED -> OWNED, lock held (the caller's; it stays held): seg moves
+ * from the abandoned list to heap's.  The caller unlocks, then adopts. */
 static void fa_segment_take(fa_heap_t *heap, fa_segment_t *seg, bool reclaimed) {
   seg->reclaimed = reclaimed;
   fa_list_remove(&_fa_abandoned, seg);
@@ -229,8 +242,6 @@ static void fa_segment_take(fa_heap_t *heap, fa_segment_t *seg, bool reclaimed) 
   seg->state = FA_SEG_OWNED;
   fa_list_push(&heap->segments, seg);
   heap->segment_count++;
-  pthread_mutex_unlock(&_fa_segments_lock);
-  fa_segment_adopt(heap, seg);
 }
 
 /* The calling thread, owner of heap, frees a block into seg, which has no
@@ -240,12 +251,17 @@ static void fa_segment_take(fa_heap_t *heap, fa_segment_t *seg, bool reclaimed) 
  * of waiting, unused, for a thread that needs a segment.  False when seg
  * is not abandoned in heap's instance (any more). */
 bool _fa_segment_reclaim(fa_heap_t *heap, fa_segment_t *seg) {
+  fa_heap_lock(heap);
   pthread_mutex_lock(&_fa_segments_lock);
   if (seg->state != FA_SEG_ABANDONED || seg->domain != heap->domain) {
     pthread_mutex_unlock(&_fa_segments_lock);
+    fa_heap_unlock(heap);
     return false;
   }
   fa_segment_take(heap, seg, true);
+  pthread_mutex_unlock(&_fa_segments_lock);
+  fa_segment_adopt(heap, seg);
+  fa_heap_unlock(heap);
   return true;
 }
 
@@ -260,6 +276,8 @@ static bool fa_segment_acquire(fa_heap_t *heap) {
   while (seg != NULL && seg->domain != d) seg = seg->next;
   if (seg != NULL) {
     fa_segment_take(heap, seg, false);
+    pthread_mutex_unlock(&_fa_segments_lock);
+    fa_segment_adopt(heap, seg);
     return true;
   }
   /* Any other segment is charged to the instance from here on. */
@@ -271,7 +289,7 @@ static bool fa_segment_acquire(fa_heap_t *heap) {
   seg = _fa_cached;
   if (seg != NULL) {
     fa_list_remove(&_fa_cached, seg);
-    _fa_cached_count--;
+    __atomic_sub_fetch(&_fa_cached_count, 1, __ATOMIC_RELAXED);
     bool zeroed = seg->pages[FA_FIRST_PAGE].zeroed;
     fa_segment_header_init(seg);
     fa_segment_own(heap, seg, zeroed);
@@ -281,10 +299,7 @@ static bool fa_segment_acquire(fa_heap_t *heap) {
   seg = fa_reserve;
   if (seg != NULL) {
     /* Its memory was given back: count it against the limit again. */
-    size_t limit = _fa_opt.memory_limit;
-    size_t before = fa_count(mapped, FA_SEGMENT_SIZE);
-    if (limit != 0 && before + FA_SEGMENT_SIZE > limit) {
-      fa_uncount(mapped, FA_SEGMENT_SIZE);
+    if (!_fa_os_charge(FA_SEGMENT_SIZE)) {
       _fa_domain_uncharge(d, FA_SEGMENT_SIZE);
       pthread_mutex_unlock(&_fa_segments_lock);
       errno = ENOMEM;
@@ -339,7 +354,7 @@ static void fa_segment_to_reserve(fa_segment_t *seg) {
     _fa_os_purge(fa_page_address(seg, span), fa_span_bytes(span));
     fa_uncount(committed, fa_span_bytes(span));
   }
-  seg->state = 0;
+  seg->state = FA_SEG_RESERVED;
   fa_uncount(mapped, FA_SEGMENT_SIZE);
   fa_list_push(&fa_reserve, seg);
 }
@@ -352,8 +367,9 @@ static void fa_segment_park(fa_segment_t *seg) {
     fa_segment_unclaim(seg);
     seg->state = FA_SEG_CACHED;
     seg->cache_time = _fa_clock_ms();
+    _fa_purge_due_at(seg->cache_time + _fa_opt.purge_delay);
     fa_list_push(&_fa_cached, seg);
-    _fa_cached_count++;
+    __atomic_add_fetch(&_fa_cached_count, 1, __ATOMIC_RELAXED);
   } else {
     fa_segment_to_reserve(seg);
   }
@@ -373,35 +389,7 @@ void _fa_segment_release(fa_heap_t *heap, fa_segment_t *seg) {
   }
   fa_segment_park(seg);
   pthread_mutex_unlock(&_fa_segments_lock);
-}
-
-/* Out of memory: give every empty segment of heap and every warm cached
- * segment back to the OS, so that their share of FANCY_MEMORY_LIMIT can be
- * used again.  Returns true if anything was released. */
-bool _fa_memory_pressure(fa_heap_t *heap) {
-  bool any = false;
-  if (heap != NULL && heap != &_fa_heap_empty) {
-    _fa_rcache_flush(heap);
-    fa_segment_t *seg = heap->segments;
-    while (seg != NULL) {
-      fa_segment_t *next = seg->next;
-      if (seg->free_pages == FA_SEGMENT_USABLE_PAGES) {
-        fa_page_t *span = &seg->pages[FA_FIRST_PAGE];
-        fa_span_unlink(heap, span);
-        fa_segment_set_owner(seg, NULL);
-        pthread_mutex_lock(&_fa_segments_lock);
-        fa_list_remove(&heap->segments, seg);
-        heap->segment_count--;
-        fa_segment_to_reserve(seg);
-        pthread_mutex_unlock(&_fa_segments_lock);
-        any = true;
-      }
-      seg = next;
-    }
-  }
-  if (_fa_segment_cache_decay(0, 0, true, true) > 0) any = true;
-  if (_fa_huge_cache_decay(0, 0, true) > 0) any = true;
-  return any;
+  fa_test_point(FA_TP_SEGMENT_RELEASED, seg);
 }
 
 /* Purge cached segments older than delay (all when force); returns how
@@ -416,7 +404,7 @@ size_t _fa_segment_cache_decay(uint64_t now, uint64_t delay, bool force, bool bl
     fa_segment_t *next = seg->next;
     if (force || now - seg->cache_time >= delay) {
       fa_list_remove(&_fa_cached, seg);
-      _fa_cached_count--;
+      __atomic_sub_fetch(&_fa_cached_count, 1, __ATOMIC_RELAXED);
       fa_segment_to_reserve(seg);
       n++;
     }
@@ -463,20 +451,47 @@ void _fa_segments_release_domain(fa_domain_t *d) {
   pthread_mutex_unlock(&_fa_segments_lock);
 }
 
-/* The segment's thread exited with blocks still live in it. */
-void _fa_segment_abandon(fa_segment_t *seg) {
+/* OWNED -> ABANDONED, lock held: the segment's thread exited with blocks
+ * still live in it. */
+static void fa_segment_abandon(fa_segment_t *seg) {
   /* The dying heap's bins and dirty list are discarded with it. */
   for (size_t i = FA_FIRST_PAGE; i < FA_PAGES_PER_SEGMENT; i++) {
     seg->pages[i].in_bin = 0;
     seg->pages[i].dirty = 0;
   }
   fa_segment_set_owner(seg, NULL);
-  pthread_mutex_lock(&_fa_segments_lock);
   seg->state = FA_SEG_ABANDONED;
   fa_list_push(&_fa_abandoned, seg);
   _fa_abandoned_count++;
+}
+
+/* heap's thread is exiting: every segment leaves it, the empty ones to
+ * the shared pool, the others abandoned with their free lists and spans
+ * intact.  One hold of the lock for all of it: a fork in the middle would
+ * leave the child segments that are on no heap's list but still name
+ * this heap as their owner, which the child's next thread on this heap
+ * would then free into as its own. */
+void _fa_segments_leave_heap(fa_heap_t *heap) {
+  pthread_mutex_lock(&_fa_segments_lock);
+  fa_segment_t *seg = heap->segments;
+  heap->segments = NULL;
+  heap->segment_count = 0;
+  size_t abandoned = 0;
+  while (seg != NULL) {
+    fa_segment_t *next = seg->next;
+    seg->next = seg->prev = NULL;
+    if (seg->free_pages == FA_SEGMENT_USABLE_PAGES) {
+      fa_span_unlink(heap, &seg->pages[FA_FIRST_PAGE]);
+      fa_segment_set_owner(seg, NULL);
+      fa_segment_park(seg);
+    } else {
+      fa_segment_abandon(seg);
+      abandoned++;
+    }
+    seg = next;
+  }
   pthread_mutex_unlock(&_fa_segments_lock);
-  atomic_store_explicit(&_fa_abandoned_xpending, 1, memory_order_relaxed);
+  if (abandoned != 0) atomic_store_explicit(&_fa_abandoned_xpending, 1, memory_order_relaxed);
 }
 
 /* Collect remote frees in abandoned segments (nobody else may own them
@@ -500,7 +515,11 @@ size_t _fa_abandoned_collect(size_t max, bool blocking) {
       if (page->span_offset != 0) continue;
       if (page->kind != FA_PAGE_CLASS && page->kind != FA_PAGE_LARGE) continue;
       _fa_page_collect_lists(page);
-      if (page->used == 0) _fa_span_free(NULL, seg, page);
+      if (page->used == 0) {
+        /* Nobody's: only pages with live blocks stay committed. */
+        _fa_span_free(NULL, seg, page);
+        _fa_span_purge(NULL, seg, page->head);
+      }
     }
     if (seg->free_pages == FA_SEGMENT_USABLE_PAGES) {
       fa_list_remove(&_fa_abandoned, seg);
@@ -528,7 +547,7 @@ static fa_page_t *fa_bins_find(fa_heap_t *heap, size_t pages) {
 
 /* A run of pages pages for heap; its first page is returned with the
  * tails set, kind still FREE (the caller gives it a role). */
-fa_page_t *_fa_span_alloc(fa_heap_t *heap, size_t pages) {
+static fa_page_t *fa_span_alloc(fa_heap_t *heap, size_t pages) {
   fa_assert(pages >= 1 && pages <= FA_SEGMENT_USABLE_PAGES);
   bool collected = false;
   for (;;) {
@@ -556,10 +575,17 @@ fa_page_t *_fa_span_alloc(fa_heap_t *heap, size_t pages) {
   }
 }
 
+fa_page_t *_fa_span_alloc(fa_heap_t *heap, size_t pages) {
+  fa_heap_lock(heap);
+  fa_page_t *span = fa_span_alloc(heap, pages);
+  fa_heap_unlock(heap);
+  return span;
+}
+
 /* Return a span (class, large or an unattached run) to the free spans,
  * merging it with free neighbours.  heap is the owner, or NULL while the
  * segment has none (abandoned, under the segments lock). */
-void _fa_span_free(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *page) {
+static bool fa_span_free(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *page) {
   size_t idx = _fa_segment_index(seg, page);
   size_t pages = page->span_pages;
   bool zeroed = false;
@@ -588,12 +614,22 @@ void _fa_span_free(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *page) {
     fa_track_undefined(fa_page_address(seg, page), pages << FA_PAGE_SHIFT);
   fa_span_make_free(heap, page, pages, zeroed, _fa_clock_ms());
   if (heap != NULL && pages == FA_SEGMENT_USABLE_PAGES &&
-      (seg->reclaimed || heap->segment_count * FA_SEGMENT_SIZE > heap->domain->arena_size))
+      (seg->reclaimed || heap->segment_count * FA_SEGMENT_SIZE > heap->domain->arena_size)) {
     _fa_segment_release(heap, seg);
+    return true;
+  }
+  return false;
+}
+
+bool _fa_span_free(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *page) {
+  fa_heap_lock(heap);
+  bool released = fa_span_free(heap, seg, page);
+  fa_heap_unlock(heap);
+  return released;
 }
 
 /* Grow a large span in place into the free span right after it. */
-bool _fa_span_grow(fa_heap_t *heap, fa_page_t *page, size_t pages) {
+static bool fa_span_grow(fa_heap_t *heap, fa_page_t *page, size_t pages) {
   fa_segment_t *seg = fa_ptr_segment(page);
   size_t idx = _fa_segment_index(seg, page);
   size_t cur = page->span_pages;
@@ -613,19 +649,27 @@ bool _fa_span_grow(fa_heap_t *heap, fa_page_t *page, size_t pages) {
   return true;
 }
 
+bool _fa_span_grow(fa_heap_t *heap, fa_page_t *page, size_t pages) {
+  fa_heap_lock(heap);
+  bool grown = fa_span_grow(heap, page, pages);
+  fa_heap_unlock(heap);
+  return grown;
+}
+
 /* Give the pages of a large span past the first `pages` back. */
 void _fa_span_shrink(fa_heap_t *heap, fa_page_t *page, size_t pages) {
   size_t cur = page->span_pages;
   if (pages >= cur) return;
+  fa_heap_lock(heap);
   fa_page_t *tail = page + pages;
   _fa_span_set_tails(page, pages);
   _fa_span_set_tails(tail, cur - pages);
   fa_store(tail->kind, (uint8_t)FA_PAGE_LARGE);
-
-  _fa_span_free(heap, fa_ptr_segment(page), tail);
+  fa_span_free(heap, fa_ptr_segment(page), tail);
+  fa_heap_unlock(heap);
 }
 
-void _fa_span_purge(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *span) {
+static void fa_span_purge(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *span) {
   if (span->zeroed) return;
   _fa_os_purge(fa_page_address(seg, span), fa_span_bytes(span));
   fa_uncount(committed, fa_span_bytes(span));
@@ -633,13 +677,128 @@ void _fa_span_purge(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *span) {
   if (heap != NULL) fa_dirty_remove(heap, span);
 }
 
-/* Purge up to max free spans of heap that have been free for delay ms. */
-size_t _fa_heap_purge(fa_heap_t *heap, uint64_t now, uint64_t delay, size_t max) {
+void _fa_span_purge(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *span) {
+  fa_heap_lock(heap);
+  fa_span_purge(heap, seg, span);
+  fa_heap_unlock(heap);
+}
+
+/* Purge up to max free spans of heap that have been free for delay ms;
+ * heap's lock held. */
+static size_t fa_heap_purge(fa_heap_t *heap, uint64_t now, uint64_t delay, size_t max) {
   size_t n = 0;
   fa_page_t *span;
   while (n < max && (span = heap->dirty_first) != NULL && now - span->free_time >= delay) {
-    _fa_span_purge(heap, fa_ptr_segment(span), span);
+    fa_span_purge(heap, fa_ptr_segment(span), span);
     n++;
   }
   return n;
+}
+
+size_t _fa_heap_purge(fa_heap_t *heap, uint64_t now, uint64_t delay, size_t max) {
+  fa_heap_lock(heap);
+  size_t n = fa_heap_purge(heap, now, delay, max);
+  fa_heap_unlock(heap);
+  return n;
+}
+
+/* ------------------------------------------------------------------------
+ * Other threads' heaps.  Free spans and empty segments are the process's
+ * memory even while a heap holds them: any thread may purge the first and
+ * take the second back, with the heap's lock (trylock: a busy heap is
+ * skipped, its own thread is at work and will do it).  The heaps are
+ * never unmapped and the list of them only grows, so it is walked without
+ * _fa_heaps_lock.
+ * ---------------------------------------------------------------------- */
+
+/* Lock of heap held: every empty segment of heap is purged and goes to
+ * the reserve, so that its share of the limits can be used again. */
+static bool fa_heap_release_empty(fa_heap_t *heap) {
+  bool any = false;
+  pthread_mutex_lock(&_fa_segments_lock);
+  fa_segment_t *seg = heap->segments;
+  while (seg != NULL) {
+    fa_segment_t *next = seg->next;
+    if (seg->free_pages == FA_SEGMENT_USABLE_PAGES) {
+      fa_span_unlink(heap, &seg->pages[FA_FIRST_PAGE]);
+      fa_segment_set_owner(seg, NULL);
+      fa_list_remove(&heap->segments, seg);
+      heap->segment_count--;
+      fa_segment_to_reserve(seg);
+      any = true;
+    }
+    seg = next;
+  }
+  pthread_mutex_unlock(&_fa_segments_lock);
+  return any;
+}
+
+/* Out of memory: give every empty segment of every heap back to the OS,
+ * this one's first, and every warm cached segment and freed huge mapping,
+ * so that their share of the limits can be used again.  True if anything
+ * was released. */
+bool _fa_memory_pressure(fa_heap_t *heap) {
+  bool any = false;
+  if (heap != NULL && heap != &_fa_heap_empty) {
+    fa_heap_lock(heap);
+    _fa_rcache_flush(heap);
+    any = fa_heap_release_empty(heap);
+    fa_heap_unlock(heap);
+  }
+  for (fa_heap_t *h = __atomic_load_n(&_fa_heaps, __ATOMIC_ACQUIRE); h != NULL; h = h->pool_next) {
+    if (h == heap || !fa_heap_trylock(h)) continue;
+    if (fa_load(h->alive) && fa_heap_release_empty(h)) any = true;
+    fa_heap_unlock(h);
+  }
+  if (_fa_segment_cache_decay(0, 0, true, true) > 0) any = true;
+  if (_fa_huge_cache_decay(0, 0, true) > 0) any = true;
+  return any;
+}
+
+/* Purge, in every heap, the free spans that have been free for delay ms,
+ * at most max spans in all; returns how many, and leaves _fa_purge_due
+ * at the time the next one is due (now when max was reached, or a heap
+ * was busy: the next call goes on). */
+size_t _fa_heaps_purge(uint64_t now, uint64_t delay, size_t max) {
+  size_t n = 0;
+  uint64_t next = 0;
+  for (fa_heap_t *h = __atomic_load_n(&_fa_heaps, __ATOMIC_ACQUIRE); h != NULL;
+       h = h->pool_next) {
+    if (n >= max) {
+      next = now;
+      break;
+    }
+    if (!fa_heap_trylock(h)) {   /* busy: its thread is at work */
+      next = now + 1;
+      continue;
+    }
+    if (fa_load(h->alive)) {
+      n += fa_heap_purge(h, now, delay, max - n);
+      fa_page_t *span = h->dirty_first;
+      if (span != NULL && (next == 0 || span->free_time + delay < next))
+        next = span->free_time + delay;
+    }
+    fa_heap_unlock(h);
+  }
+  if (next != 0) _fa_purge_due_at(next);
+  return n;
+}
+
+/* An allocator call of any thread, past the time some free memory became
+ * due to be purged: purge a bounded share of it, in every heap (one
+ * thread at a time; the others go on at once). */
+void _fa_purge_due_run(void) {
+  uint64_t due = atomic_load_explicit(&_fa_purge_due, memory_order_relaxed);
+  uint64_t now = _fa_clock_ms();
+  if (due == 0 || now < due) return;
+  if (!atomic_compare_exchange_strong_explicit(&_fa_purge_due, &due, 0, memory_order_relaxed,
+                                               memory_order_relaxed))
+    return;
+  _fa_heaps_purge(now, _fa_opt.purge_delay, FA_PURGE_PER_CALL);
+  /* Cached segments (the rest of _fa_reclaim_tick is left to the
+   * heartbeats: this runs far more often). */
+  if (__atomic_load_n(&_fa_cached_count, __ATOMIC_RELAXED) != 0 &&
+      _fa_segment_cache_decay(now, _fa_opt.purge_delay, false, false) == 0 &&
+      __atomic_load_n(&_fa_cached_count, __ATOMIC_RELAXED) != 0)
+    _fa_purge_due_at(now + 1);
 }

@@ -28,6 +28,57 @@
  * `local_free` lists and the heap's queues and bins; other threads free
  * into a page through its atomic `xfree` list and flag the page in the
  * segment's atomic `xmask`, which the owner collects on its slow path.
+ *
+ * Lock order
+ * ----------
+ * Take them in this order, never the other way round; no function
+ * releases a lock its caller took (each unlocks what it locked itself):
+ *   _fa_domains_lock   (instance.c: creating and destroying instances)
+ *   _fa_heaps_lock     (heap.c: the pool of heaps)
+ *   fa_heap_t.lock     (a heap's free spans; other threads only trylock)
+ *   _fa_segments_lock  (segment.c: every segment list and state change)
+ *   _fa_huge_lock      (huge.c: the huge-block table and its cache)
+ *   fa_chunk_lock      (os.c: the address-space chunk new segments come from)
+ * fa_reclaim_lock (purge.c, starting the background thread) is held around
+ * pthread_create, whose own mallocs may take any of the above.  fork holds
+ * them all, in order (init.c), so a child sees no half-done hand-over.
+ * Memory-limit counters are not locks: limit.c charges them with a
+ * compare-and-swap loop that checks before it adds.
+ *
+ * Life of a segment (fa_segment_state_t; every change of state, list and
+ * owner under _fa_segments_lock, in the function named on the arrow):
+ *
+ *                 new mapping (fa_segment_acquire: charged to the
+ *                      |      instance and to the process)
+ *                      v
+ *   +---------- [ OWNED ] <-------------- fa_segment_take ---------+
+ *   |  _fa_segments_leave_heap |  (thread exit, live blocks)       |
+ *   |                          v                                   |
+ *   |                   [ ABANDONED ] ------------------------------+
+ *   |                          |  _fa_abandoned_collect: emptied      (a free into it:
+ *   | fa_segment_park          v                                  _fa_segment_reclaim,
+ *   | (emptied: release,  fa_segment_park                         or fa_segment_acquire)
+ *   |  memory pressure,       |
+ *   |  thread exit)           v
+ *   +------------------> [ CACHED ]  warm; instance uncharged, process charged
+ *   |                        |  cache full, decay, memory pressure
+ *   |                        v  (fa_segment_to_reserve: purged)
+ *   +------------------> [ RESERVED ] purged; charged to nothing
+ *                 CACHED and RESERVED -> OWNED in fa_segment_acquire
+ *                 (charged again: instance, and for RESERVED the process)
+ *   OWNED -> ORPHANED only in a forked child, for the segments of threads
+ *   that did not survive the fork (heap.c); they are never reused.
+ *   An instance being destroyed sends its OWNED and ABANDONED segments to
+ *   RESERVED (_fa_segments_release_domain).
+ * A segment is never unmapped.  The owner of an OWNED segment must stop
+ * reading it once it has left the heap: _fa_span_free says so by returning
+ * true, and the walkers (_fa_heap_collect_remote, fa_segment_adopt) stop.
+ *
+ * Life of a span (fa_page_kind_t of its first page; owner only):
+ *   FREE --_fa_span_alloc/_fa_span_grow--> CLASS or LARGE
+ *   CLASS or LARGE --_fa_span_free (merges with free neighbours)--> FREE
+ *   FREE is dirty (on the owner's dirty list) until purged, then zeroed.
+ *   Pages inside a span other than its first are UNUSED.
  */
 #ifndef FA_TYPES_H
 #define FA_TYPES_H
@@ -107,6 +158,9 @@
 #define FA_HEARTBEAT 256
 /* At most this many purges (madvise calls) per heartbeat. */
 #define FA_PURGE_BATCH 4
+/* At most this many free spans, over all heaps, purged by one allocator
+ * call that finds some due (_fa_purge_due_run). */
+#define FA_PURGE_PER_CALL 16
 /* At most this many blocks, and this many bytes of them, of other
  * threads a heap keeps per class to reuse itself (fa_heap_t.rcache): at
  * most 2.5 MiB per thread over all classes, whether or not it ever
@@ -220,11 +274,13 @@ _Static_assert(sizeof(fa_page_t) == 128, "fa_page_t must be 128 bytes");
 
 #define FA_SEGMENT_MAGIC 0x46414e4359534547ULL   /* "FANCYSEG" */
 
+/* The states of a segment: see "Life of a segment" at the top. */
 typedef enum fa_segment_state_e {
   FA_SEG_OWNED = 1,    /* belongs to a live heap */
   FA_SEG_ABANDONED,    /* its thread exited; waiting to be taken over */
   FA_SEG_CACHED,       /* empty, kept mapped for reuse */
   FA_SEG_ORPHANED,     /* in a forked child: its thread vanished mid-flight */
+  FA_SEG_RESERVED,     /* empty and purged, charged to nothing, for reuse */
 } fa_segment_state_t;
 
 /* The segment header at the base of each 4 MiB segment. */
@@ -276,6 +332,18 @@ typedef struct fa_heap_s {
   size_t dirty_pages;
   fa_segment_t *segments;             /* owned segments */
   size_t segment_count;
+  /* Guards the free spans (bins, dirty list, free_pages) and the segment
+   * list, so that another thread can purge this heap's free spans or take
+   * its empty segments while its own thread is idle.  Taken by the owner
+   * in segment.c's span functions, never on the malloc/free fast paths; by
+   * others only with trylock (fa_heap_trylock).  Recursive, since the span
+   * functions nest: `lock_owner` is the holding thread's id (the address of
+   * its TLS heap pointer), 0 when free; `lock_depth` is written by the
+   * holder only.  A lock word rather than a pthread mutex: the owner takes
+   * it uncontended on every span operation, and a recursive pthread mutex
+   * cost the ring workload 3 instructions per malloc+free pair. */
+  _Atomic uintptr_t lock_owner;
+  uint32_t lock_depth;
   _Atomic int xpending;               /* hint: some owned page has xfree */
   /* Blocks of other threads' pages that this thread freed, kept to serve
    * its own next mallocs of the class, most recent first (free.c,

@@ -163,10 +163,17 @@ bool _fa_validate(fa_domain_t *d) {
   _fa_process_init();
   fa_heap_t *heap = fa_domain_thread_heap(d);
   _fa_rcache_flush(heap);
-  if (heap != NULL && heap != &_fa_heap_empty && !fa_check_heap(heap)) return false;
+  if (heap != NULL && heap != &_fa_heap_empty) {
+    fa_heap_lock(heap);
+    bool good = fa_check_heap(heap);
+    fa_heap_unlock(heap);
+    if (!good) return false;
+  }
   bool ok = true;
+  size_t mine = 0;   /* segments that name this thread's heap as owner */
   pthread_mutex_lock(&_fa_segments_lock);
   for (fa_segment_t *seg = _fa_all_segments; seg != NULL && ok; seg = seg->gnext) {
+    if (heap != NULL && heap != &_fa_heap_empty && atomic_load(&seg->heap) == heap) mine++;
     if (seg->state != FA_SEG_CACHED && seg->domain != d) continue;
     if (seg->state == FA_SEG_ABANDONED) ok = fa_check_segment(seg, true);
     else if (seg->state == FA_SEG_OWNED || seg->state == FA_SEG_CACHED ||
@@ -174,6 +181,14 @@ bool _fa_validate(fa_domain_t *d) {
       ok = fa_check_segment(seg, false);
   }
   pthread_mutex_unlock(&_fa_segments_lock);
+  /* Every segment that says it is this heap's is on its list (a segment
+   * off the list that still names the heap takes the heap's frees as
+   * local ones into pages none of its queues hold). */
+  if (ok && heap != NULL && heap != &_fa_heap_empty && mine != heap->segment_count) {
+    _fa_warn("heap inconsistency: %zu segments name the heap as owner, its list has %zu", mine,
+             heap->segment_count);
+    return false;
+  }
   return ok;
 }
 

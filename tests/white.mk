@@ -26,3 +26,22 @@ tests_valgrind_prog_LDADD = lib/libfancyalloc.la
 tests_valgrind_prog_LDFLAGS = -no-install
 TESTS += tests/test_valgrind.sh
 EXTRA_DIST += tests/test_valgrind.sh
+
+## Races at the hand-over points (issue 14): the core built again with
+## -DFA_TEST_HOOKS=1, so that a test can pause a thread at an exact point
+## (fa_test_point in lib/internal.h) while another acts.  Only for tests.
+# (the first check_LTLIBRARIES: tests/preload/local.mk adds to it)
+check_LTLIBRARIES = tests/libfancytest.la
+tests_libfancytest_la_SOURCES = $(lib_libfancycore_la_SOURCES)
+tests_libfancytest_la_CPPFLAGS = $(AM_CPPFLAGS) -DFA_TEST_HOOKS=1
+tests_libfancytest_la_LIBADD = $(PTHREAD_LIBS)
+if FA_HAVE_CHECK
+check_PROGRAMS += tests/check_races
+TESTS += tests/check_races
+tests_check_races_SOURCES = tests/check_races.c lib/version.c
+tests_check_races_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/lib -DFA_TEST_HOOKS=1
+tests_check_races_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) -Wno-missing-prototypes
+tests_check_races_LDADD = tests/libfancytest.la $(CHECK_LIBS) $(PTHREAD_LIBS)
+else
+EXTRA_DIST += tests/check_races.c
+endif

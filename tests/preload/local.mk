@@ -79,8 +79,7 @@ tests_preload_introspect_SOURCES = tests/preload/introspect.c tests/preload/whic
 # libearly.so: preloaded after libfancymalloc, its constructor allocates
 # before the allocator's constructor has run (test_ctor).  -rpath makes
 # libtool build a shared object for a library that is never installed.
-# No other fragment defines check_LTLIBRARIES; make it += if one does.
-check_LTLIBRARIES = tests/preload/libearly.la
+check_LTLIBRARIES += tests/preload/libearly.la
 tests_preload_libearly_la_SOURCES = tests/preload/early.c
 tests_preload_libearly_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared \
 	-rpath $(abs_builddir)/tests/preload

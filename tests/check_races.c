@@ -1,0 +1,350 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * check_races.c - the hand-over points between threads (issue 14), each
+ * with a fixed schedule: a test hook (fa_test_point, compiled only into
+ * tests/libfancytest.la) stops one thread at the exact point while the
+ * test drives the others, then lets it go on.  No sleeps: every step waits
+ * for the previous one on a condition variable, so each test either shows
+ * the race every time or never.
+ *
+ * The program re-executes itself with FANCY_MEMORY_LIMIT=256m (read once,
+ * at start-up) for the limit test; the other tests use far less.
+ */
+#define _GNU_SOURCE 1
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../lib/internal.h"
+
+#define KIB ((size_t)1 << 10)
+#define MIB ((size_t)1 << 20)
+
+/* ------------------------------------------------------------------------
+ * The schedule: numbered events, each set once by one thread and waited
+ * for by another.
+ * ---------------------------------------------------------------------- */
+static pthread_mutex_t ev_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ev_cond = PTHREAD_COND_INITIALIZER;
+static uint64_t ev_done;
+
+static void ev_set(unsigned ev) {
+  pthread_mutex_lock(&ev_lock);
+  ev_done |= (uint64_t)1 << ev;
+  pthread_cond_broadcast(&ev_cond);
+  pthread_mutex_unlock(&ev_lock);
+}
+
+static void ev_wait(unsigned ev) {
+  pthread_mutex_lock(&ev_lock);
+  while (!(ev_done & ((uint64_t)1 << ev))) pthread_cond_wait(&ev_cond, &ev_lock);
+  pthread_mutex_unlock(&ev_lock);
+}
+
+enum { EV_PAUSED = 0, EV_RESUME = 1 };   /* the hook's own two events */
+
+/* The hook: the armed thread stops the first time it reaches the armed
+ * point, says so (EV_PAUSED) and waits for EV_RESUME. */
+static _Atomic(int) hook_point;
+static pthread_t hook_thread;
+static void *_Atomic hook_arg;
+
+static void hook(fa_test_point_t point, void *arg) {
+  if (atomic_load(&hook_point) != (int)point || !pthread_equal(pthread_self(), hook_thread))
+    return;
+  int want = (int)point;
+  if (!atomic_compare_exchange_strong(&hook_point, &want, 0)) return;
+  atomic_store(&hook_arg, arg);
+  ev_set(EV_PAUSED);
+  ev_wait(EV_RESUME);
+}
+
+/* Stop the calling thread the next time it reaches point. */
+static void arm(fa_test_point_t point) {
+  hook_thread = pthread_self();
+  _fa_test_hook = hook;
+  atomic_store(&hook_point, (int)point);
+}
+
+static pthread_t start(void *(*fn)(void *), void *arg) {
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, fn, arg), 0);
+  return t;
+}
+
+static bool overlap(const void *a, size_t na, const void *b, size_t nb) {
+  uintptr_t x = (uintptr_t)a, y = (uintptr_t)b;
+  return x < y + nb && y < x + na;
+}
+
+/* ------------------------------------------------------------------------
+ * A thread that takes a segment from the shared pool while it is paused:
+ * a large block (pages 1-4) and then a 16-byte block, whose class span
+ * starts further on (page 5), where the paused thread would look next.
+ * ---------------------------------------------------------------------- */
+enum { EV_T_READY = 10, EV_T_CHECK, EV_T_DONE, EV_END };
+
+typedef struct {
+  void *x, *y, *big;
+  fa_heap_t *heap;
+  bool valid;
+} taker_t;
+
+static void *taker_main(void *arg) {
+  taker_t *t = arg;
+  t->x = fancy_malloc(256 * KIB);
+  t->y = fancy_malloc(16);
+  t->heap = fa_heap_get();
+  ev_set(EV_T_READY);
+  ev_wait(EV_T_CHECK);
+  t->valid = fancy_validate_heap();
+  t->big = fancy_malloc(200 * KIB);
+  ev_set(EV_T_DONE);
+  ev_wait(EV_END);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * 1a. _fa_heap_collect_remote (reached from fancy_trim, thread exit and
+ * the out-of-memory retry) collects a remote free that empties a segment;
+ * the segment goes to the shared pool.  Another thread takes it and
+ * allocates in it.  The collector must not look at that segment again:
+ * before the fix it went on over the segment's pages, collected the other
+ * thread's page as its own and retired it into its own span bins, and both
+ * threads then handed out the same memory.
+ * ---------------------------------------------------------------------- */
+enum { EV_W_BLOCK = 2, EV_W_TRIM, EV_W_DONE };
+
+typedef struct {
+  void *b, *big;
+  fa_segment_t *seg;
+  bool valid;
+} walker_t;
+
+static void *walker_main(void *arg) {
+  walker_t *w = arg;
+  w->b = fancy_malloc(100 * KIB);   /* a large span, pages 1-2 of a segment */
+  w->seg = fa_ptr_segment(w->b);
+  ev_set(EV_W_BLOCK);
+  ev_wait(EV_W_TRIM);               /* the main thread freed b remotely */
+  arm(FA_TP_SEGMENT_RELEASED);
+  fancy_trim(0);                    /* collects b: the segment empties */
+  w->valid = fancy_validate_heap();
+  w->big = fancy_malloc(200 * KIB);
+  ev_set(EV_W_DONE);
+  ev_wait(EV_END);
+  return NULL;
+}
+
+START_TEST(test_collect_remote_stops_at_released_segment) {
+  /* Every segment that empties leaves its heap at once (no retention). */
+  _fa_domain_default.arena_size = 0;
+  walker_t w = {0};
+  taker_t t = {0};
+  pthread_t wt = start(walker_main, &w);
+  ev_wait(EV_W_BLOCK);
+  fancy_free(w.b);                  /* remote: onto the page's xfree */
+  ev_set(EV_W_TRIM);
+  ev_wait(EV_PAUSED);               /* walker: right after the release */
+  ck_assert_ptr_eq(atomic_load(&hook_arg), w.seg);
+  ck_assert_ptr_null(atomic_load(&w.seg->heap));   /* in the shared pool */
+  pthread_t tt = start(taker_main, &t);
+  ev_wait(EV_T_READY);
+  ck_assert_msg(fa_ptr_segment(t.y) == w.seg, "the taker did not get the released segment");
+  fa_page_t *yp = fa_segment_span_of(w.seg, t.y);
+  ck_assert_uint_gt(_fa_segment_index(w.seg, yp), 2);
+  fancy_free(t.y);                  /* remote again: the taker's page has xfree */
+  ck_assert_uint_ne(atomic_load(&yp->xfree), 0);
+  ev_set(EV_RESUME);
+  ev_wait(EV_W_DONE);
+  ev_set(EV_T_CHECK);
+  ev_wait(EV_T_DONE);
+  ck_assert_msg(w.valid, "the collecting thread's heap is inconsistent");
+  ck_assert_msg(t.valid, "the taking thread's heap is inconsistent");
+  ck_assert_ptr_eq(atomic_load(&w.seg->heap), t.heap);
+  ck_assert_int_eq(yp->kind, FA_PAGE_CLASS);   /* still the taker's class span */
+  ck_assert_ptr_nonnull(w.big);
+  ck_assert_ptr_nonnull(t.big);
+  ck_assert_msg(!overlap(w.big, 200 * KIB, t.big, 200 * KIB), "one block handed out twice");
+  ev_set(EV_END);
+  pthread_join(wt, NULL);
+  pthread_join(tt, NULL);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * 1a'. fa_segment_adopt: a thread taking over an abandoned segment
+ * collects a remote free that empties it; the segment goes to the shared
+ * pool, another thread takes it, and the adopter must stop walking it
+ * (before the fix it queued the other thread's class span as its own).
+ * ---------------------------------------------------------------------- */
+enum { EV_D_BLOCK = 2, EV_A_GO, EV_A_DONE };
+
+static void *dying_main(void *arg) {
+  *(void **)arg = fancy_malloc(100 * KIB);   /* live when the thread exits */
+  return NULL;
+}
+
+typedef struct {
+  void *p;
+  bool valid;
+} adopter_t;
+
+static void *adopter_main(void *arg) {
+  adopter_t *a = arg;
+  ev_wait(EV_A_GO);
+  arm(FA_TP_SEGMENT_RELEASED);
+  a->p = fancy_malloc(16);           /* takes the abandoned segment over */
+  a->valid = fancy_validate_heap();
+  ev_set(EV_A_DONE);
+  ev_wait(EV_END);
+  return NULL;
+}
+
+START_TEST(test_adopt_stops_at_released_segment) {
+  _fa_domain_default.arena_size = 0;
+  void *b = NULL;
+  pthread_join(start(dying_main, &b), NULL);   /* its segment is abandoned */
+  fa_segment_t *seg = fa_ptr_segment(b);
+  ck_assert_int_eq(seg->state, FA_SEG_ABANDONED);
+  fancy_free(b);                     /* this thread has no heap: a remote free */
+  ck_assert_int_eq(seg->state, FA_SEG_ABANDONED);
+  adopter_t a = {0};
+  taker_t t = {0};
+  pthread_t at = start(adopter_main, &a);
+  ev_set(EV_A_GO);
+  ev_wait(EV_PAUSED);                /* adopter: right after the release */
+  ck_assert_ptr_eq(atomic_load(&hook_arg), seg);
+  pthread_t tt = start(taker_main, &t);
+  ev_wait(EV_T_READY);
+  ck_assert_msg(fa_ptr_segment(t.y) == seg, "the taker did not get the released segment");
+  ev_set(EV_RESUME);
+  ev_wait(EV_A_DONE);
+  ev_set(EV_T_CHECK);
+  ev_wait(EV_T_DONE);
+  ck_assert_msg(a.valid, "the adopting thread's heap is inconsistent");
+  ck_assert_msg(t.valid, "the taking thread's heap is inconsistent");
+  ck_assert_ptr_nonnull(a.p);
+  ck_assert_ptr_ne(fa_ptr_segment(a.p), seg);
+  ev_set(EV_END);
+  pthread_join(at, NULL);
+  pthread_join(tt, NULL);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * 1b. fork() while another thread is in _fa_heap_done: the child must
+ * find that thread's segments either still on its heap (orphaned by the
+ * child's fork handler) or abandoned, never in between: before the fix the
+ * exiting thread had taken the segments off its heap but not yet
+ * abandoned them, the child parked the heap, and the child's next thread
+ * on that heap took a free into them for a free of its own.
+ * ---------------------------------------------------------------------- */
+enum { EV_X_BLOCKS = 2 };
+
+static void *exiting_main(void *arg) {
+  void **blocks = arg;
+  blocks[0] = fancy_malloc(16);
+  blocks[1] = fancy_malloc(100 * KIB);
+  ev_set(EV_X_BLOCKS);
+  arm(FA_TP_HEAP_DONE_UNLOCKED);     /* stops inside its own exit */
+  return NULL;
+}
+
+static void *child_thread_main(void *arg) {
+  void **blocks = arg;
+  void *mine = fancy_malloc(16);     /* a class-0 span of this heap */
+  fancy_free(blocks[0]);
+  fancy_free(blocks[1]);
+  bool ok = fancy_validate_heap();
+  fancy_free(mine);
+  ok = ok && fancy_validate_heap();
+  return (void *)(uintptr_t)ok;
+}
+
+START_TEST(test_fork_during_thread_exit) {
+  void *blocks[2] = {0};
+  pthread_t xt = start(exiting_main, blocks);
+  ev_wait(EV_PAUSED);                /* inside _fa_heap_done, after the lock */
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    pthread_t ct;
+    void *ok = NULL;
+    if (pthread_create(&ct, NULL, child_thread_main, blocks) != 0) _exit(2);
+    pthread_join(ct, &ok);
+    _exit(ok != NULL && fancy_validate_heap() ? 0 : 1);
+  }
+  int status = 0;
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  ev_set(EV_RESUME);
+  pthread_join(xt, NULL);
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                "the child's heap is inconsistent (status %d)", status);
+  fancy_free(blocks[0]);
+  fancy_free(blocks[1]);
+  ck_assert(fancy_validate_heap());
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * 1c. Memory-limit accounting: under FANCY_MEMORY_LIMIT=256m, a thread
+ * whose malloc(1 GiB) is being refused must not make another thread's
+ * malloc(3 MiB) fail.  The refusing thread is stopped at the moment of the
+ * refusal (before the fix: with its 1 GiB added to the counter, about to
+ * be taken back).
+ * ---------------------------------------------------------------------- */
+static void *refused_main(void *arg) {
+  arm(FA_TP_QUOTA_REFUSED);
+  errno = 0;
+  void *p = fancy_malloc((size_t)1 << 30);
+  *(int *)arg = p == NULL ? errno : -1;
+  return NULL;
+}
+
+START_TEST(test_refused_charge_leaves_room) {
+  ck_assert_uint_eq(_fa_opt.memory_limit, 256 * MIB);
+  int err = 0;
+  pthread_t rt = start(refused_main, &err);
+  ev_wait(EV_PAUSED);
+  void *p = fancy_malloc(3 * MIB);
+  ck_assert_msg(p != NULL, "malloc(3 MiB) failed while another thread's 1 GiB was refused");
+  fancy_free(p);
+  ev_set(EV_RESUME);
+  pthread_join(rt, NULL);
+  ck_assert_int_eq(err, ENOMEM);
+}
+END_TEST
+
+static Suite *races_suite(void) {
+  Suite *s = suite_create("races");
+  TCase *tc = tcase_create("hand-over");
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, test_collect_remote_stops_at_released_segment);
+  tcase_add_test(tc, test_adopt_stops_at_released_segment);
+  tcase_add_test(tc, test_fork_during_thread_exit);
+  tcase_add_test(tc, test_refused_charge_leaves_room);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(int argc, char **argv) {
+  (void)argc;
+  if (getenv("FANCY_MEMORY_LIMIT") == NULL || strcmp(getenv("FANCY_MEMORY_LIMIT"), "256m") != 0) {
+    setenv("FANCY_MEMORY_LIMIT", "256m", 1);
+    execv("/proc/self/exe", argv);
+    return EXIT_FAILURE;
+  }
+  SRunner *sr = srunner_create(races_suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
