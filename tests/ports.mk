@@ -1,0 +1,20 @@
+## tests/ports.mk - what the ports need (issue 18: aarch64, clang, musl).
+##
+## tests/check_pagesize runs the allocator as on a 16 KiB and a 64 KiB page
+## kernel (arm64): it overrides the page size the allocator assumes and
+## checks every mmap, munmap, madvise and mremap it makes.
+##
+## Cross builds run `make check` through $(FA_TEST_RUNNER) (configure
+## --with-test-runner, e.g. "qemu-aarch64 -L /usr/aarch64-linux-gnu"):
+## tests/run-test.sh runs compiled tests under it, and the shell tests
+## read it from the environment.  See .ci/ports.sh.
+if FA_HAVE_CHECK
+check_PROGRAMS += tests/check_pagesize
+TESTS += tests/check_pagesize
+tests_check_pagesize_SOURCES = tests/check_pagesize.c lib/version.c
+tests_check_pagesize_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/lib
+tests_check_pagesize_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) -Wno-missing-prototypes
+tests_check_pagesize_LDADD = lib/libfancycore.la $(CHECK_LIBS) $(PTHREAD_LIBS)
+else
+EXTRA_DIST += tests/check_pagesize.c
+endif
