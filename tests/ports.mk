@@ -18,3 +18,9 @@ tests_check_pagesize_LDADD = lib/libfancycore.la $(CHECK_LIBS) $(PTHREAD_LIBS)
 else
 EXTRA_DIST += tests/check_pagesize.c
 endif
+
+## Every test goes through tests/run-test.sh (natively it only execs it).
+LOG_COMPILER = $(SHELL) $(top_srcdir)/tests/run-test.sh
+AM_TESTS_ENVIRONMENT = FA_TEST_RUNNER='$(FA_TEST_RUNNER)'; LIBTOOL='$(LIBTOOL)'; \
+	export FA_TEST_RUNNER LIBTOOL;
+EXTRA_DIST += tests/run-test.sh
