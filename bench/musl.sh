@@ -6,8 +6,10 @@
 #
 # Usage, from a build configured with CC=musl-gcc (see README, Platforms):
 #     BUILDDIR=_build-musl sh bench/musl.sh [THREADS...]     (default 1 2 4 8)
-# Environment: REPS (3; the median is kept), RING_OPS (100000 per thread),
-# RING_SLOTS (10000), LARSON_SECONDS (1).
+# Environment: REPS (3; the median is kept), RING_OPS (20000 per thread),
+# RING_SLOTS (10000), LARSON_SECONDS (1).  The ring sizes are a fifth of
+# the default run's: musl's malloc takes some 50 us per operation of the
+# ring mix (its blocks above 128 KiB are mmap'ed and munmap'ed each time).
 #
 # Prints one line per workload and thread count: the throughput (Mops/s)
 # under each allocator and fancy/musl.  Each run must report the allocator
@@ -18,7 +20,7 @@ BUILDDIR=${BUILDDIR:-.}
 bin=$BUILDDIR/bench
 lib=${FANCY_LIB:-$BUILDDIR/lib/.libs/libfancymalloc.so.1}
 REPS=${REPS:-3}
-RING_OPS=${RING_OPS:-100000}
+RING_OPS=${RING_OPS:-20000}
 RING_SLOTS=${RING_SLOTS:-10000}
 LARSON_SECONDS=${LARSON_SECONDS:-1}
 [ $# -gt 0 ] || set -- 1 2 4 8
@@ -48,6 +50,7 @@ median() {
     awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
 }
 
+echo "# $(uname -m), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg); REPS=$REPS RING_OPS=$RING_OPS RING_SLOTS=$RING_SLOTS LARSON_SECONDS=$LARSON_SECONDS"
 echo "workload threads musl_mops fancy_mops fancy/musl"
 for t in "$@"; do
   set -- "$bin/ring" -t "$t" -n "$RING_OPS" -s "$RING_SLOTS"

@@ -11,8 +11,10 @@
  * lengths up, so the allocator's accounting would drift; so every address
  * and length must be a multiple of the page; but a mapping made with a
  * length that is not (lib/huge.c's table) may be unmapped whole with that
- * same length, which the kernel rounds alike.  README ("Platforms"): "huge
- * blocks are rounded up to the kernel's page, 64 KiB on such a kernel".
+ * same length, which the kernel rounds alike.  Checks README
+ * ("Platforms"): "Huge blocks (above 2 MiB) are rounded up to the kernel's
+ * page, 64 KiB on such a kernel" and "every munmap, madvise and mremap is
+ * page-aligned".
  *
  * The calls are forwarded with syscall(2), which needs no libc state.
  */

@@ -5,7 +5,7 @@
 ## checks every mmap, munmap, madvise and mremap it makes.
 ##
 ## Cross builds run `make check` through $(FA_TEST_RUNNER) (configure
-## --with-test-runner, e.g. "qemu-aarch64 -L /usr/aarch64-linux-gnu"):
+## --with-test-runner, e.g. qemu-aarch64):
 ## tests/run-test.sh runs compiled tests under it, and the shell tests
 ## read it from the environment.  See .ci/ports.sh.
 if FA_HAVE_CHECK

@@ -7,9 +7,8 @@
 # Natively (FA_TEST_RUNNER empty) it runs TEST as it is.
 #
 # In a cross build, FA_TEST_RUNNER (configure --with-test-runner=CMD, or
-# the environment) is the emulator, e.g.
-#     qemu-aarch64 -L /usr/aarch64-linux-gnu
-# With no binfmt_misc registration (containers, CI) the kernel cannot run
+# the environment) is the emulator, e.g. qemu-aarch64 (with libc6:arm64
+# installed by multiarch; see .ci/ports.sh for why not -L).  With no binfmt_misc registration (containers, CI) the kernel cannot run
 # a foreign program by itself, so:
 #   - a compiled test runs under the runner; a libtool wrapper script
 #     through `libtool --mode=execute`, which points the real program at
