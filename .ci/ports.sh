@@ -104,7 +104,7 @@ if want musl; then
      ../configure -q CC=musl-gcc CXX=false --enable-werror \
        CHECK_CFLAGS="-I$ckdir/prefix/include" CHECK_LIBS="$ckdir/prefix/lib/libcheck.a" &&
      make -s -j"$JOBS" && CK_TIMEOUT_MULTIPLIER=3 make -s -j"$JOBS" check) || show_logs _build-musl
-  readelf -d _build-musl/lib/.libs/libfancymalloc.so | grep -q 'libc.musl' ||
+  readelf -d _build-musl/lib/.libs/libfancymalloc.so | grep -q 'NEEDED.*\[libc\.so\]' ||
     { echo "ports.sh: libfancymalloc is not linked against musl"; exit 1; }
   passed _build-musl tests/check_fancy tests/check_white tests/check_pagesize tests/check_mode \
     tests/preload/test_fork.sh tests/preload/test_thread_exit.sh tests/preload/test_dlopen.sh \

@@ -60,7 +60,7 @@ require_preload() {
 # system_progs_ok: true when the system's programs can preload it.
 fancy_libc=glibc
 if command -v readelf >/dev/null 2>&1 &&
-   readelf -d "$FANCY_LIB" 2>/dev/null | grep -q 'libc\.musl'; then
+   readelf -d "$FANCY_LIB" 2>/dev/null | grep -q 'NEEDED.*\[libc\.so\]'; then
   fancy_libc=musl
 fi
 system_progs_ok() { [ "$fancy_libc" = glibc ]; }
