@@ -52,8 +52,25 @@ static void pg_check(unsigned kind, const char *name, uintptr_t addr, size_t len
 /* Whole mappings of a length that is not a multiple of the page. */
 static struct { uintptr_t addr; size_t len; } pg_odd[64];
 
+/* mmap(NULL, ...) on a kernel of pg_page pages returns a multiple of it;
+ * under qemu-user, or without the newer kernels' THP alignment of large
+ * mappings, this machine's may not: place such mappings as that kernel
+ * would (over-map, unmap the unaligned head and the tail, unrecorded). */
+static void *pg_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
+  if (pg_page == 0 || addr != NULL || (flags & MAP_FIXED) || fd != -1)
+    return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+  size_t total = len + pg_page;
+  char *raw = (void *)syscall(SYS_mmap, NULL, total, prot, flags, fd, off);
+  if (raw == MAP_FAILED) return MAP_FAILED;
+  char *p = (char *)(((uintptr_t)raw + pg_page - 1) & ~(uintptr_t)(pg_page - 1));
+  size_t head = (size_t)(p - raw), end = (len + 4095) & ~(size_t)4095;
+  if (head) syscall(SYS_munmap, raw, head);
+  if (total - head > end) syscall(SYS_munmap, p + end, total - head - end);
+  return p;
+}
+
 void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
-  void *p = (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+  void *p = pg_mmap(addr, len, prot, flags, fd, off);
   if (pg_page != 0 && addr == NULL && len % pg_page != 0 && p != MAP_FAILED) {
     for (size_t i = 0; i < sizeof pg_odd / sizeof pg_odd[0]; i++)
       if (pg_odd[i].addr == 0) {
