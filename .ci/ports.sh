@@ -6,7 +6,9 @@
 #   aarch64  cross-built with gcc-aarch64-linux-gnu, `make check` under
 #            qemu-user (qemu-aarch64, libc6:arm64 from multiarch); then the
 #            tests that depend on the page size again as on a 64 KiB page
-#            kernel (qemu-aarch64 -p 65536)
+#            kernel (qemu-aarch64 -p 65536: the page-size, huge-block and
+#            larson stress, checked-mode and limit tests; not the Check
+#            suites again, to keep CI's time)
 #   clang    CC=clang ./configure --enable-werror && make check
 #   musl     CC=musl-gcc: libfancymalloc, the Check suite (Check itself
 #            built with musl-gcc from Debian's source package) and the
@@ -68,7 +70,7 @@ if want aarch64; then
   step "aarch64: as on a 64 KiB page kernel (qemu-aarch64 -p 65536)"
   (cd _build-aarch64 &&
      CK_TIMEOUT_MULTIPLIER=10 make -s -j"$JOBS" check FA_TEST_RUNNER="qemu-aarch64 -p 65536" \
-       TESTS="tests/check_fancy tests/check_white tests/check_pagesize tests/stress/stress_huge") ||
+       TESTS="tests/check_pagesize tests/stress/stress_huge tests/stress/stress_larson tests/check_mode tests/limit_helper") ||
     show_logs _build-aarch64
 fi
 
