@@ -22,7 +22,7 @@
 # and the white-box test of every block offset comes near 30 s).  PORTS=
 # "aarch64 clang musl deb-arm64" (the default) picks steps.  Needs (Debian,
 # with `dpkg --add-architecture arm64`): qemu-user gcc-aarch64-linux-gnu
-# g++-aarch64-linux-gnu libc6-dev-arm64-cross check:arm64 musl-tools
+# g++-aarch64-linux-gnu libc6-dev-arm64-cross check:arm64 libstdc++6:arm64 musl-tools
 # devscripts crossbuild-essential-arm64 (.ci/run installs them).
 #
 # Why no `qemu-aarch64 -L /usr/aarch64-linux-gnu`: with -L, Debian 12's
