@@ -77,8 +77,12 @@ fi
 if want clang; then
   step "clang: CC=clang configure --enable-werror, make check"
   rm -rf _build-clang && mkdir _build-clang
+  # clang 14's optimizer crashes (segfault) on tests/check_instances.c at
+  # -O2, with or without sanitizers (see .ci/run's TSan step): that one
+  # test object is compiled at -O1; the library and the rest at -O2.
   (cd _build-clang && ../configure -q CC=clang CXX=clang++ --enable-werror &&
-     make -s -j"$JOBS" && make -s -j"$JOBS" check) || show_logs _build-clang
+     make -s -j"$JOBS" && make -s tests/check_fancy-check_instances.o CFLAGS="-g -O1" &&
+     make -s -j"$JOBS" check) || show_logs _build-clang
   grep -q '^CC = clang$' _build-clang/Makefile || { echo "ports.sh: not built by clang"; exit 1; }
 fi
 
@@ -123,7 +127,8 @@ if want deb-arm64; then
   (cd "$work/src" && DEB_BUILD_OPTIONS=nocheck dpkg-buildpackage -a arm64 -Pnocheck -us -uc -b) ||
     { echo "ports.sh: arm64 package build failed (dpkg-gensymbols included); kept $work"; exit 1; }
   for d in "$work"/libfancyalloc1_*_arm64.deb "$work"/libfancymalloc1_*_arm64.deb; do
-    dpkg-deb -c "$d" | grep -q 'aarch64-linux-gnu' || { echo "ports.sh: $d: no arm64 library"; exit 1; }
+    [[ $(dpkg-deb -c "$d") == *usr/lib/aarch64-linux-gnu/lib* ]] ||
+      { echo "ports.sh: $d: no arm64 library"; exit 1; }
   done
   ls -l "$work"/*_arm64.deb
   rm -rf "$work"
