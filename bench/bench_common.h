@@ -15,7 +15,9 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#ifdef __GLIBC__
 #include <gnu/libc-version.h>
+#endif
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
@@ -147,9 +149,10 @@ static inline uint64_t bench_now_ns(void)
 /* Per-call latency uses the TSC on x86 (rdtscp: waits for the preceding
  * instructions, about 10 ns here against about 20-25 ns for a vDSO
  * clock_gettime), calibrated against CLOCK_MONOTONIC once at start-up.
- * Other architectures fall back to clock_gettime. */
-static double bench_tick_ns = 1.0; /* ns per tick */
-static const char *bench_tick_source = "clock_gettime";
+ * Other architectures (aarch64: its vDSO clock_gettime reads the same
+ * generic-timer counter an mrs of cntvct_el0 would) use clock_gettime. */
+static BENCH_UNUSED double bench_tick_ns = 1.0; /* ns per tick */
+static BENCH_UNUSED const char *bench_tick_source = "clock_gettime";
 
 static inline uint64_t bench_ticks(void)
 {
@@ -419,8 +422,14 @@ static BENCH_UNUSED void bench_report_allocator(FILE *out)
 	} else if (mallctl && mallctl("version", &jever, &sz, NULL, 0) == 0 && jever)
 		snprintf(bench_alloc_version, sizeof bench_alloc_version, "jemalloc-%.60s", jever);
 	else
+#ifdef __GLIBC__
 		snprintf(bench_alloc_version, sizeof bench_alloc_version, "glibc-%s",
 			 gnu_get_libc_version());
+#else
+		/* musl has no version call; its malloc is the libc's own. */
+		snprintf(bench_alloc_version, sizeof bench_alloc_version, "libc-%s",
+			 bench_lib_of(bench_fn_addr((bench_fn_t)malloc)));
+#endif
 	if (out) {
 		fprintf(out, "malloc_lib=%s\n", bench_malloc_lib);
 		fprintf(out, "alloc_version=%s\n", bench_alloc_version);

@@ -214,6 +214,7 @@ static void fa_process_init_once(void) {
     if (pre != NULL && strstr(pre, "vgpreload_memcheck") != NULL) _fa_opt.check = true;
   }
   fa_secret_init();
+  (void)fa_os_page_size();   /* the kernel's page size, once (os.h) */
   _fa_unit_map_init();
   if (pthread_key_create(&fa_thread_key, fa_thread_done) != 0)
     _fa_fatal("cannot create the thread-exit key");

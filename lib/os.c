@@ -5,10 +5,22 @@
  */
 #include "internal.h"
 
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 long _fa_os_fail_after = 0;
+size_t _fa_os_page = 0;
+
+/* AT_PAGESZ rather than sysconf: no libc state, safe before main and from
+ * inside malloc.  Anything but a power of two from 4 KiB to a segment is
+ * not a page size Linux has; keep 4 KiB then. */
+size_t _fa_os_page_init(void) {
+  size_t page = (size_t)getauxval(AT_PAGESZ);
+  if (page < 4096 || page > FA_SEGMENT_SIZE || (page & (page - 1)) != 0) page = 4096;
+  __atomic_store_n(&_fa_os_page, page, __ATOMIC_RELAXED);
+  return page;
+}
 
 #ifndef MAP_NORESERVE
 #define MAP_NORESERVE 0

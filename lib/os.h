@@ -10,8 +10,21 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Map size bytes (a multiple of 4 KiB) read/write, aligned to align (a
- * power of two >= 4 KiB).  Honours FANCY_MEMORY_LIMIT, FANCY_POPULATE and
+/* The kernel's page size (FA_OS_PAGE_SIZE), from the auxiliary vector
+ * (AT_PAGESZ) at the first call.  Huge blocks are rounded up to it, and
+ * every mapping, unmap, purge and remap is aligned to it: a 16 or 64 KiB
+ * page kernel refuses a 4 KiB-aligned munmap or madvise (EINVAL).  Tests
+ * store another power of two in _fa_os_page before allocating, to check
+ * the calls a 16 or 64 KiB page kernel would get (tests/check_pagesize.c). */
+extern size_t _fa_os_page FA_HIDDEN;
+FA_HIDDEN size_t _fa_os_page_init(void);
+static inline size_t fa_os_page_size(void) {
+  size_t page = __atomic_load_n(&_fa_os_page, __ATOMIC_RELAXED);
+  return page != 0 ? page : _fa_os_page_init();
+}
+
+/* Map size bytes (a multiple of FA_OS_PAGE_SIZE) read/write, aligned to
+ * align (a power of two >= FA_OS_PAGE_SIZE).  Honours FANCY_MEMORY_LIMIT, FANCY_POPULATE and
  * FANCY_HUGE_PAGES.  NULL (errno ENOMEM) on failure. */
 FA_HIDDEN void *_fa_os_map_aligned(size_t size, size_t align, bool populate, bool huge_pages);
 /* A new 4 MiB segment, aligned to 4 MiB, carved from address space mapped

@@ -58,6 +58,9 @@ FA_EXPORT int posix_memalign(void **memptr, size_t alignment, size_t size) {
 
 FA_EXPORT void *valloc(size_t size) { return _fa_aligned_alloc(fa_heap_get(), FA_OS_PAGE_SIZE, size); }
 
+/* pvalloc, malloc_trim and the __libc_* names below are glibc's: musl has
+ * none of them, and calls none of its malloc internally (issue 18). */
+#ifdef __GLIBC__
 FA_EXPORT void *pvalloc(size_t size) {
   size_t rounded = (size + FA_OS_PAGE_SIZE - 1) & ~(size_t)(FA_OS_PAGE_SIZE - 1);
   if (rounded < size) {
@@ -67,8 +70,12 @@ FA_EXPORT void *pvalloc(size_t size) {
   return _fa_aligned_alloc(fa_heap_get(), FA_OS_PAGE_SIZE, rounded ? rounded : FA_OS_PAGE_SIZE);
 }
 
-FA_EXPORT size_t malloc_usable_size(void *p) { return _fa_usable_size((uintptr_t)p); }
 FA_EXPORT int malloc_trim(size_t pad) { return _fa_trim(fa_heap_get(), pad); }
+#endif
+
+FA_EXPORT size_t malloc_usable_size(void *p) { return _fa_usable_size((uintptr_t)p); }
+
+#ifdef __GLIBC__
 
 /* glibc-internal names. */
 FA_EXPORT void *__libc_malloc(size_t size);
@@ -89,3 +96,4 @@ FA_EXPORT void *__libc_pvalloc(size_t size) { return pvalloc(size); }
 FA_EXPORT int __posix_memalign(void **memptr, size_t alignment, size_t size) {
   return fancy_posix_memalign(memptr, alignment, size);
 }
+#endif /* __GLIBC__ */

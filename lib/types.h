@@ -131,7 +131,9 @@
 #define FA_SEGMENT_USABLE_PAGES (FA_PAGES_PER_SEGMENT - FA_FIRST_PAGE)
 
 #define FA_VA_BITS 47                             /* user address space */
-#define FA_OS_PAGE_SIZE 4096
+/* The kernel's page size: 4 KiB on x86-64, 4, 16 or 64 KiB on arm64.
+ * Read at start-up (os.h); FA_PAGE_SIZE is a multiple of all of them. */
+#define FA_OS_PAGE_SIZE fa_os_page_size()
 
 /* Size tiers. */
 #define FA_SMALL_MAX 512                /* 16 classes, 16..512 (document) */

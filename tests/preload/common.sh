@@ -55,10 +55,22 @@ require_preload() {
   fi
 }
 
-# require_prog PROG...: skip unless every PROG is installed.
+# A libfancymalloc built for musl (CC=musl-gcc, issue 18) loads only into
+# musl programs: the system's programs (sort, env, python3, ...) are glibc's.
+# system_progs_ok: true when the system's programs can preload it.
+fancy_libc=glibc
+if command -v readelf >/dev/null 2>&1 &&
+   readelf -d "$FANCY_LIB" 2>/dev/null | grep -q 'NEEDED.*\[libc\.so\]'; then
+  fancy_libc=musl
+fi
+system_progs_ok() { [ "$fancy_libc" = glibc ]; }
+
+# require_prog PROG...: skip unless every PROG is installed (and can
+# preload the library).
 require_prog() {
   for p in "$@"; do
     command -v "$p" >/dev/null 2>&1 || skip "$p not installed"
+    system_progs_ok || skip "$p is a glibc program; $FANCY_LIB is built for musl"
   done
 }
 

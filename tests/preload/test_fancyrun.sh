@@ -11,6 +11,7 @@ fancyrun=$top_builddir/bin/fancyrun
 [ -f "$fancyrun" ] || hard "$fancyrun not built"
 require_preload
 require_helper workload
+system_progs_ok || skip "it runs the system's programs (sh, env: glibc programs); $FANCY_LIB is built for musl"
 
 # The installed script names the installation's libdir, fully expanded.
 if grep -Eq '@[A-Z_]+@|\$\{?(exec_)?prefix' "$fancyrun"; then

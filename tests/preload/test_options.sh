@@ -86,7 +86,7 @@ for field in live mapped committed segments threads; do
   grep -q "^ *$field " "$tmp/err" || { cat "$tmp/err" >&2; fail "FANCY_STATS=1: no '$field' line"; }
 done
 ok "FANCY_STATS=1 prints the statistics at exit"
-if command -v sort >/dev/null 2>&1; then
+if command -v sort >/dev/null 2>&1 && system_progs_ok; then
   # sort closes stdout and stderr in an atexit handler (close_stdout).
   printf 'b\na\n' >"$tmp/in"
   FANCY_STATS=1 fancy sort "$tmp/in" >"$tmp/out" 2>"$tmp/err" || fail "sort failed"
