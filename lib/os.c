@@ -200,6 +200,10 @@ void *_fa_os_remap(void *p, size_t old_size, size_t new_size, size_t align, bool
     return NULL;
   }
   fa_count(mmap_calls, 1);
+  /* A call that succeeds leaves errno as it was (POSIX: malloc, realloc
+   * and posix_memalign set it only when they fail), though the first try
+   * may fail. */
+  int saved_errno = errno;
   /* First try to grow in place. */
   void *q = mremap(p, old_size, new_size, 0);
   if (q != MAP_FAILED) return q;
@@ -213,6 +217,7 @@ void *_fa_os_remap(void *p, size_t old_size, size_t new_size, size_t align, bool
 #ifdef MADV_HUGEPAGE
       if (huge_pages) madvise(q, new_size, MADV_HUGEPAGE);
 #endif
+      errno = saved_errno;
       return q;
     }
     munmap(dest, new_size);
