@@ -15,7 +15,8 @@
 #     the uninstalled libraries;
 #   - the tests that re-execute themselves with a variable set
 #     (tests/check_mode: FANCY_CHECK=1, tests/limit_helper:
-#     FANCY_MEMORY_LIMIT=64m) get it set here instead, since the emulated
+#     FANCY_MEMORY_LIMIT=64m, tests/limit_threads: 32m, tests/check_races: 256m)
+#     get it set here instead, since the emulated
 #     program cannot exec itself again;
 #   - a shell test runs with FA_TEST_RUNNER exported; those that run
 #     programs of the build (preload, valgrind) need the host to run them
@@ -33,6 +34,11 @@ case $name in
   check_mode) FANCY_CHECK=1; export FANCY_CHECK ;;
   limit_helper) FANCY_MEMORY_LIMIT=64m FA_LIMIT_HELPER_CHILD=1
                 export FANCY_MEMORY_LIMIT FA_LIMIT_HELPER_CHILD ;;
+  limit_threads) FANCY_MEMORY_LIMIT=32m; export FANCY_MEMORY_LIMIT ;;
+  check_races) FANCY_MEMORY_LIMIT=256m; export FANCY_MEMORY_LIMIT ;;
+  idle_memory) echo "idle_memory: SKIP: forks and re-executes itself in three modes, and would"
+               echo "  measure the emulator's RSS; cross build (FA_TEST_RUNNER=$runner)"
+               exit 77 ;;
 esac
 
 if head -c 4 "$t" 2>/dev/null | grep -q 'ELF'; then
