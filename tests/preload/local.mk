@@ -75,6 +75,10 @@ tests_preload_atexit_tls_SOURCES = tests/preload/atexit_tls.c
 tests_preload_atexit_tls_LDADD = $(PTHREAD_LIBS)
 tests_preload_misuse_SOURCES = tests/preload/misuse.c tests/preload/which.h
 tests_preload_introspect_SOURCES = tests/preload/introspect.c tests/preload/which.h
+# -fno-builtin: clang takes malloc for a call that writes no memory of the
+# program's, errno included, and folds errno after a failed malloc to the 0
+# stored before it (test_enomem then reads "NULL, errno 0").
+tests_preload_introspect_CFLAGS = $(AM_CFLAGS) -fno-builtin
 
 # libearly.so: preloaded after libfancymalloc, its constructor allocates
 # before the allocator's constructor has run (test_ctor).  -rpath makes
