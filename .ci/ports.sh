@@ -92,12 +92,17 @@ if want musl; then
   step "musl: Check built with musl-gcc"
   # Debian ships Check for glibc only; build the same version from
   # Debian's source package, static, into _build-musl-check.
-  ckver=$(dpkg-query -W -f '${source:Version}' check | sed 's/+b[0-9]*$//')
+  # The native package's version: with check:arm64 installed too, a plain
+  # `check` names both, and their versions ran together.
+  ckver=$(dpkg-query -W -f '${source:Version}' "check:$(dpkg --print-architecture)" | sed 's/+b[0-9]*$//')
+  # The Debian mirror apt is set up with.
+  mirror=$(awk '/^URIs:/ { print $2; exit } /^deb / { print $2; exit }' \
+             /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list 2>/dev/null)
   ckdir=$src/_build-musl-check
   if [ ! -f "$ckdir/prefix/lib/libcheck.a" ]; then
     rm -rf "$ckdir" && mkdir -p "$ckdir"
     (cd "$ckdir" &&
-       dget -q -u -d "https://deb.debian.org/debian/pool/main/c/check/check_${ckver}.dsc" &&
+       dget -q -u -d "${mirror%/}/pool/main/c/check/check_${ckver}.dsc" &&
        tar xzf check_"${ckver%-*}".orig.tar.gz && cd check-"${ckver%-*}" &&
        ./configure -q CC=musl-gcc --prefix="$ckdir/prefix" --disable-shared \
          --enable-subunit=no --disable-timeout-tests >/dev/null &&
