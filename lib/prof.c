@@ -42,7 +42,12 @@
  */
 #include "internal.h"
 
+#if defined(__has_include)
+#if __has_include(<execinfo.h>)
 #include <execinfo.h>
+#define FA_HAVE_BACKTRACE 1
+#endif
+#endif
 #include <fcntl.h>
 #include <link.h>
 #include <signal.h>
@@ -249,7 +254,13 @@ static unsigned fa_prof_stack(void **pc, unsigned max) {
     atomic_store_explicit(&fa_prof_text_state, found == 1 ? 1 : 2, memory_order_release);
   }
   void *raw[FA_PROF_DEPTH + 16];
+#ifdef FA_HAVE_BACKTRACE
   int n = backtrace(raw, FA_PROF_DEPTH + 16);
+#else
+  /* No backtrace(3) in the C library (musl): samples are counted with an
+   * empty stack, so the profile's totals hold but name no call site. */
+  int n = 0;
+#endif
   int skip = 0;
   if (atomic_load_explicit(&fa_prof_text_state, memory_order_relaxed) == 1) {
     /* past the last of our frames (a sanitizer's backtrace interceptor
