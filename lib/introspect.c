@@ -14,26 +14,8 @@
 #include "internal.h"
 
 #include <limits.h>
-#include <malloc.h>
+#include "glibc_malloc.h"
 
-#ifndef __GLIBC__
-/* A C library without glibc's introspection calls (musl): glibc's
- * declarations, so that programs built against glibc find them. */
-struct mallinfo {
-  int arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
-};
-struct mallinfo2 {
-  size_t arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
-};
-#define M_TRIM_THRESHOLD -1
-#define M_TOP_PAD -2
-#define M_MMAP_THRESHOLD -3
-struct mallinfo mallinfo(void);
-struct mallinfo2 mallinfo2(void);
-void malloc_stats(void);
-int malloc_info(int options, FILE *fp);
-int mallopt(int param, int value);
-#endif
 
 #define FA_EXPORT __attribute__((visibility("default")))
 

@@ -15,13 +15,23 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fancyalloc.h"
+#include "../../lib/glibc_malloc.h"
 #include "which.h"
+
+#ifndef __GLIBC__
+/* A C library without these calls (musl): libfancymalloc, preloaded,
+ * provides them at run time; weak, so that the helper links without. */
+#pragma weak mallinfo2
+#pragma weak mallinfo
+#pragma weak malloc_stats
+#pragma weak malloc_info
+#pragma weak mallopt
+#endif
 
 /* mallinfo is deprecated in glibc, but programs call it: so does this. */
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"

@@ -60,6 +60,10 @@ ok "malloc_usable_size of a freed block is 0: $(cat "$tmp/out")"
 fancy "$helpers/misuse" glibc >"$tmp/out" 2>"$tmp/err"
 st=$?
 cat "$tmp/out"
+if [ $st -eq 77 ]; then
+  ok "no glibc malloc in this process (another C library): glibc's blocks not tried"
+  exit 0
+fi
 [ $st -eq 0 ] || { cat "$tmp/err" >&2; fail "misuse glibc: status $st"; }
 [ ! -s "$tmp/err" ] || { cat "$tmp/err" >&2; fail "misuse glibc: a message on stderr"; }
 ok "blocks of glibc's malloc go back to glibc's free"
