@@ -160,6 +160,7 @@ FA_HIDDEN void _fa_segments_release_domain(fa_domain_t *d);
 FA_HIDDEN size_t _fa_segment_index(const fa_segment_t *seg, const fa_page_t *page);
 FA_HIDDEN void _fa_span_purge(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *span);
 FA_HIDDEN size_t _fa_segment_cache_decay(uint64_t now, uint64_t delay, bool force, bool blocking);
+FA_HIDDEN size_t _fa_segment_cache_trim(size_t *budget);
 FA_HIDDEN size_t _fa_abandoned_collect(size_t max, bool blocking);
 FA_HIDDEN bool _fa_memory_pressure(fa_heap_t *heap);
 FA_HIDDEN size_t _fa_heap_purge(fa_heap_t *heap, uint64_t now, uint64_t delay, size_t max);
@@ -223,6 +224,7 @@ FA_HIDDEN void _fa_prof_totals(size_t *samples, size_t *bytes, size_t *dropped);
  * ---------------------------------------------------------------------- */
 FA_HIDDEN void *_fa_huge_alloc(fa_heap_t *heap, size_t n, size_t alignment, bool zeroed);
 FA_HIDDEN size_t _fa_huge_cache_decay(uint64_t now, uint64_t delay, bool force);
+FA_HIDDEN size_t _fa_huge_cache_trim(size_t *budget);
 FA_HIDDEN bool _fa_huge_free(fa_domain_t *d, void *p);
 FA_HIDDEN size_t _fa_huge_release_domain(fa_domain_t *d);
 FA_HIDDEN size_t _fa_huge_size(const void *p);

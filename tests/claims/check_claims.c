@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * check_claims.c - promises of README.md and the man pages, one test each
+ * (issue 19).
+ *
+ * Every test here is named claim_<page>_<what> and starts with a comment
+ * quoting the page and the sentence it checks; tests/claims/CLAIMS lists
+ * every claim with the test (here or elsewhere) that checks it, and
+ * tests/claims/test_claims_list.sh fails when a man page or a README table
+ * row has no entry there.  Each test runs in its own child process
+ * (Check's fork mode), so statistics start from a fresh process.
+ */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "../helpers.h"
+
+static fancy_stats_t fa_st(void) {
+  fancy_stats_t st;
+  ck_assert_int_eq(fancy_stats_get(&st, sizeof st), 0);
+  return st;
+}
+
+/* Is the page at p mapped?  mincore fails with ENOMEM on an unmapped one. */
+static bool fa_mapped(const void *p) {
+  unsigned char v;
+  long ps = sysconf(_SC_PAGESIZE);
+  return mincore((void *)((uintptr_t)p & ~(uintptr_t)(ps - 1)), 1, &v) == 0;
+}
+
+/* ------------------------------------------------------------------------
+ * fancy_trim(3)
+ * ---------------------------------------------------------------------- */
+
+/* fancy_trim(3) DESCRIPTION: "At most pad bytes of free memory are kept
+ * cached, ready for the next allocations; with a pad of 0, everything that
+ * can be released is."  A freed huge block kept warm is free memory too:
+ * fancy_trim(1 GiB) keeps it mapped and returns 0. */
+START_TEST(claim_fancy_trim_pad_huge) {
+  char *p = fancy_malloc(8 * FA_MIB);
+  ck_assert_ptr_nonnull(p);
+  memset(p, 1, 8 * FA_MIB);
+  fancy_free(p);
+  fancy_trim(1 << 30);   /* the heap's own spans may go either way */
+  ck_assert_msg(fa_mapped(p), "the freed 8 MiB block is not cached; nothing to test");
+  ck_assert_int_eq(fancy_trim(1 << 30), 0);
+  ck_assert_msg(fa_mapped(p), "fancy_trim(1 GiB) unmapped a freed 8 MiB block");
+  ck_assert_int_eq(fancy_trim(4 * FA_MIB), 1);
+  ck_assert_msg(!fa_mapped(p), "fancy_trim(4 MiB) kept a freed 8 MiB block mapped");
+}
+END_TEST
+
+static void *fa_churn_thread(void *arg) {
+  (void)arg;
+  enum { N = 48 };
+  void *b[N];
+  for (int i = 0; i < N; i++) {
+    b[i] = fancy_malloc(64 * FA_KIB);
+    if (b[i] != NULL) memset(b[i], 2, 64 * FA_KIB);
+  }
+  for (int i = 0; i < N; i++) fancy_free(b[i]);
+  return NULL;
+}
+
+/* Same sentence, for "the caches shared by all threads, such as the empty
+ * segments kept for reuse": the segments of an exited thread stay
+ * committed under fancy_trim(1 GiB) and go with fancy_trim(0). */
+START_TEST(claim_fancy_trim_pad_segments) {
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, fa_churn_thread, NULL), 0);
+  ck_assert_int_eq(pthread_join(t, NULL), 0);
+  fancy_trim(1 << 30);
+  fancy_stats_t a = fa_st();
+  ck_assert_msg(a.segments_cached > 0, "no cached segment after a thread exit; nothing to test");
+  ck_assert_int_eq(fancy_trim(1 << 30), 0);
+  fancy_stats_t b = fa_st();
+  ck_assert_uint_eq(b.segments_cached, a.segments_cached);
+  ck_assert_uint_eq(b.bytes_purged, a.bytes_purged);
+  ck_assert_int_eq(fancy_trim(0), 1);
+  fancy_stats_t c = fa_st();
+  ck_assert_uint_eq(c.segments_cached, 0);
+  ck_assert_uint_gt(c.bytes_purged, b.bytes_purged);
+}
+END_TEST
+
+static Suite *make_claims_suite(void) {
+  Suite *s = suite_create("claims");
+  TCase *tc = tcase_create("fancy_trim.3");
+  tcase_set_timeout(tc, FA_TIMEOUT_QUICK);
+  tcase_add_test(tc, claim_fancy_trim_pad_huge);
+  tcase_add_test(tc, claim_fancy_trim_pad_segments);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  SRunner *sr = srunner_create(make_claims_suite());
+  srunner_run_all(sr, getenv("CK_VERBOSITY") != NULL ? CK_ENV : CK_VERBOSE);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

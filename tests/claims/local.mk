@@ -1,0 +1,12 @@
+## tests/claims/local.mk - the promises of README.md and the man pages
+## (issue 19).  tests/claims/CLAIMS lists each one with the test that
+## checks it; test_claims_list.sh fails when a page or a README table row
+## has none.  check_claims holds the C-level claims not tested elsewhere.
+
+if FA_HAVE_CHECK
+check_PROGRAMS += tests/claims/check_claims
+TESTS += tests/claims/check_claims
+tests_claims_check_claims_SOURCES = tests/claims/check_claims.c tests/helpers.h
+tests_claims_check_claims_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_claims_check_claims_LDADD = lib/libfancyalloc.la $(CHECK_LIBS) $(PTHREAD_LIBS)
+endif
