@@ -40,10 +40,17 @@ size_t _fa_reclaim_tick(bool force, bool blocking) {
   return n;
 }
 
+/* The thread wakes every FANCY_PURGE_DELAY ms, but never more than 100
+ * times a second: with a delay of 0 the slow paths purge at once anyway,
+ * and a thread waking every millisecond costs an idle program about a
+ * thousand context switches a second. */
+#define FA_RECLAIM_MIN_PERIOD_MS 10
+
 static void *fa_reclaim_main(void *arg) {
   (void)arg;
   for (;;) {
-    uint64_t ms = _fa_opt.purge_delay ? _fa_opt.purge_delay : 1;
+    uint64_t ms = _fa_opt.purge_delay > FA_RECLAIM_MIN_PERIOD_MS ? _fa_opt.purge_delay
+                                                                 : FA_RECLAIM_MIN_PERIOD_MS;
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
     _fa_reclaim_tick(false, true);

@@ -10,3 +10,11 @@ tests_claims_check_claims_SOURCES = tests/claims/check_claims.c tests/helpers.h
 tests_claims_check_claims_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_claims_check_claims_LDADD = lib/libfancyalloc.la $(CHECK_LIBS) $(PTHREAD_LIBS)
 endif
+
+check_PROGRAMS += tests/claims/idle_wakeups
+TESTS += tests/claims/idle_wakeups
+tests_claims_idle_wakeups_SOURCES = tests/claims/idle_wakeups.c
+tests_claims_idle_wakeups_LDADD = lib/libfancyalloc.la $(PTHREAD_LIBS)
+
+TESTS += tests/claims/test_options.sh
+EXTRA_DIST += tests/claims/test_options.sh

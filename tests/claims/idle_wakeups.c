@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * idle_wakeups.c - claim fancyalloc.7-reclaim-period: fancyalloc(7),
+ * FANCY_RECLAIM: "The thread wakes every FANCY_PURGE_DELAY milliseconds,
+ * but at most 100 times a second (every 10 ms with a delay of 0)."
+ *
+ * Run without arguments it re-executes itself with FANCY_RECLAIM=1
+ * FANCY_PURGE_DELAY=0 (options are read once, at start-up), starts the
+ * background thread with one large allocation, and counts the context
+ * switches of every other thread of the process over one idle second
+ * (/proc/self/task/<tid>/status).  Waking every millisecond, as before,
+ * gives about 1000; at most 100 wake-ups a second gives about 100, so the
+ * bound of 300 leaves room for a loaded machine and none for the old rate.
+ * This measures a rate, not a race: no result depends on who runs first.
+ */
+#define _GNU_SOURCE 1
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fancyalloc.h"
+
+/* Context switches of every thread but the calling one; *threads gets
+ * how many other threads there are. */
+static long other_switches(int *threads) {
+  char path[320], line[256];
+  long total = 0;
+  *threads = 0;
+  DIR *d = opendir("/proc/self/task");
+  if (d == NULL) return -1;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.' || atoi(e->d_name) == gettid()) continue;
+    (*threads)++;
+    snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) continue;
+    while (fgets(line, sizeof line, f) != NULL) {
+      long v;
+      if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1 ||
+          sscanf(line, "nonvoluntary_ctxt_switches: %ld", &v) == 1)
+        total += v;
+    }
+    fclose(f);
+  }
+  closedir(d);
+  return total;
+}
+
+int main(int argc, char **argv) {
+  (void)argc;
+  if (getenv("FANCY_IDLE_WAKEUPS_CHILD") == NULL) {
+    setenv("FANCY_IDLE_WAKEUPS_CHILD", "1", 1);
+    setenv("FANCY_RECLAIM", "1", 1);
+    setenv("FANCY_PURGE_DELAY", "0", 1);
+    execv("/proc/self/exe", argv);
+    perror("idle_wakeups: execv");
+    return 99;
+  }
+  void *p = fancy_malloc(3 << 20);   /* slow path: starts the thread */
+  fancy_free(p);
+  p = fancy_malloc(100);
+  fancy_free(p);
+  struct timespec settle = {0, 100 * 1000000L}, idle = {1, 0};
+  nanosleep(&settle, NULL);
+  int threads;
+  long before = other_switches(&threads);
+  if (threads != 1) {
+    fprintf(stderr, "FAIL: %d other threads, expected the reclaim thread alone\n", threads);
+    return 1;
+  }
+  nanosleep(&idle, NULL);
+  long after = other_switches(&threads);
+  long n = after - before;
+  printf("idle_wakeups: the reclaim thread switched %ld times in 1 s idle "
+         "(FANCY_PURGE_DELAY=0)\n", n);
+  if (n > 300) {
+    fprintf(stderr, "FAIL: %ld context switches in 1 s idle, more than 300\n", n);
+    return 1;
+  }
+  return 0;
+}
