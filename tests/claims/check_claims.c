@@ -86,12 +86,45 @@ START_TEST(claim_fancy_trim_pad_segments) {
 }
 END_TEST
 
+/* ------------------------------------------------------------------------
+ * fancy_aligned_alloc(3), fancy_malloc(3), fancy_stats_get(3)
+ * ---------------------------------------------------------------------- */
+
+/* fancy_aligned_alloc(3) DESCRIPTION: "An alignment up to 64 KiB is served
+ * from the allocator's pages; a larger one makes a huge block, mapped on
+ * its own with mmap(2) and counted as a huge block by fancy_stats_get(3),
+ * whatever its size: fancy_aligned_alloc(1 << 20, 100) takes one page of
+ * the system (4 KiB) at a 1 MiB boundary." */
+START_TEST(claim_fancy_aligned_alloc_huge_alignment) {
+  fancy_stats_t a = fa_st();
+  void *p = fancy_aligned_alloc(64 * FA_KIB, 100);
+  ck_assert_ptr_nonnull(p);
+  ck_assert(fa_is_aligned(p, 64 * FA_KIB));
+  fancy_stats_t b = fa_st();
+  ck_assert_uint_eq(b.huge_blocks, a.huge_blocks);
+  void *q = fancy_aligned_alloc(FA_MIB, 100);
+  ck_assert_ptr_nonnull(q);
+  ck_assert(fa_is_aligned(q, FA_MIB));
+  fancy_stats_t c = fa_st();
+  ck_assert_uint_eq(c.huge_blocks, b.huge_blocks + 1);
+  long ps = sysconf(_SC_PAGESIZE);
+  ck_assert_uint_eq(c.bytes_huge - b.bytes_huge, (size_t)ps);
+  ck_assert_uint_eq(fancy_malloc_usable_size(q), (size_t)ps);
+  fancy_free(q);
+  fancy_free(p);
+}
+END_TEST
+
 static Suite *make_claims_suite(void) {
   Suite *s = suite_create("claims");
   TCase *tc = tcase_create("fancy_trim.3");
   tcase_set_timeout(tc, FA_TIMEOUT_QUICK);
   tcase_add_test(tc, claim_fancy_trim_pad_huge);
   tcase_add_test(tc, claim_fancy_trim_pad_segments);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("fancy_aligned_alloc.3");
+  tcase_set_timeout(tc, FA_TIMEOUT_QUICK);
+  tcase_add_test(tc, claim_fancy_aligned_alloc_huge_alignment);
   suite_add_tcase(s, tc);
   return s;
 }
