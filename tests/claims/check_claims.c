@@ -11,6 +11,7 @@
  * (Check's fork mode), so statistics start from a fresh process.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -29,6 +30,40 @@ static bool fa_mapped(const void *p) {
   unsigned char v;
   long ps = sysconf(_SC_PAGESIZE);
   return mincore((void *)((uintptr_t)p & ~(uintptr_t)(ps - 1)), 1, &v) == 0;
+}
+
+/* Run fn(arg) in a child with stderr in a pipe: true if it died of
+ * SIGABRT after exactly one line, which starts with prefix. */
+static bool fa_aborts_with(void (*fn)(void *), void *arg, const char *prefix) {
+  int fd[2];
+  ck_assert_int_eq(pipe(fd), 0);
+  fflush(NULL);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    dup2(fd[1], 2);
+    close(fd[0]);
+    fn(arg);
+    _exit(0);
+  }
+  close(fd[1]);
+  char buf[1024];
+  size_t len = 0;
+  ssize_t r;
+  while (len < sizeof buf - 1 && (r = read(fd[0], buf + len, sizeof buf - 1 - len)) > 0)
+    len += (size_t)r;
+  buf[len] = '\0';
+  close(fd[0]);
+  int st;
+  ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+  char *nl = strchr(buf, '\n');
+  bool one_line = nl != NULL && nl[1] == '\0';
+  if (!(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT && one_line &&
+        strncmp(buf, prefix, strlen(prefix)) == 0)) {
+    fprintf(stderr, "child status %#x, stderr: %s\n", st, buf);
+    return false;
+  }
+  return true;
 }
 
 /* ------------------------------------------------------------------------
@@ -115,6 +150,41 @@ START_TEST(claim_fancy_aligned_alloc_huge_alignment) {
 }
 END_TEST
 
+/* ------------------------------------------------------------------------
+ * fancy_allocator_create(3)
+ * ---------------------------------------------------------------------- */
+
+static void fa_use_instance(void *a) {
+  void *p = fancy_allocator_malloc(a, 100);
+  fancy_allocator_free(a, p);
+}
+
+/* fancy_allocator_create(3) "Destroying with live blocks": "The handle of
+ * a destroyed instance stays invalid for good, even once another instance
+ * is created in its place: passing it to any fancy_allocator_*() call
+ * aborts the process after the one-line message "fancyalloc: invalid or
+ * destroyed allocator instance"." */
+START_TEST(claim_fancy_allocator_create_stale_handle) {
+  fancy_allocator_t *a = fancy_allocator_create(NULL);
+  ck_assert_ptr_nonnull(a);
+  fa_use_instance(a);
+  fancy_allocator_destroy(a);
+  fancy_allocator_t *b = fancy_allocator_create(NULL);   /* a's slot */
+  ck_assert_ptr_nonnull(b);
+  ck_assert_ptr_ne(a, b);
+  ck_assert(fa_aborts_with(fa_use_instance, a,
+                           "fancyalloc: invalid or destroyed allocator instance"));
+  fa_use_instance(b);
+  ck_assert(fancy_allocator_validate(b));
+  /* A made-up handle too, and the default instance's own. */
+  ck_assert(fa_aborts_with(fa_use_instance, (void *)((uintptr_t)b + 1),
+                           "fancyalloc: invalid or destroyed allocator instance"));
+  fa_use_instance(fancy_allocator_default());
+  fa_use_instance(NULL);
+  fancy_allocator_destroy(b);
+}
+END_TEST
+
 static Suite *make_claims_suite(void) {
   Suite *s = suite_create("claims");
   TCase *tc = tcase_create("fancy_trim.3");
@@ -125,6 +195,10 @@ static Suite *make_claims_suite(void) {
   tc = tcase_create("fancy_aligned_alloc.3");
   tcase_set_timeout(tc, FA_TIMEOUT_QUICK);
   tcase_add_test(tc, claim_fancy_aligned_alloc_huge_alignment);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("fancy_allocator_create.3");
+  tcase_set_timeout(tc, FA_TIMEOUT_QUICK);
+  tcase_add_test(tc, claim_fancy_allocator_create_stale_handle);
   suite_add_tcase(s, tc);
   return s;
 }
