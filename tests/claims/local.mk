@@ -18,3 +18,8 @@ tests_claims_idle_wakeups_LDADD = lib/libfancyalloc.la $(PTHREAD_LIBS)
 
 TESTS += tests/claims/test_options.sh
 EXTRA_DIST += tests/claims/test_options.sh
+
+check_PROGRAMS += tests/claims/limit_rss
+TESTS += tests/claims/limit_rss
+tests_claims_limit_rss_SOURCES = tests/claims/limit_rss.c
+tests_claims_limit_rss_LDADD = lib/libfancyalloc.la
