@@ -23,3 +23,6 @@ check_PROGRAMS += tests/claims/limit_rss
 TESTS += tests/claims/limit_rss
 tests_claims_limit_rss_SOURCES = tests/claims/limit_rss.c
 tests_claims_limit_rss_LDADD = lib/libfancyalloc.la
+
+TESTS += tests/claims/test_claims_list.sh
+EXTRA_DIST += tests/claims/test_claims_list.sh tests/claims/CLAIMS
