@@ -197,6 +197,7 @@ FA_HIDDEN void _fa_check_release(void *p);      /* FANCY_CHECK: block leaves use
 FA_HIDDEN void _fa_free_generic(fa_domain_t *d, fa_segment_t *seg, fa_page_t *page, void *p);
 FA_HIDDEN void _fa_free_special(fa_domain_t *d, void *p);
 FA_HIDDEN void _fa_rcache_flush(fa_heap_t *heap);
+FA_HIDDEN void _fa_heaps_rcache_kept(fa_domain_t *d, size_t kept[]);   /* heap.c */
 FA_HIDDEN void *_fa_aligned_alloc(fa_heap_t *heap, size_t alignment, size_t size);
 FA_HIDDEN void *_fa_aligned_checked(fa_heap_t *heap, size_t alignment, size_t size);
 FA_HIDDEN FA_NORETURN FA_COLD void _fa_invalid_free(const void *p, const char *what);
@@ -441,8 +442,8 @@ static inline void *fa_page_take(fa_page_t *page) {
  * the direct tables at the class's pages again. */
 static inline void fa_rcache_reset(fa_heap_t *heap, unsigned cls) {
   heap->rcache[cls].free = NULL;
-  heap->rcache[cls].used = 0;
-  heap->rcache_pushed[cls] = 0;
+  fa_store(heap->rcache[cls].used, 0u);
+  fa_store(heap->rcache_pushed[cls], 0u);   /* read by other threads' statistics */
   _fa_heap_set_direct(heap, cls, heap->queues[cls].first);
 }
 

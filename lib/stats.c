@@ -30,7 +30,6 @@ static void fa_stats_collect(fa_domain_t *d, fancy_stats_t *st) {
         seg->state != FA_SEG_ORPHANED)
       continue;
     if (seg->domain != d) continue;
-    bool abandoned = seg->state == FA_SEG_ABANDONED;
     size_t idx = FA_FIRST_PAGE;
     while (idx < FA_PAGES_PER_SEGMENT) {
       fa_page_t *page = &seg->pages[idx];
@@ -40,11 +39,10 @@ static void fa_stats_collect(fa_domain_t *d, fancy_stats_t *st) {
       case FA_PAGE_CLASS: {
         unsigned cls = fa_load(page->cls);
         size_t used = fa_load(page->used);
-        if (abandoned) {
-          /* Remote frees nobody has collected (the list word counts them). */
-          size_t pending = fa_xfree_count(atomic_load(&page->xfree));
-          used = pending < used ? used - pending : 0;
-        }
+        /* Remote frees the owner (if any) has not collected yet: freed
+         * for the program, so not live (the list word counts them). */
+        size_t pending = fa_xfree_count(atomic_load(&page->xfree));
+        used = pending < used ? used - pending : 0;
         if (cls < FA_NUM_CLASSES) {
           st->classes[cls].blocks_live += used;
           st->classes[cls].pages += n;
@@ -53,8 +51,7 @@ static void fa_stats_collect(fa_domain_t *d, fancy_stats_t *st) {
         break;
       }
       case FA_PAGE_LARGE:
-        if (fa_load(page->used) != 0 &&
-            !(abandoned && atomic_load(&page->xfree) != 0))
+        if (fa_load(page->used) != 0 && atomic_load(&page->xfree) == 0)
           st->bytes_live += fa_load(page->bsize);
         break;
       default:
@@ -62,6 +59,15 @@ static void fa_stats_collect(fa_domain_t *d, fancy_stats_t *st) {
       }
       idx += n;
     }
+  }
+  /* Blocks other threads freed and keep to reuse (fa_heap_t.rcache) stay
+   * counted in their pages: freed for the program, so not live. */
+  size_t kept[FA_NUM_CLASSES];
+  _fa_heaps_rcache_kept(d, kept);
+  for (size_t c = 0; c < FA_NUM_CLASSES; c++) {
+    size_t k = kept[c] < st->classes[c].blocks_live ? kept[c] : st->classes[c].blocks_live;
+    st->classes[c].blocks_live -= k;
+    st->bytes_live -= k * _fa_class_size[c];
   }
   st->segments_abandoned = _fa_abandoned_count;
   st->segments_cached = _fa_cached_count;

@@ -185,6 +185,71 @@ START_TEST(claim_fancy_allocator_create_stale_handle) {
 }
 END_TEST
 
+/* ------------------------------------------------------------------------
+ * fancy_check_leaks(3), fancy_stats_get(3) bytes_live
+ * ---------------------------------------------------------------------- */
+
+enum { FA_LEAK_N = 20 };
+static pthread_barrier_t fa_leak_ready, fa_leak_checked;
+static void *fa_leak_blocks[FA_LEAK_N + 2];
+static void *fa_leak_main_block;
+
+/* Owner thread: allocates blocks that main frees, then stays alive (and
+ * idle) until main has checked, so the frees wait in its pages' lists. */
+static void *fa_leak_owner(void *arg) {
+  (void)arg;
+  for (int i = 0; i < FA_LEAK_N; i++) fa_leak_blocks[i] = fancy_malloc(8000);
+  fa_leak_blocks[FA_LEAK_N] = fancy_malloc(100);
+  fa_leak_blocks[FA_LEAK_N + 1] = fancy_malloc(100 * FA_KIB);   /* a large block */
+  pthread_barrier_wait(&fa_leak_ready);
+  pthread_barrier_wait(&fa_leak_checked);
+  return NULL;
+}
+
+/* Freeing thread: frees main's block (kept in its reuse list) and one of
+ * its own, then stays alive until main has checked. */
+static void *fa_leak_freer(void *arg) {
+  (void)arg;
+  fancy_free(fa_leak_main_block);
+  fancy_free(fancy_malloc(100));
+  pthread_barrier_wait(&fa_leak_ready);
+  pthread_barrier_wait(&fa_leak_checked);
+  return NULL;
+}
+
+/* fancy_validate_heap(3) RETURN VALUE: "fancy_check_leaks() returns true
+ * if at least one block is still live, false otherwise", and
+ * fancy_stats_get(3) bytes_live, "bytes in live blocks": a block freed by
+ * another thread is not live, whether it waits in that thread's reuse
+ * list or in the list of a live owner that has not collected it yet. */
+START_TEST(claim_fancy_check_leaks_freed_elsewhere) {
+  pthread_t owner, freer;
+  fa_leak_main_block = fancy_malloc(100);
+  ck_assert_ptr_nonnull(fa_leak_main_block);
+  ck_assert_int_eq(pthread_barrier_init(&fa_leak_ready, NULL, 2), 0);
+  ck_assert_int_eq(pthread_barrier_init(&fa_leak_checked, NULL, 3), 0);
+  ck_assert_int_eq(pthread_create(&owner, NULL, fa_leak_owner, NULL), 0);
+  pthread_barrier_wait(&fa_leak_ready);              /* the owner's blocks exist */
+  for (int i = 0; i < FA_LEAK_N + 2; i++) {
+    ck_assert_ptr_nonnull(fa_leak_blocks[i]);
+    fancy_free(fa_leak_blocks[i]);
+  }
+  ck_assert_int_eq(pthread_create(&freer, NULL, fa_leak_freer, NULL), 0);
+  pthread_barrier_wait(&fa_leak_ready);              /* the freer has freed */
+  fancy_stats_t st = fa_st();
+  bool leaks = fancy_check_leaks();
+  pthread_barrier_wait(&fa_leak_checked);
+  ck_assert_int_eq(pthread_join(owner, NULL), 0);
+  ck_assert_int_eq(pthread_join(freer, NULL), 0);
+  ck_assert_msg(st.bytes_live == 0, "bytes_live %zu with every block freed", st.bytes_live);
+  for (size_t c = 0; c < st.num_classes; c++)
+    ck_assert_msg(st.classes[c].blocks_live == 0, "%zu live blocks of %zu bytes",
+                  st.classes[c].blocks_live, st.classes[c].block_size);
+  ck_assert_msg(!leaks, "fancy_check_leaks() reports freed blocks");
+  ck_assert(fancy_validate_heap());
+}
+END_TEST
+
 static Suite *make_claims_suite(void) {
   Suite *s = suite_create("claims");
   TCase *tc = tcase_create("fancy_trim.3");
@@ -199,6 +264,10 @@ static Suite *make_claims_suite(void) {
   tc = tcase_create("fancy_allocator_create.3");
   tcase_set_timeout(tc, FA_TIMEOUT_QUICK);
   tcase_add_test(tc, claim_fancy_allocator_create_stale_handle);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("fancy_check_leaks.3");
+  tcase_set_timeout(tc, FA_TIMEOUT_QUICK);
+  tcase_add_test(tc, claim_fancy_check_leaks_freed_elsewhere);
   suite_add_tcase(s, tc);
   return s;
 }
