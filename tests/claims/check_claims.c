@@ -250,6 +250,75 @@ START_TEST(claim_fancy_check_leaks_freed_elsewhere) {
 }
 END_TEST
 
+/* ------------------------------------------------------------------------
+ * Statistics identities: fancyalloc(7) "Statistics", fancy_stats_get(3),
+ * fancy_allocator_print_stats(3)
+ * ---------------------------------------------------------------------- */
+
+typedef struct { size_t live, mapped, committed; } fa_report_t;
+
+/* The figures of fancy_allocator_print_stats(a). */
+static fa_report_t fa_report(fancy_allocator_t *a) {
+  fa_report_t r = {0, 0, 0};
+  FILE *f = tmpfile();
+  ck_assert_ptr_nonnull(f);
+  fancy_allocator_print_stats(a, f);
+  rewind(f);
+  char line[256], label[64];
+  size_t v;
+  while (fgets(line, sizeof line, f) != NULL) {
+    if (sscanf(line, " %63[a-z ] %zu", label, &v) != 2) continue;
+    size_t n = strlen(label);
+    while (n > 0 && label[n - 1] == ' ') label[--n] = '\0';
+    if (strcmp(label, "live") == 0) r.live = v;
+    else if (strcmp(label, "mapped") == 0) r.mapped = v;
+    else if (strcmp(label, "committed") == 0) r.committed = v;
+  }
+  fclose(f);
+  return r;
+}
+
+/* fancyalloc(7) Statistics: "live <= committed <= mapped, for the process
+ * and for each instance"; fancy_stats_get(3): "for the whole process,
+ * the blocks of every allocator instance included"; bytes_committed:
+ * "huge blocks included"; fancy_allocator_validate(3): "the blocks, heaps
+ * and memory of other instances, including the default instance, are
+ * neither checked, counted nor shown". */
+START_TEST(claim_fancyalloc_statistics_add_up) {
+  fancy_allocator_t *a = fancy_allocator_create(NULL);
+  ck_assert_ptr_nonnull(a);
+  char *x = fancy_allocator_malloc(a, 40 * FA_MIB);
+  char *y = fancy_allocator_malloc(a, 1000);
+  char *p = fancy_malloc(3 * FA_MIB);
+  ck_assert(x != NULL && y != NULL && p != NULL);
+  memset(x, 1, 40 * FA_MIB);
+  memset(p, 1, 3 * FA_MIB);
+  fancy_stats_t st = fa_st();
+  ck_assert_uint_ge(st.bytes_live, 43 * FA_MIB + 1000);   /* the instance's blocks too */
+  ck_assert_uint_ge(st.bytes_committed, st.bytes_live);  /* huge blocks are committed */
+  ck_assert_uint_ge(st.bytes_mapped, st.bytes_committed);
+  fa_report_t inst = fa_report(a), def = fa_report(fancy_allocator_default());
+  ck_assert_uint_ge(inst.live, 40 * FA_MIB + 1000);
+  ck_assert_uint_lt(inst.live, 41 * FA_MIB);
+  ck_assert_uint_ge(inst.committed, inst.live);
+  ck_assert_uint_ge(inst.mapped, inst.committed);
+  ck_assert_uint_lt(inst.committed, 48 * FA_MIB);   /* not the process's */
+  ck_assert_uint_ge(def.live, 3 * FA_MIB);
+  ck_assert_uint_lt(def.live, 4 * FA_MIB);
+  ck_assert_uint_ge(def.committed, def.live);
+  ck_assert_uint_ge(def.mapped, def.committed);
+  ck_assert_msg(def.mapped < 40 * FA_MIB, "the default instance's report shows %zu bytes "
+                "mapped, the other instance's 40 MiB included", def.mapped);
+  ck_assert(fancy_validate_heap());
+  ck_assert(fancy_allocator_validate(a));
+  fancy_free(p);
+  fancy_allocator_destroy(a);
+  st = fa_st();
+  ck_assert_uint_le(st.bytes_live, st.bytes_committed);
+  ck_assert_uint_le(st.bytes_committed, st.bytes_mapped);
+}
+END_TEST
+
 static Suite *make_claims_suite(void) {
   Suite *s = suite_create("claims");
   TCase *tc = tcase_create("fancy_trim.3");
@@ -268,6 +337,10 @@ static Suite *make_claims_suite(void) {
   tc = tcase_create("fancy_check_leaks.3");
   tcase_set_timeout(tc, FA_TIMEOUT_QUICK);
   tcase_add_test(tc, claim_fancy_check_leaks_freed_elsewhere);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("fancyalloc.7");
+  tcase_set_timeout(tc, FA_TIMEOUT_QUICK);
+  tcase_add_test(tc, claim_fancyalloc_statistics_add_up);
   suite_add_tcase(s, tc);
   return s;
 }
