@@ -467,11 +467,3 @@ int _fa_huge_visit(fa_domain_t *d, fancy_visit_fn fn, void *arg) {
     if (!more) return 0;
   }
 }
-
-/* Statistics: bytes of freed huge mappings kept for reuse (no instance). */
-size_t _fa_huge_cached_bytes(void) {
-  pthread_mutex_lock(&_fa_huge_lock);
-  size_t n = fa_huge_cache_bytes;
-  pthread_mutex_unlock(&_fa_huge_lock);
-  return n;
-}

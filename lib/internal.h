@@ -226,7 +226,6 @@ FA_HIDDEN void _fa_prof_totals(size_t *samples, size_t *bytes, size_t *dropped);
 FA_HIDDEN void *_fa_huge_alloc(fa_heap_t *heap, size_t n, size_t alignment, bool zeroed);
 FA_HIDDEN size_t _fa_huge_cache_decay(uint64_t now, uint64_t delay, bool force);
 FA_HIDDEN size_t _fa_huge_cache_trim(size_t *budget);
-FA_HIDDEN size_t _fa_huge_cached_bytes(void);
 FA_HIDDEN bool _fa_huge_free(fa_domain_t *d, void *p);
 FA_HIDDEN size_t _fa_huge_release_domain(fa_domain_t *d);
 FA_HIDDEN size_t _fa_huge_size(const void *p);

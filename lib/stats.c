@@ -10,7 +10,8 @@
  * One accounting, two scopes (fancyalloc(7), "Statistics"):
  *   - the process (fancy_stats_get, fancy_print_stats, d == NULL): every
  *     instance's blocks; mapped and committed are the OS-level counters,
- *     committed including every huge mapping, live or cached;
+ *     committed including the live huge blocks (freed ones kept mapped
+ *     for reuse count in mapped only, as the memory fancy_trim returns);
  *   - one instance (fancy_allocator_print_stats, d != NULL): its blocks;
  *     mapped is what is charged to it (its segments and huge blocks),
  *     committed is the pages of its segments not purged plus its huge
@@ -25,13 +26,6 @@ fa_counters_t _fa_counters;
 
 /* Statistics of instance d, or of the process (d == NULL); the event
  * counters (purges, mmap calls, threads) are the process's in both. */
-/* Every huge mapping, live or cached, is committed memory. */
-static size_t fa_huge_mapped_bytes(void) {
-  size_t count, bytes;
-  _fa_huge_totals(NULL, &count, &bytes);
-  return bytes + _fa_huge_cached_bytes();
-}
-
 static void fa_stats_collect(fa_domain_t *d, fancy_stats_t *st) {
   memset(st, 0, sizeof *st);
   _fa_process_init();
@@ -97,7 +91,9 @@ static void fa_stats_collect(fa_domain_t *d, fancy_stats_t *st) {
   st->bytes_live += st->bytes_huge;
   if (d == NULL) {
     st->bytes_mapped = FA_LOAD(mapped);
-    st->bytes_committed = FA_LOAD(committed) + fa_huge_mapped_bytes();
+    size_t count, huge;   /* every instance's live huge blocks */
+    _fa_huge_totals(NULL, &count, &huge);
+    st->bytes_committed = FA_LOAD(committed) + huge;
   } else {
     st->bytes_mapped = atomic_load_explicit(&d->mapped, memory_order_relaxed);
     st->bytes_committed = (committed_pages << FA_PAGE_SHIFT) + st->bytes_huge;
