@@ -15,6 +15,7 @@
  */
 #define _GNU_SOURCE 1
 #include <dirent.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +24,17 @@
 
 #include "fancyalloc.h"
 
-/* Context switches of every thread but the calling one; *threads gets
- * how many other threads there are. */
+/* Threads that existed before the allocator started (a sanitizer's own). */
+static int fa_old_tids[64], fa_old_count;
+
+static bool fa_old_tid(int tid) {
+  for (int i = 0; i < fa_old_count; i++)
+    if (fa_old_tids[i] == tid) return true;
+  return false;
+}
+
+/* Context switches of every thread the allocator started; *threads gets
+ * how many there are. */
 static long other_switches(int *threads) {
   char path[320], line[256];
   long total = 0;
@@ -33,7 +43,7 @@ static long other_switches(int *threads) {
   if (d == NULL) return -1;
   struct dirent *e;
   while ((e = readdir(d)) != NULL) {
-    if (e->d_name[0] == '.' || atoi(e->d_name) == gettid()) continue;
+    if (e->d_name[0] == '.' || fa_old_tid(atoi(e->d_name))) continue;
     (*threads)++;
     snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
     FILE *f = fopen(path, "r");
@@ -60,6 +70,11 @@ int main(int argc, char **argv) {
     perror("idle_wakeups: execv");
     return 99;
   }
+  DIR *dir = opendir("/proc/self/task");
+  struct dirent *ent;
+  while (dir != NULL && (ent = readdir(dir)) != NULL && fa_old_count < 64)
+    if (ent->d_name[0] != '.') fa_old_tids[fa_old_count++] = atoi(ent->d_name);
+  if (dir != NULL) closedir(dir);
   void *p = fancy_malloc(3 << 20);   /* slow path: starts the thread */
   fancy_free(p);
   p = fancy_malloc(100);
