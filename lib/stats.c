@@ -14,8 +14,8 @@
  *     for reuse count in mapped only, as the memory fancy_trim returns);
  *   - one instance (fancy_allocator_print_stats, d != NULL): its blocks;
  *     mapped is what is charged to it (its segments and huge blocks),
- *     committed is the pages of its segments not purged plus its huge
- *     blocks.  Cached segments and huge mappings belong to no instance.
+ *     committed is the pages of its segments that hold blocks (free spans
+ *     are the owners' to purge, not read here) plus its huge blocks.  Cached segments and huge mappings belong to no instance.
  * In both, live <= committed <= mapped; _fa_stats_add_up checks it.
  */
 #include "internal.h"
@@ -70,7 +70,7 @@ static void fa_stats_collect(fa_domain_t *d, fancy_stats_t *st) {
       default:
         break;
       }
-      if (!(fa_load(page->kind) == FA_PAGE_FREE && fa_load(page->zeroed))) committed_pages += n;
+      if (fa_load(page->kind) != FA_PAGE_FREE) committed_pages += n;
       idx += n;
     }
   }
