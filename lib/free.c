@@ -48,7 +48,7 @@ static bool fa_rcache_put(fa_heap_t *heap, fa_page_t *page, fa_block_t *b) {
   b->next = rc->free;
   bool was_empty = rc->free == NULL;
   rc->free = b;
-  heap->rcache_pushed[cls]++;
+  fa_store(heap->rcache_pushed[cls], heap->rcache_pushed[cls] + 1);   /* read by statistics */
   if (was_empty) _fa_heap_set_direct(heap, cls, heap->queues[cls].first);
   return true;
 }

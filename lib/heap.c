@@ -31,7 +31,7 @@ static void fa_heap_reset(fa_heap_t *heap) {
   for (size_t i = 0; i < FA_MEDIUM_CLASSES; i++) heap->mdirect[i] = &_fa_page_empty;
   memset(heap->queues, 0, sizeof heap->queues);
   memset(heap->rcache, 0, sizeof heap->rcache);   /* flushed, or dropped with its domain */
-  memset(heap->rcache_pushed, 0, sizeof heap->rcache_pushed);
+  for (unsigned c = 0; c < FA_NUM_CLASSES; c++) fa_rcache_reset(heap, c);   /* statistics read them */
   memset(heap->bins, 0, sizeof heap->bins);
   heap->bin_mask = 0;
   heap->dirty_first = heap->dirty_last = NULL;
@@ -73,7 +73,7 @@ fa_heap_t *_fa_heap_new(fa_domain_t *domain) {
   }
   fa_heap_lock(heap);
   fa_heap_reset(heap);
-  heap->domain = domain;
+  fa_store(heap->domain, domain);   /* read by other threads' statistics */
   heap->thread = pthread_self();
   heap->last_purge_ms = _fa_clock_ms();
   fa_store(heap->alive, true);
@@ -246,5 +246,16 @@ void _fa_heaps_after_fork_child(fa_heap_t *self) {
     heap->free_next = fa_heaps_parked;
     fa_heaps_parked = heap;
     fa_uncount(threads, 1);
+  }
+}
+
+/* Statistics: how many blocks of each class the live heaps of d keep to
+ * reuse (fa_heap_t.rcache), read without stopping their threads. */
+void _fa_heaps_rcache_kept(fa_domain_t *d, size_t kept[]) {
+  for (size_t c = 0; c < FA_NUM_CLASSES; c++) kept[c] = 0;
+  for (fa_heap_t *h = __atomic_load_n(&_fa_heaps, __ATOMIC_ACQUIRE); h != NULL; h = h->pool_next) {
+    if (!__atomic_load_n(&h->alive, __ATOMIC_ACQUIRE) || fa_load(h->domain) != d) continue;
+    for (size_t c = 0; c < FA_NUM_CLASSES; c++)
+      kept[c] += (uint32_t)(fa_load(h->rcache_pushed[c]) - fa_load(h->rcache[c].used));
   }
 }

@@ -208,6 +208,29 @@ size_t _fa_huge_cache_decay(uint64_t now, uint64_t delay, bool force) {
   return n;
 }
 
+/* fancy_trim(pad): unmap the oldest cached mappings until what stays fits
+ * in *budget (taken from it). */
+size_t _fa_huge_cache_trim(size_t *budget) {
+  size_t n = 0;
+  pthread_mutex_lock(&_fa_huge_lock);
+  while (fa_huge_cache_bytes > *budget) {
+    fa_huge_cached_t *c = NULL;
+    for (size_t i = 0; i < FA_HUGE_CACHE_SLOTS; i++)
+      if (fa_huge_cache[i].addr != 0 && (c == NULL || fa_huge_cache[i].time < c->time))
+        c = &fa_huge_cache[i];
+    if (c == NULL) break;
+    fa_huge_mark(c->addr, c->size, FA_UNIT_NONE);
+    _fa_os_unmap((void *)c->addr, c->size);
+    fa_huge_freed_note(c->addr);
+    fa_huge_cache_bytes -= c->size;
+    c->addr = 0;
+    n++;
+  }
+  *budget -= fa_huge_cache_bytes;
+  pthread_mutex_unlock(&_fa_huge_lock);
+  return n;
+}
+
 void *_fa_huge_alloc(fa_heap_t *heap, size_t n, size_t alignment, bool zeroed) {
   _fa_process_init();
   fa_domain_t *d = heap->domain;

@@ -10,6 +10,12 @@
  * reserve.  The default instance is reached through the TLS heap pointer
  * (the malloc fast path); any other through its own pthread key, whose
  * destructor hands a thread's heap back when the thread exits.
+ *
+ * A handle is not an address: it is (generation << 6) | slot, with a
+ * generation counted over every instance ever created, so the handle of a
+ * destroyed instance never names the next instance made in its slot; every
+ * call checks both and aborts on a stale or made-up handle.  The default
+ * instance's handle is the address of its domain (or NULL).
  */
 #include "internal.h"
 
@@ -24,6 +30,9 @@ fa_domain_t _fa_domain_default = {
   .arena_size = (size_t)64 << 20,
 };
 static struct fancy_allocator fa_instances[FA_MAX_DOMAINS];   /* [0] unused */
+static uint64_t fa_generation;   /* instances created so far; domains lock */
+#define FA_HANDLE_SLOT_BITS 6
+_Static_assert(FA_MAX_DOMAINS == 1 << FA_HANDLE_SLOT_BITS, "a slot fills the low handle bits");
 
 void _fa_domain_default_init(void) {
   _fa_domain_default.arena_size = _fa_opt.arena_size;
@@ -55,9 +64,12 @@ fa_heap_t *_fa_domain_heap_new(fa_domain_t *d) {
 /* The instance behind a handle: NULL means the default one; a handle that
  * is not a live instance is a bug and aborts. */
 static fa_domain_t *fa_instance(fancy_allocator_t *a) {
-  if (a == NULL) return &_fa_domain_default;
-  fa_domain_t *d = &a->domain;
-  if (fa_unlikely(d->magic != FA_DOMAIN_MAGIC))
+  if (a == NULL || a == (fancy_allocator_t *)&_fa_domain_default) return &_fa_domain_default;
+  uintptr_t h = (uintptr_t)a;
+  uintptr_t slot = h & (FA_MAX_DOMAINS - 1);
+  fa_domain_t *d = &fa_instances[slot].domain;
+  if (fa_unlikely(slot == 0 || d->magic != FA_DOMAIN_MAGIC ||
+                  d->generation != (uint64_t)(h >> FA_HANDLE_SLOT_BITS)))
     _fa_fatal("invalid or destroyed allocator instance %p", (void *)a);
   return d;
 }
@@ -97,15 +109,16 @@ fancy_allocator_t *fancy_allocator_create(const fancy_allocator_config_t *config
     errno = EAGAIN;
     return NULL;
   }
+  d->generation = ++fa_generation;
   d->magic = FA_DOMAIN_MAGIC;
   pthread_mutex_unlock(&_fa_domains_lock);
-  return (fancy_allocator_t *)d;
+  return (fancy_allocator_t *)(uintptr_t)((d->generation << FA_HANDLE_SLOT_BITS) | d->index);
 }
 
 /* Region-style: everything of the instance goes at once, live or not. */
 void fancy_allocator_destroy(fancy_allocator_t *allocator) FANCY_NOEXCEPT {
-  if (allocator == NULL || &allocator->domain == &_fa_domain_default) return;
   fa_domain_t *d = fa_instance(allocator);
+  if (d == &_fa_domain_default) return;
   pthread_mutex_lock(&_fa_domains_lock);
   d->magic = 0;
   pthread_key_delete(d->key);

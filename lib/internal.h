@@ -160,6 +160,7 @@ FA_HIDDEN void _fa_segments_release_domain(fa_domain_t *d);
 FA_HIDDEN size_t _fa_segment_index(const fa_segment_t *seg, const fa_page_t *page);
 FA_HIDDEN void _fa_span_purge(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *span);
 FA_HIDDEN size_t _fa_segment_cache_decay(uint64_t now, uint64_t delay, bool force, bool blocking);
+FA_HIDDEN size_t _fa_segment_cache_trim(size_t *budget);
 FA_HIDDEN size_t _fa_abandoned_collect(size_t max, bool blocking);
 FA_HIDDEN bool _fa_memory_pressure(fa_heap_t *heap);
 FA_HIDDEN size_t _fa_heap_purge(fa_heap_t *heap, uint64_t now, uint64_t delay, size_t max);
@@ -196,6 +197,7 @@ FA_HIDDEN void _fa_check_release(void *p);      /* FANCY_CHECK: block leaves use
 FA_HIDDEN void _fa_free_generic(fa_domain_t *d, fa_segment_t *seg, fa_page_t *page, void *p);
 FA_HIDDEN void _fa_free_special(fa_domain_t *d, void *p);
 FA_HIDDEN void _fa_rcache_flush(fa_heap_t *heap);
+FA_HIDDEN void _fa_heaps_rcache_kept(fa_domain_t *d, size_t kept[]);   /* heap.c */
 FA_HIDDEN void *_fa_aligned_alloc(fa_heap_t *heap, size_t alignment, size_t size);
 FA_HIDDEN void *_fa_aligned_checked(fa_heap_t *heap, size_t alignment, size_t size);
 FA_HIDDEN FA_NORETURN FA_COLD void _fa_invalid_free(const void *p, const char *what);
@@ -223,6 +225,7 @@ FA_HIDDEN void _fa_prof_totals(size_t *samples, size_t *bytes, size_t *dropped);
  * ---------------------------------------------------------------------- */
 FA_HIDDEN void *_fa_huge_alloc(fa_heap_t *heap, size_t n, size_t alignment, bool zeroed);
 FA_HIDDEN size_t _fa_huge_cache_decay(uint64_t now, uint64_t delay, bool force);
+FA_HIDDEN size_t _fa_huge_cache_trim(size_t *budget);
 FA_HIDDEN bool _fa_huge_free(fa_domain_t *d, void *p);
 FA_HIDDEN size_t _fa_huge_release_domain(fa_domain_t *d);
 FA_HIDDEN size_t _fa_huge_size(const void *p);
@@ -245,6 +248,7 @@ FA_HIDDEN int _fa_trim(fa_heap_t *heap, size_t pad);
  * Statistics (stats.c) -- counters bumped on slow paths only
  * ---------------------------------------------------------------------- */
 FA_HIDDEN void _fa_stats_print(fa_domain_t *d, FILE *out);
+FA_HIDDEN bool _fa_stats_add_up(fa_domain_t *d);   /* live <= committed <= mapped */
 FA_HIDDEN bool _fa_check_leaks(fa_domain_t *d);
 FA_HIDDEN bool _fa_validate(fa_domain_t *d);   /* validate.c */
 
@@ -439,8 +443,8 @@ static inline void *fa_page_take(fa_page_t *page) {
  * the direct tables at the class's pages again. */
 static inline void fa_rcache_reset(fa_heap_t *heap, unsigned cls) {
   heap->rcache[cls].free = NULL;
-  heap->rcache[cls].used = 0;
-  heap->rcache_pushed[cls] = 0;
+  fa_store(heap->rcache[cls].used, 0u);
+  fa_store(heap->rcache_pushed[cls], 0u);   /* read by other threads' statistics */
   _fa_heap_set_direct(heap, cls, heap->queues[cls].first);
 }
 

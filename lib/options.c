@@ -107,6 +107,21 @@ bool _fa_parse_size(const char *s, size_t *out) {
   return true;
 }
 
+/* A count or a number of milliseconds: plain decimal digits, no suffix
+ * (FANCY_PURGE_DELAY=2k is not 2048 ms, it is a mistake). */
+static bool fa_parse_count(const char *s, size_t *out) {
+  if (s == NULL || *s < '0' || *s > '9') return false;
+  size_t v = 0;
+  for (; *s >= '0' && *s <= '9'; s++) {
+    size_t digit = (size_t)(*s - '0');
+    if (v > (SIZE_MAX - digit) / 10) return false;
+    v = v * 10 + digit;
+  }
+  if (*s != '\0') return false;
+  *out = v;
+  return true;
+}
+
 void _fa_options_init(void) {
   for (size_t i = 0; i < FA_OPTION_COUNT; i++) {
     const fa_option_desc_t *d = &fa_option_table[i];
@@ -122,7 +137,7 @@ void _fa_options_init(void) {
     case FA_OPT_SIZE: ok = _fa_parse_size(s, (size_t *)d->value); break;
     case FA_OPT_COUNT: {
       size_t v;
-      ok = _fa_parse_size(s, &v);
+      ok = fa_parse_count(s, &v);
       if (ok) {
         if (d->value == &_fa_opt.purge_delay) _fa_opt.purge_delay = v;
         else *(size_t *)d->value = v;

@@ -40,10 +40,17 @@ size_t _fa_reclaim_tick(bool force, bool blocking) {
   return n;
 }
 
+/* The thread wakes every FANCY_PURGE_DELAY ms, but never more than 100
+ * times a second: with a delay of 0 the slow paths purge at once anyway,
+ * and a thread waking every millisecond costs an idle program about a
+ * thousand context switches a second. */
+#define FA_RECLAIM_MIN_PERIOD_MS 10
+
 static void *fa_reclaim_main(void *arg) {
   (void)arg;
   for (;;) {
-    uint64_t ms = _fa_opt.purge_delay ? _fa_opt.purge_delay : 1;
+    uint64_t ms = _fa_opt.purge_delay > FA_RECLAIM_MIN_PERIOD_MS ? _fa_opt.purge_delay
+                                                                 : FA_RECLAIM_MIN_PERIOD_MS;
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
     _fa_reclaim_tick(false, true);
@@ -72,20 +79,28 @@ void _fa_reclaim_after_fork_child(void) {
   fa_reclaim_started = false;
 }
 
+/* fancy_trim: pad bytes of free memory stay warm in all, the most recently
+ * freed first: the heap's own free spans, then the cached empty segments,
+ * then the cached huge mappings. */
 int _fa_trim(fa_heap_t *heap, size_t pad) {
   size_t before = atomic_load_explicit(&_fa_counters.purged, memory_order_relaxed);
+  size_t budget = pad, n = 0;
   if (heap != NULL && heap != &_fa_heap_empty) {
     _fa_rcache_flush(heap);
     _fa_heap_collect_remote(heap, true);
-    /* Keep up to pad bytes of the most recently freed spans warm. */
     size_t keep = pad >> FA_PAGE_SHIFT;
     fa_heap_lock(heap);
     while (heap->dirty_first != NULL && heap->dirty_pages > keep)
       _fa_span_purge(heap, fa_ptr_segment(heap->dirty_first), heap->dirty_first);
+    budget -= (size_t)heap->dirty_pages << FA_PAGE_SHIFT;
     fa_heap_unlock(heap);
   }
-  _fa_reclaim_tick(true, true);
-  return atomic_load_explicit(&_fa_counters.purged, memory_order_relaxed) != before;
+  /* Segments of exited threads, once empty, join the cache first. */
+  _fa_abandoned_collect(SIZE_MAX, true);
+  n += _fa_segment_cache_trim(&budget);
+  n += _fa_huge_cache_trim(&budget);
+  atomic_store_explicit(&fa_last_tick, _fa_clock_ms(), memory_order_relaxed);
+  return n > 0 || atomic_load_explicit(&_fa_counters.purged, memory_order_relaxed) != before;
 }
 
 int fancy_trim(size_t pad) FANCY_NOEXCEPT { return _fa_trim(fa_heap_get(), pad); }

@@ -414,6 +414,28 @@ size_t _fa_segment_cache_decay(uint64_t now, uint64_t delay, bool force, bool bl
   return n;
 }
 
+/* fancy_trim(pad): keep the most recently cached segments whose bytes fit
+ * in *budget (taken from it), purge the others to the reserve. */
+size_t _fa_segment_cache_trim(size_t *budget) {
+  pthread_mutex_lock(&_fa_segments_lock);
+  size_t n = 0;
+  fa_segment_t *seg = _fa_cached;   /* newest first: pushed at the head */
+  while (seg != NULL) {
+    fa_segment_t *next = seg->next;
+    if (*budget >= FA_SEGMENT_SIZE) {
+      *budget -= FA_SEGMENT_SIZE;
+    } else {
+      fa_list_remove(&_fa_cached, seg);
+      __atomic_sub_fetch(&_fa_cached_count, 1, __ATOMIC_RELAXED);
+      fa_segment_to_reserve(seg);
+      n++;
+    }
+    seg = next;
+  }
+  pthread_mutex_unlock(&_fa_segments_lock);
+  return n;
+}
+
 /* Instance d is being destroyed: every segment of it, whatever it holds,
  * is purged and goes to the reserve.  Its heaps are parked by the caller
  * (instance.c); nobody may use the instance any more. */

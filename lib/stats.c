@@ -6,6 +6,17 @@
  * bumped on slow paths; live blocks are counted when asked, from the
  * `used` count of every class span (read with relaxed atomic loads, so a
  * snapshot taken while other threads run is approximate, never a race).
+ *
+ * One accounting, two scopes (fancyalloc(7), "Statistics"):
+ *   - the process (fancy_stats_get, fancy_print_stats, d == NULL): every
+ *     instance's blocks; mapped and committed are the OS-level counters,
+ *     committed including the live huge blocks (freed ones kept mapped
+ *     for reuse count in mapped only, as the memory fancy_trim returns);
+ *   - one instance (fancy_allocator_print_stats, d != NULL): its blocks;
+ *     mapped is what is charged to it (its segments and huge blocks),
+ *     committed is the pages of its segments that hold blocks (free spans
+ *     are the owners' to purge, not read here) plus its huge blocks.  Cached segments and huge mappings belong to no instance.
+ * In both, live <= committed <= mapped; _fa_stats_add_up checks it.
  */
 #include "internal.h"
 
@@ -13,14 +24,15 @@ fa_counters_t _fa_counters;
 
 #define FA_LOAD(name) atomic_load_explicit(&_fa_counters.name, memory_order_relaxed)
 
-/* Statistics of instance d; the process-wide counters (mappings, purges,
- * threads) are the process's, except bytes_mapped and the limit. */
+/* Statistics of instance d, or of the process (d == NULL); the event
+ * counters (purges, mmap calls, threads) are the process's in both. */
 static void fa_stats_collect(fa_domain_t *d, fancy_stats_t *st) {
   memset(st, 0, sizeof *st);
   _fa_process_init();
-  fa_heap_t *heap = fa_domain_thread_heap(d);
+  fa_heap_t *heap = fa_domain_thread_heap(d != NULL ? d : &_fa_domain_default);
   _fa_rcache_flush(heap);   /* this thread's frees count */
   if (heap != NULL && heap != &_fa_heap_empty) _fa_heap_collect_remote(heap, false);
+  size_t committed_pages = 0;   /* of d's segments */
   st->num_classes = FA_NUM_CLASSES;
   for (size_t c = 0; c < FA_NUM_CLASSES; c++) st->classes[c].block_size = _fa_class_size[c];
 
@@ -29,8 +41,8 @@ static void fa_stats_collect(fa_domain_t *d, fancy_stats_t *st) {
     if (seg->state != FA_SEG_OWNED && seg->state != FA_SEG_ABANDONED &&
         seg->state != FA_SEG_ORPHANED)
       continue;
-    if (seg->domain != d) continue;
-    bool abandoned = seg->state == FA_SEG_ABANDONED;
+    if (d != NULL && seg->domain != d) continue;
+    committed_pages += FA_FIRST_PAGE;   /* the header */
     size_t idx = FA_FIRST_PAGE;
     while (idx < FA_PAGES_PER_SEGMENT) {
       fa_page_t *page = &seg->pages[idx];
@@ -40,11 +52,10 @@ static void fa_stats_collect(fa_domain_t *d, fancy_stats_t *st) {
       case FA_PAGE_CLASS: {
         unsigned cls = fa_load(page->cls);
         size_t used = fa_load(page->used);
-        if (abandoned) {
-          /* Remote frees nobody has collected (the list word counts them). */
-          size_t pending = fa_xfree_count(atomic_load(&page->xfree));
-          used = pending < used ? used - pending : 0;
-        }
+        /* Remote frees the owner (if any) has not collected yet: freed
+         * for the program, so not live (the list word counts them). */
+        size_t pending = fa_xfree_count(atomic_load(&page->xfree));
+        used = pending < used ? used - pending : 0;
         if (cls < FA_NUM_CLASSES) {
           st->classes[cls].blocks_live += used;
           st->classes[cls].pages += n;
@@ -53,15 +64,24 @@ static void fa_stats_collect(fa_domain_t *d, fancy_stats_t *st) {
         break;
       }
       case FA_PAGE_LARGE:
-        if (fa_load(page->used) != 0 &&
-            !(abandoned && atomic_load(&page->xfree) != 0))
+        if (fa_load(page->used) != 0 && atomic_load(&page->xfree) == 0)
           st->bytes_live += fa_load(page->bsize);
         break;
       default:
         break;
       }
+      if (fa_load(page->kind) != FA_PAGE_FREE) committed_pages += n;
       idx += n;
     }
+  }
+  /* Blocks other threads freed and keep to reuse (fa_heap_t.rcache) stay
+   * counted in their pages: freed for the program, so not live. */
+  size_t kept[FA_NUM_CLASSES];
+  _fa_heaps_rcache_kept(d, kept);
+  for (size_t c = 0; c < FA_NUM_CLASSES; c++) {
+    size_t k = kept[c] < st->classes[c].blocks_live ? kept[c] : st->classes[c].blocks_live;
+    st->classes[c].blocks_live -= k;
+    st->bytes_live -= k * _fa_class_size[c];
   }
   st->segments_abandoned = _fa_abandoned_count;
   st->segments_cached = _fa_cached_count;
@@ -69,9 +89,15 @@ static void fa_stats_collect(fa_domain_t *d, fancy_stats_t *st) {
 
   _fa_huge_totals(d, &st->huge_blocks, &st->bytes_huge);
   st->bytes_live += st->bytes_huge;
-  st->bytes_mapped = d == &_fa_domain_default ? FA_LOAD(mapped)
-                                              : atomic_load_explicit(&d->mapped, memory_order_relaxed);
-  st->bytes_committed = FA_LOAD(committed);
+  if (d == NULL) {
+    st->bytes_mapped = FA_LOAD(mapped);
+    size_t count, huge;   /* every instance's live huge blocks */
+    _fa_huge_totals(NULL, &count, &huge);
+    st->bytes_committed = FA_LOAD(committed) + huge;
+  } else {
+    st->bytes_mapped = atomic_load_explicit(&d->mapped, memory_order_relaxed);
+    st->bytes_committed = (committed_pages << FA_PAGE_SHIFT) + st->bytes_huge;
+  }
   st->bytes_purged = FA_LOAD(purged);
   st->segments = FA_LOAD(segments);
   st->threads = FA_LOAD(threads);
@@ -79,7 +105,7 @@ static void fa_stats_collect(fa_domain_t *d, fancy_stats_t *st) {
   st->remote_frees = FA_LOAD(remote_frees);
   st->mmap_calls = FA_LOAD(mmap_calls);
   st->purge_calls = FA_LOAD(purge_calls);
-  st->memory_limit = d->memory_limit;
+  st->memory_limit = d != NULL ? d->memory_limit : _fa_opt.memory_limit;
 }
 
 int fancy_stats_get(fancy_stats_t *stats, size_t size) FANCY_NOEXCEPT {
@@ -88,7 +114,7 @@ int fancy_stats_get(fancy_stats_t *stats, size_t size) FANCY_NOEXCEPT {
     return -1;
   }
   fancy_stats_t st;
-  fa_stats_collect(&_fa_domain_default, &st);
+  fa_stats_collect(NULL, &st);
   memcpy(stats, &st, size < sizeof st ? size : sizeof st);
   return 0;
 }
@@ -108,7 +134,9 @@ void _fa_stats_print(fa_domain_t *d, FILE *out) {
   fancy_stats_t st;
   fa_stats_collect(d, &st);
   if (out == NULL) out = stderr;
-  if (d == &_fa_domain_default) fprintf(out, "libfancyalloc %s statistics\n", PACKAGE_VERSION);
+  if (d == NULL) fprintf(out, "libfancyalloc %s statistics\n", PACKAGE_VERSION);
+  else if (d == &_fa_domain_default)
+    fprintf(out, "libfancyalloc %s statistics, default instance\n", PACKAGE_VERSION);
   else fprintf(out, "libfancyalloc %s statistics, instance %u\n", PACKAGE_VERSION, d->index);
   fa_print_size(out, "live", st.bytes_live);
   fa_print_size(out, "live in huge blocks", st.bytes_huge);
@@ -133,7 +161,34 @@ void _fa_stats_print(fa_domain_t *d, FILE *out) {
   fflush(out);
 }
 
-void fancy_print_stats(FILE *out) FANCY_NOEXCEPT { _fa_stats_print(&_fa_domain_default, out); }
+void fancy_print_stats(FILE *out) FANCY_NOEXCEPT { _fa_stats_print(NULL, out); }
+
+/* fancy_validate_heap / fancy_allocator_validate: the identities of
+ * fancyalloc(7), for the instance and for the process.  The figures are
+ * read without stopping other threads, and a charge is counted before its
+ * mapping is made, so they are checked only when the calling thread's
+ * heap is the only one alive. */
+bool _fa_stats_add_up(fa_domain_t *d) {
+  if (FA_LOAD(threads) > 1) return true;
+  fancy_stats_t st[2];
+  fa_stats_collect(d, &st[0]);
+  fa_stats_collect(NULL, &st[1]);
+  for (int i = 0; i < 2; i++) {
+    const char *what = i == 0 ? "instance" : "process";
+    if (st[i].bytes_live > st[i].bytes_committed || st[i].bytes_committed > st[i].bytes_mapped ||
+        st[i].bytes_huge > st[i].bytes_live) {
+      _fa_warn("statistics do not add up (%s): live %zu, huge %zu, committed %zu, mapped %zu", what,
+               st[i].bytes_live, st[i].bytes_huge, st[i].bytes_committed, st[i].bytes_mapped);
+      return false;
+    }
+  }
+  if (st[0].bytes_live > st[1].bytes_live) {
+    _fa_warn("statistics do not add up: the instance has live %zu, the process %zu",
+             st[0].bytes_live, st[1].bytes_live);
+    return false;
+  }
+  return true;
+}
 
 bool _fa_check_leaks(fa_domain_t *d) {
   fancy_stats_t st;

@@ -209,6 +209,7 @@ typedef struct fa_domain_s {
   bool reclaim, huge_pages, populate;
   _Atomic size_t mapped;    /* its segments and huge blocks, bytes */
   pthread_key_t key;        /* the thread's heap (not for the default) */
+  uint64_t generation;      /* in its handle: a stale handle is caught (instance.c) */
 } fa_domain_t;
 
 /* One descriptor per 64 KiB page, in the segment header.  Only the first

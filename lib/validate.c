@@ -189,7 +189,7 @@ bool _fa_validate(fa_domain_t *d) {
              heap->segment_count);
     return false;
   }
-  return ok;
+  return ok && _fa_stats_add_up(d);
 }
 
 bool fancy_validate_heap(void) FANCY_NOEXCEPT { return _fa_validate(&_fa_domain_default); }

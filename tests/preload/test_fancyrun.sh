@@ -117,4 +117,39 @@ ok "bad options: usage on stderr, status 2"
 FANCYRUN_LIBRARY=$tmp/missing.so fr true
 [ $st -eq 125 ] && grep -q 'cannot find the library' "$tmp/err" || fail "a missing library: status $st, expected 125"
 ok "a missing library: status 125"
+
+# claim fancyrun.1-exit-125: fancyrun(1) EXIT STATUS, "125 if the library
+# cannot be found" and "a bare name is looked up as the loader does":
+# ld.so itself only warns and runs the program on glibc's malloc.
+echo 'int main(void) { return 0; }' >"$tmp/nomalloc.c"
+for lib in libfancyalloc-nosuch.so.1 /etc/passwd "$tmp" "$tmp/nomalloc.c"; do
+  FANCYRUN_LIBRARY=$lib fr sh -c 'echo ran'
+  [ $st -eq 125 ] && [ ! -s "$tmp/out" ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] &&
+    grep -q "^fancyrun: cannot preload $lib: " "$tmp/err" ||
+    { cat "$tmp/out" "$tmp/err" >&2; fail "library $lib: status $st, expected 125 and one line"; }
+done
+if ls /lib*/*/libz.so.1 /usr/lib*/*/libz.so.1 /lib*/libz.so.1 >/dev/null 2>&1 &&
+   LD_DEBUG=bindings LD_BIND_NOW=1 LD_PRELOAD=libz.so.1 sh -c : 2>&1 | grep -q 'binding file'; then
+  # A loadable library that does not export malloc.
+  FANCYRUN_LIBRARY=libz.so.1 fr sh -c 'echo ran'
+  [ $st -eq 125 ] && [ ! -s "$tmp/out" ] && grep -q '^fancyrun: libz.so.1 does not provide malloc' "$tmp/err" ||
+    { cat "$tmp/out" "$tmp/err" >&2; fail "libz.so.1 (no malloc): status $st, expected 125"; }
+  # A bare soname found through LD_LIBRARY_PATH, as ld.so finds it.
+  LD_LIBRARY_PATH=$(dirname "$FANCY_LIB") FANCYRUN_LIBRARY=$(basename "$FANCY_LIB") fr "$helpers/workload" --which
+  [ $st -eq 0 ] && [ "$(cat "$tmp/out")" = libfancymalloc ] ||
+    { cat "$tmp/out" "$tmp/err" >&2; fail "a bare soname on LD_LIBRARY_PATH: status $st"; }
+fi
+ok "a library that cannot be preloaded or has no malloc: status 125, one line"
+
+# claim fancyrun.1-messages: fancyrun(1) EXIT STATUS, "126 if program
+# cannot be executed and 127 if it cannot be found" and "Every message
+# fancyrun prints starts with fancyrun:" (not the shell's "fancyrun: 157:
+# exec: ...").
+for case in "127 fancyrun-no-such-program" "127 $tmp/nonexistent" "126 $tmp" "126 $tmp/nomalloc.c"; do
+  want=${case%% *}; prog=${case#* }
+  fr "$prog"
+  [ $st -eq "$want" ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "^fancyrun: $prog: [a-z]" "$tmp/err" ||
+    { cat "$tmp/err" >&2; fail "program $prog: status $st (expected $want) or a bad message"; }
+done
+ok "a missing or unrunnable program: 127/126 and one fancyrun: line"
 exit 0
