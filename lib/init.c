@@ -205,6 +205,7 @@ static void fa_secret_init(void) {
 static void fa_process_init_once(void) {
   fa_tls_in_init = true;
   _fa_options_init();
+  _fa_limits_init();   /* FANCY_MEMORY_LIMIT=auto: the cgroup's */
   _fa_domain_default_init();
   /* Under memcheck every call goes through the checked slow path, which
    * tells memcheck about each block (track.h).  Only memcheck: callgrind
@@ -227,6 +228,7 @@ static void fa_process_init_once(void) {
   if (_fa_opt.verbose) {
     _fa_warn("libfancyalloc %s%s", PACKAGE_VERSION, _fa_override_mode ? " (malloc replacement)" : "");
     _fa_options_print();
+    _fa_limits_print();
   }
   fa_tls_in_init = false;
 }
