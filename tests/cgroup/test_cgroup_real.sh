@@ -23,9 +23,11 @@ hard() { echo "$me: ERROR: $*" >&2; exit 99; }
 ok() { echo "$me: ok: $*"; }
 [ -x "$fill" ] || hard "$fill not built"
 [ -f "$lib" ] || skip "libfancymalloc not built (--disable-malloc-replacement)"
-case " ${CFLAGS:-} $(grep -s '^CFLAGS = ' Makefile) " in
-  *-fsanitize=*) skip "sanitizer build: the preload cannot carry the sanitizer runtime" ;;
-esac
+# A sanitizer runtime must be the first library of the process.
+if command -v nm >/dev/null 2>&1 && nm -D "$lib" 2>/dev/null |
+   grep -Eq ' (__asan_init|__tsan_init|__msan_init|__hwasan_init|__ubsan_handle_[a-z_]*)$'; then
+  skip "$lib is built with sanitizers; it cannot be preloaded"
+fi
 [ "$(id -u)" = 0 ] || skip "not root: cannot create a cgroup"
 for v in FANCY_MEMORY_LIMIT FANCY_MEMORY_SOFT_LIMIT FANCY_VERBOSE FANCY_STATS LD_PRELOAD; do
   unset "$v"
