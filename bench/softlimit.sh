@@ -10,7 +10,7 @@
 # peak RSS (VmHWM, the kernel's figure), and the cost of the soft limit
 # as the change in pairs per second against the same delay without it.
 #
-#   bench/softlimit.sh            THREADS=4 WS=48 ROUNDS=40 SOFT=72m REPS=3
+#   bench/softlimit.sh            THREADS=4 WS=48 ROUNDS=20 SOFT=72m REPS=3
 #                                 DELAYS="100 1000"
 # Environment: BUILDDIR (the build tree, default: the source tree),
 # FANCY_LIB (default $BUILDDIR/lib/.libs/libfancymalloc.so.1).
@@ -19,7 +19,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 BUILDDIR=${BUILDDIR:-$(cd "$here/.." && pwd)}
 prog=$BUILDDIR/bench/softlimit
 lib=${FANCY_LIB:-$BUILDDIR/lib/.libs/libfancymalloc.so.1}
-THREADS=${THREADS:-4} WS=${WS:-48} ROUNDS=${ROUNDS:-40} SOFT=${SOFT:-72m} REPS=${REPS:-3}
+THREADS=${THREADS:-4} WS=${WS:-48} ROUNDS=${ROUNDS:-20} SOFT=${SOFT:-72m} REPS=${REPS:-3}
 DELAYS=${DELAYS:-100 1000}
 [ -x "$prog" ] || { echo "softlimit.sh: build $prog first (make bench-programs)" >&2; exit 1; }
 [ -f "$lib" ] || { echo "softlimit.sh: no $lib" >&2; exit 1; }

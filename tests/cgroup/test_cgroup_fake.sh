@@ -6,17 +6,26 @@
 # of the library (tests/libfancytest.la) reads instead of / when
 # FA_TEST_CGROUP_ROOT names it (no installed library has that variable).
 #
-# Checks the sentences of fancyalloc(7), ENVIRONMENT, FANCY_MEMORY_LIMIT:
-#   "auto: P percent (default 90) of the cgroup's limit" (v2 memory.max,
-#    v1 memory.limit_in_bytes), "the tightest of the cgroup and its
-#    ancestors", '"max", no cgroup, or no limit file: no limit, silently',
-#   "contents that are not a limit give one warning line and no limit",
-#   "read again every second";
-# FANCY_MEMORY_SOFT_LIMIT: "auto: P percent of memory.high, else of the
-#   hard limit", and "FANCY_VERBOSE=1 prints the limits and the file they
-#   came from".  And the soft limit's promise: "above it, every free byte
-#   goes back at once ... nothing fails" (limits_helper soft), and the hard
-#   limit's refusals counted (limits_helper hard).
+# Checks these sentences of README "Containers" (and the same promises in
+# fancyalloc(7), ENVIRONMENT and Containers, and fancy_stats_get(3)):
+#   "the limit is cgroup v2 `memory.max` or v1 `memory.limit_in_bytes`, the
+#    tightest of the cgroup and its ancestors"        (v2, nested, v1, v1ct)
+#   "`auto` takes 90% of it (`auto:P` takes P%)"        (every case; v2)
+#   '"max", no cgroup, or no limit file: no limit, silently'
+#                                              (max, nothing, nofile, nomount)
+#   "A limit file whose contents are not a limit gives one `fancyalloc: `
+#    warning line and no limit"                         (garbage)
+#   "The cgroup is read again every second, so a limit changed at run time
+#    takes effect"                                      (re-read)
+#   "`FANCY_MEMORY_SOFT_LIMIT=<size>|auto[:P]` (auto: P% of v2
+#    `memory.high`, else of the hard limit)"           (v2, nested, high)
+#   "above it, every free byte goes back to the OS at once (the purge delay
+#    is skipped) ... the segment and huge-block caches are emptied.  Nothing
+#    fails at the soft limit"                           (soft: resident under
+#    the limit with FANCY_PURGE_DELAY=60000, 24 MiB more without it, a freed
+#    huge block not kept, every malloc succeeded)
+#   "`FANCY_VERBOSE=1` prints the limits and the file they came from;
+#    `fancy_stats_get(3)` counts the hits of each limit" (verbose, soft, hard)
 # Exit status (automake): 0 pass, 1 fail, 99 error.
 me=test_cgroup_fake
 top_builddir=$(pwd)

@@ -1,6 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# test_cgroup_real - README "Containers", the demo, in a real memory
+# test_cgroup_real - README "Containers", the demo ("makes `malloc`
+# return NULL (`ENOMEM`) before the kernel acts, so the program can free
+# and go on"), in a real memory
 # cgroup with a 64 MiB limit: tests/cgroup/fill allocates 1 MiB blocks
 # until malloc fails.
 #   - under glibc's malloc the kernel kills it (SIGKILL, status 137);
