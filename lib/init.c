@@ -171,6 +171,7 @@ static void fa_atfork_parent(void) {
  * runs on in the child, so it may release them there. */
 static void fa_atfork_child(void) {
   _fa_reclaim_after_fork_child();
+  _fa_limits_after_fork_child();
   fa_heap_t *self = _fa_tls_heap;
   _fa_heaps_after_fork_child(self == &_fa_heap_empty ? NULL : self);
   _fa_os_unlock();

@@ -95,7 +95,8 @@ FA_HIDDEN void _fa_limit_uncharge(_Atomic size_t *counter, size_t bytes);
 #define FA_AUTO_PERCENT 90
 FA_HIDDEN void _fa_limits_init(void);
 FA_HIDDEN void _fa_limits_print(void);
-FA_HIDDEN void _fa_limits_refresh(uint64_t now, bool force);
+FA_HIDDEN void _fa_limits_refresh(uint64_t now);
+FA_HIDDEN void _fa_limits_after_fork_child(void);
 /* Above the soft limit (resident > soft_limit): freed spans are purged at
  * once, empty segments skip the cache, freed huge blocks are unmapped. */
 extern _Atomic bool _fa_soft_over FA_HIDDEN;

@@ -136,15 +136,14 @@ void _fa_limits_print(void) {
   }
 }
 
-/* Read the cgroup again when FA_LIMITS_REREAD_MS have passed (force: now),
- * by one thread at a time; the others go on at once. */
-void _fa_limits_refresh(uint64_t now, bool force) {
+/* Read the cgroup again when FA_LIMITS_REREAD_MS have passed, by one
+ * thread at a time; the others go on at once. */
+void _fa_limits_refresh(uint64_t now) {
   if (!_fa_opt.memory_limit_auto && !_fa_opt.soft_limit_auto) return;
   uint64_t next = atomic_load_explicit(&fa_limits_next, memory_order_relaxed);
-  if (!force && now < next) return;
+  if (now < next) return;
   if (!atomic_compare_exchange_strong_explicit(&fa_limits_next, &next, now + FA_LIMITS_REREAD_MS,
-                                               memory_order_relaxed, memory_order_relaxed) &&
-      !force)
+                                               memory_order_relaxed, memory_order_relaxed))
     return;
   if (pthread_mutex_trylock(&fa_limits_lock) != 0) return;
   size_t hard = __atomic_load_n(&_fa_opt.memory_limit, __ATOMIC_RELAXED);
@@ -155,6 +154,10 @@ void _fa_limits_refresh(uint64_t now, bool force) {
     _fa_limits_print();
   pthread_mutex_unlock(&fa_limits_lock);
 }
+
+/* A thread that was reading the cgroup during fork does not exist in the
+ * child: the lock is made anew there (the reading is only a cache). */
+void _fa_limits_after_fork_child(void) { pthread_mutex_init(&fa_limits_lock, NULL); }
 
 /* ------------------------------------------------------------------------
  * The soft limit
