@@ -82,3 +82,12 @@ bench-public: $(bench_deps)
 	@test -n "$(MIMALLOC_BENCH)" || { echo "usage: make bench-public MIMALLOC_BENCH=/path/to/mimalloc-bench [MB_ALLOCS='mimalloc3=/path/libmimalloc.so.3']"; exit 2; }
 	$(bench_env) $(SHELL) "$(abs_top_srcdir)/bench/mimalloc-bench.sh" \
 	  $(foreach a,$(MB_ALLOCS),-a $(a)) "$(MIMALLOC_BENCH)"
+
+## The soft limit (issue 17): bench/softlimit.sh runs bench/softlimit
+## under glibc and libfancymalloc, without and with FANCY_MEMORY_SOFT_LIMIT.
+noinst_PROGRAMS += bench/softlimit
+bench_softlimit_SOURCES = bench/softlimit.c
+bench_softlimit_CFLAGS = $(bench_cflags)
+bench_softlimit_LDFLAGS =
+bench_softlimit_LDADD = $(bench_ldadd) -ldl
+EXTRA_DIST += bench/softlimit.sh

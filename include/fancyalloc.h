@@ -130,6 +130,15 @@ typedef struct fancy_stats {
   size_t memory_limit;      /* FANCY_MEMORY_LIMIT in bytes, 0 = none */
   size_t num_classes;       /* used entries of classes[] */
   fancy_class_stats_t classes[FANCY_STATS_MAX_CLASSES];
+  /* Added in 0.1.0 for containers (fancyalloc(7), "Containers"); an
+   * older library leaves them as they were. */
+  size_t memory_limit_hits; /* requests for memory refused by a hard limit
+                               (FANCY_MEMORY_LIMIT or an instance's) */
+  size_t soft_limit;        /* FANCY_MEMORY_SOFT_LIMIT in bytes, 0 = none */
+  size_t soft_limit_hits;   /* times resident memory passed the soft limit
+                               and everything free was given back */
+  size_t bytes_resident;    /* what the soft limit bounds: committed bytes
+                               plus huge mappings, live or cached */
 } fancy_stats_t;
 
 /* Fill *stats.  Pass sizeof(*stats) as size, so that a program built

@@ -140,6 +140,7 @@ void _fa_heap_heartbeat(fa_heap_t *heap) {
     heap->last_purge_ms = now;
     _fa_heap_purge(heap, now, _fa_opt.purge_delay, FA_PURGE_BATCH);
     if (!heap->domain->reclaim) _fa_reclaim_tick(false, false);
+    _fa_limits_refresh(now);   /* the cgroup's limits, on a slow clock */
   }
 }
 

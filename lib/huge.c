@@ -109,6 +109,7 @@ static void fa_huge_remove(fa_huge_entry_t *e) {
   size_t i = (size_t)(e - fa_huge_table);
   fa_huge_count--;
   fa_huge_bytes -= e->size;
+  fa_uncount(huge, e->size);
   /* Backward-shift: pull later entries of the probe run into the hole. */
   size_t j = i;
   for (;;) {
@@ -132,6 +133,7 @@ static bool fa_huge_insert(uintptr_t addr, size_t size, size_t align, fa_domain_
   fa_huge_put(fa_huge_table, fa_huge_cap, e);
   fa_huge_count++;
   fa_huge_bytes += size;
+  fa_count(huge, size);
   return true;
 }
 
@@ -173,6 +175,7 @@ static uintptr_t fa_huge_cache_take(size_t size, size_t align, bool huge_pages) 
     fa_huge_mark(addr, size, FA_UNIT_HUGE);
   }
   fa_huge_cache_bytes -= c->size;
+  fa_uncount(huge, c->size);
   c->addr = 0;
   return addr;
 }
@@ -184,6 +187,7 @@ static bool fa_huge_cache_put(uintptr_t addr, size_t size, uint64_t now) {
     if (fa_huge_cache[i].addr != 0) continue;
     fa_huge_cache[i] = (fa_huge_cached_t){addr, size, now};
     fa_huge_cache_bytes += size;
+    fa_count(huge, size);
     return true;
   }
   return false;
@@ -201,6 +205,7 @@ size_t _fa_huge_cache_decay(uint64_t now, uint64_t delay, bool force) {
     _fa_os_unmap((void *)c->addr, c->size);
     fa_huge_freed_note(c->addr);
     fa_huge_cache_bytes -= c->size;
+    fa_uncount(huge, c->size);
     c->addr = 0;
     n++;
   }
@@ -257,6 +262,7 @@ void *_fa_huge_alloc(fa_heap_t *heap, size_t n, size_t alignment, bool zeroed) {
     pthread_mutex_unlock(&_fa_huge_lock);
     if (ok) return (void *)addr;   /* still marked huge in the address map */
   }
+  fa_soft_check(heap, size);   /* a new mapping: make room under the soft limit */
   void *p = _fa_os_map_aligned(size, align, d->populate, d->huge_pages);
   if (p == NULL && _fa_memory_pressure(heap))
     p = _fa_os_map_aligned(size, align, d->populate, d->huge_pages);
@@ -305,7 +311,8 @@ bool _fa_huge_free(fa_domain_t *d, void *p) {
   }
   size_t size = e->size;
   fa_huge_remove(e);
-  bool cached = fa_huge_cache_put((uintptr_t)p, size, now);
+  /* Above the soft limit (limit.c) the mapping goes back at once. */
+  bool cached = !fa_soft_over() && fa_huge_cache_put((uintptr_t)p, size, now);
   pthread_mutex_unlock(&_fa_huge_lock);
   if (cached) _fa_domain_uncharge(d, size);
   else fa_huge_unmap(d, p, size);

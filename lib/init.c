@@ -171,6 +171,7 @@ static void fa_atfork_parent(void) {
  * runs on in the child, so it may release them there. */
 static void fa_atfork_child(void) {
   _fa_reclaim_after_fork_child();
+  _fa_limits_after_fork_child();
   fa_heap_t *self = _fa_tls_heap;
   _fa_heaps_after_fork_child(self == &_fa_heap_empty ? NULL : self);
   _fa_os_unlock();
@@ -205,6 +206,7 @@ static void fa_secret_init(void) {
 static void fa_process_init_once(void) {
   fa_tls_in_init = true;
   _fa_options_init();
+  _fa_limits_init();   /* FANCY_MEMORY_LIMIT=auto: the cgroup's */
   _fa_domain_default_init();
   /* Under memcheck every call goes through the checked slow path, which
    * tells memcheck about each block (track.h).  Only memcheck: callgrind
@@ -227,6 +229,7 @@ static void fa_process_init_once(void) {
   if (_fa_opt.verbose) {
     _fa_warn("libfancyalloc %s%s", PACKAGE_VERSION, _fa_override_mode ? " (malloc replacement)" : "");
     _fa_options_print();
+    _fa_limits_print();
   }
   fa_tls_in_init = false;
 }

@@ -44,7 +44,8 @@ void _fa_domain_default_init(void) {
 
 /* Count bytes more against d's limit; false (nothing counted) past it. */
 bool _fa_domain_charge(fa_domain_t *d, size_t bytes) {
-  return _fa_limit_charge(&d->mapped, d->memory_limit, bytes);
+  /* atomic: FANCY_MEMORY_LIMIT=auto may change the default's (limit.c) */
+  return _fa_limit_charge(&d->mapped, __atomic_load_n(&d->memory_limit, __ATOMIC_RELAXED), bytes);
 }
 
 void _fa_domain_uncharge(fa_domain_t *d, size_t bytes) { _fa_limit_uncharge(&d->mapped, bytes); }

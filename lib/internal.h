@@ -66,6 +66,13 @@ typedef struct fa_options_s {
   bool prof_final;        /* FANCY_PROF_FINAL: leak profile at exit */
   size_t prof_sample;     /* FANCY_PROF_SAMPLE: mean bytes between samples */
   size_t prof_signal;     /* FANCY_PROF_SIGNAL: signal that asks for a dump */
+  /* limit.c: "auto[:P]" sets these to P (percent of the cgroup's limit),
+   * 0 for a plain size; memory_limit and soft_limit then hold the figures
+   * computed from the cgroup, re-read on a slow clock (read them with
+   * fa_load: they may change under other threads) */
+  size_t memory_limit_auto;  /* FANCY_MEMORY_LIMIT=auto[:P] */
+  size_t soft_limit;         /* FANCY_MEMORY_SOFT_LIMIT: 0 = none */
+  size_t soft_limit_auto;    /* FANCY_MEMORY_SOFT_LIMIT=auto[:P] */
 } fa_options_t;
 
 /* options.c */
@@ -81,6 +88,50 @@ FA_HIDDEN bool _fa_parse_size(const char *s, size_t *out);
  * nothing added, when it would.  The only check of a limit anywhere. */
 FA_HIDDEN bool _fa_limit_charge(_Atomic size_t *counter, size_t limit, size_t bytes);
 FA_HIDDEN void _fa_limit_uncharge(_Atomic size_t *counter, size_t bytes);
+/* FANCY_MEMORY_LIMIT=auto, FANCY_MEMORY_SOFT_LIMIT: the limits from the
+ * cgroup (at start-up, then again every FA_LIMITS_REREAD_MS from the
+ * heartbeats and the reclamation thread), and the soft limit. */
+#define FA_LIMITS_REREAD_MS 1000
+#define FA_AUTO_PERCENT 90
+FA_HIDDEN void _fa_limits_init(void);
+FA_HIDDEN void _fa_limits_print(void);
+FA_HIDDEN void _fa_limits_refresh(uint64_t now);
+FA_HIDDEN void _fa_limits_after_fork_child(void);
+/* Above the soft limit (resident > soft_limit): freed spans are purged at
+ * once, empty segments skip the cache, freed huge blocks are unmapped. */
+extern _Atomic bool _fa_soft_over FA_HIDDEN;
+FA_HIDDEN size_t _fa_resident(void);
+FA_HIDDEN void _fa_soft_pressure(fa_heap_t *heap, size_t more);
+FA_HIDDEN void _fa_soft_recheck(void);
+/* Slow paths where the allocator's resident memory grew by (or is about
+ * to grow by) more bytes: give back what is purgeable when that passes
+ * the soft limit. */
+static inline void fa_soft_check(fa_heap_t *heap, size_t more) {
+  size_t soft = __atomic_load_n(&_fa_opt.soft_limit, __ATOMIC_RELAXED);
+  if (fa_unlikely(soft != 0) && _fa_resident() + more > soft) _fa_soft_pressure(heap, more);
+}
+static inline bool fa_soft_over(void) {
+  return fa_unlikely(atomic_load_explicit(&_fa_soft_over, memory_order_relaxed));
+}
+
+/* ------------------------------------------------------------------------
+ * The process's cgroup (cgroup.c)
+ * ---------------------------------------------------------------------- */
+#define FA_CGROUP_PATH_MAX 512
+typedef struct fa_cgroup_s {
+  int version;                        /* 1 or 2; 0: no memory cgroup found */
+  uint64_t max;                       /* tightest memory.max / limit_in_bytes, 0 none */
+  uint64_t high;                      /* tightest memory.high (v2), 0 none */
+  char dir[FA_CGROUP_PATH_MAX];       /* the process's cgroup directory */
+  char max_from[FA_CGROUP_PATH_MAX];  /* the file that set max */
+  char high_from[FA_CGROUP_PATH_MAX]; /* the file that set high */
+  char garbage[FA_CGROUP_PATH_MAX];   /* a file that was not a limit */
+} fa_cgroup_t;
+/* Read the limits of the process's memory cgroup, with every path under
+ * root ("" in the library; the tests' fake trees elsewhere).  1: a memory
+ * cgroup was found; 0: none; -1: a limit file held garbage (one warning
+ * line printed, no limit). */
+FA_HIDDEN int _fa_cgroup_read(const char *root, fa_cgroup_t *res);
 
 /* ------------------------------------------------------------------------
  * Instances (instance.c)
@@ -262,6 +313,9 @@ typedef struct fa_counters_s {
   _Atomic size_t remote_frees;
   _Atomic size_t mmap_calls;
   _Atomic size_t purge_calls;
+  _Atomic size_t huge;            /* bytes of huge mappings, live or cached */
+  _Atomic size_t limit_hits;      /* charges refused by a hard limit */
+  _Atomic size_t soft_limit_hits; /* sweeps made above the soft limit */
 } fa_counters_t;
 extern fa_counters_t _fa_counters FA_HIDDEN;
 #define fa_count(name, n) \

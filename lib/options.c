@@ -39,7 +39,9 @@ static const fa_option_desc_t fa_option_table[] = {
   {"FANCY_ARENA_SIZE", FA_OPT_SIZE, &_fa_opt.arena_size,
    "per-thread arena budget (bytes, k/m/g suffix)"},
   {"FANCY_MEMORY_LIMIT", FA_OPT_SIZE, &_fa_opt.memory_limit,
-   "cap on memory mapped by the allocator (0 = none)"},
+   "cap on memory mapped by the allocator (0 = none; auto[:P] = P% of the cgroup's)"},
+  {"FANCY_MEMORY_SOFT_LIMIT", FA_OPT_SIZE, &_fa_opt.soft_limit,
+   "resident memory above which all free memory is returned at once (0 = none; auto[:P])"},
   {"FANCY_HUGE_PAGES", FA_OPT_BOOL, &_fa_opt.huge_pages, "madvise(MADV_HUGEPAGE)"},
   {"FANCY_POPULATE", FA_OPT_BOOL, &_fa_opt.populate, "MAP_POPULATE segments"},
   {"FANCY_RECLAIM", FA_OPT_BOOL, &_fa_opt.reclaim, "background reclamation thread"},
@@ -122,6 +124,20 @@ static bool fa_parse_count(const char *s, size_t *out) {
   return true;
 }
 
+/* "auto" or "auto:P" (1 <= P <= 100): 1 and *pct set; 0: another value;
+ * -1: auto with a bad percentage. */
+static int fa_parse_auto(const char *s, size_t *pct) {
+  if (strncmp(s, "auto", 4) != 0) return 0;
+  if (s[4] == '\0') {
+    *pct = FA_AUTO_PERCENT;
+    return 1;
+  }
+  size_t v;
+  if (s[4] != ':' || !fa_parse_count(s + 5, &v) || v < 1 || v > 100) return -1;
+  *pct = v;
+  return 1;
+}
+
 void _fa_options_init(void) {
   for (size_t i = 0; i < FA_OPTION_COUNT; i++) {
     const fa_option_desc_t *d = &fa_option_table[i];
@@ -131,6 +147,17 @@ void _fa_options_init(void) {
     if (d->value == &_fa_opt.stats && fa_streq_nocase(s, "json")) {
       _fa_opt.stats = _fa_opt.stats_json = true;   /* FANCY_STATS=json */
       continue;
+    }
+    if (d->value == &_fa_opt.memory_limit || d->value == &_fa_opt.soft_limit) {
+      size_t *pct = d->value == &_fa_opt.memory_limit ? &_fa_opt.memory_limit_auto
+                                                      : &_fa_opt.soft_limit_auto;
+      int r = fa_parse_auto(s, pct);   /* auto, auto:P (limit.c) */
+      if (r > 0) continue;
+      if (r < 0) {
+        _fa_warn("ignoring %s=\"%s\" (auto:P takes a percentage from 1 to 100); no limit",
+                 d->name, s);
+        continue;
+      }
     }
     switch (d->type) {
     case FA_OPT_BOOL: ok = fa_parse_bool(s, (bool *)d->value); break;

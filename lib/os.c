@@ -27,7 +27,8 @@ size_t _fa_os_page_init(void) {
 #endif
 
 bool _fa_os_charge(size_t size) {
-  return _fa_limit_charge(&_fa_counters.mapped, _fa_opt.memory_limit, size);
+  return _fa_limit_charge(&_fa_counters.mapped,
+                          __atomic_load_n(&_fa_opt.memory_limit, __ATOMIC_RELAXED), size);
 }
 
 /* A new mapping: the failure injection of the tests, then the charge. */

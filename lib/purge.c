@@ -37,6 +37,7 @@ size_t _fa_reclaim_tick(bool force, bool blocking) {
   if (blocking && !force) n += _fa_heaps_purge(now, _fa_opt.purge_delay, SIZE_MAX);
   n += _fa_huge_cache_decay(now, _fa_opt.purge_delay, force);
   atomic_store_explicit(&fa_last_tick, now, memory_order_relaxed);
+  if (blocking) _fa_limits_refresh(now);
   return n;
 }
 

@@ -363,7 +363,8 @@ static void fa_segment_to_reserve(fa_segment_t *seg) {
  * (and the memory is still there to be warm), else purged to the
  * reserve.  Lock held. */
 static void fa_segment_park(fa_segment_t *seg) {
-  if (!seg->pages[FA_FIRST_PAGE].zeroed && _fa_cached_count < _fa_opt.segment_cache) {
+  if (!seg->pages[FA_FIRST_PAGE].zeroed && _fa_cached_count < _fa_opt.segment_cache &&
+      !fa_soft_over()) {
     fa_segment_unclaim(seg);
     seg->state = FA_SEG_CACHED;
     seg->cache_time = _fa_clock_ms();
@@ -600,6 +601,7 @@ static fa_page_t *fa_span_alloc(fa_heap_t *heap, size_t pages) {
 fa_page_t *_fa_span_alloc(fa_heap_t *heap, size_t pages) {
   fa_heap_lock(heap);
   fa_page_t *span = fa_span_alloc(heap, pages);
+  if (span != NULL) fa_soft_check(heap, 0);   /* committed may have grown */
   fa_heap_unlock(heap);
   return span;
 }
@@ -607,6 +609,8 @@ fa_page_t *_fa_span_alloc(fa_heap_t *heap, size_t pages) {
 /* Return a span (class, large or an unattached run) to the free spans,
  * merging it with free neighbours.  heap is the owner, or NULL while the
  * segment has none (abandoned, under the segments lock). */
+static void fa_span_purge(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *span);
+
 static bool fa_span_free(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *page) {
   size_t idx = _fa_segment_index(seg, page);
   size_t pages = page->span_pages;
@@ -635,6 +639,11 @@ static bool fa_span_free(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *page) {
   if (fa_unlikely(_fa_opt.check))
     fa_track_undefined(fa_page_address(seg, page), pages << FA_PAGE_SHIFT);
   fa_span_make_free(heap, page, pages, zeroed, _fa_clock_ms());
+  /* Above the soft limit (limit.c) freed memory goes back at once. */
+  if (fa_soft_over() && heap != NULL) {
+    fa_span_purge(heap, seg, page);
+    _fa_soft_recheck();
+  }
   if (heap != NULL && pages == FA_SEGMENT_USABLE_PAGES &&
       (seg->reclaimed || heap->segment_count * FA_SEGMENT_SIZE > heap->domain->arena_size)) {
     _fa_segment_release(heap, seg);
@@ -674,6 +683,7 @@ static bool fa_span_grow(fa_heap_t *heap, fa_page_t *page, size_t pages) {
 bool _fa_span_grow(fa_heap_t *heap, fa_page_t *page, size_t pages) {
   fa_heap_lock(heap);
   bool grown = fa_span_grow(heap, page, pages);
+  if (grown) fa_soft_check(heap, 0);
   fa_heap_unlock(heap);
   return grown;
 }

@@ -105,7 +105,12 @@ static void fa_stats_collect(fa_domain_t *d, fancy_stats_t *st) {
   st->remote_frees = FA_LOAD(remote_frees);
   st->mmap_calls = FA_LOAD(mmap_calls);
   st->purge_calls = FA_LOAD(purge_calls);
-  st->memory_limit = d != NULL ? d->memory_limit : _fa_opt.memory_limit;
+  st->memory_limit = __atomic_load_n(d != NULL ? &d->memory_limit : &_fa_opt.memory_limit,
+                                     __ATOMIC_RELAXED);
+  st->memory_limit_hits = FA_LOAD(limit_hits);   /* limits (limit.c) */
+  st->soft_limit = __atomic_load_n(&_fa_opt.soft_limit, __ATOMIC_RELAXED);
+  st->soft_limit_hits = FA_LOAD(soft_limit_hits);
+  st->bytes_resident = _fa_resident();
 }
 
 int fancy_stats_get(fancy_stats_t *stats, size_t size) FANCY_NOEXCEPT {
@@ -144,6 +149,9 @@ void _fa_stats_print(fa_domain_t *d, FILE *out) {
   fa_print_size(out, "committed", st.bytes_committed);
   fa_print_size(out, "purged (total)", st.bytes_purged);
   if (st.memory_limit) fa_print_size(out, "memory limit", st.memory_limit);
+  if (st.memory_limit) fprintf(out, "  %-20s %12zu\n", "  refusals", st.memory_limit_hits);
+  if (st.soft_limit) fa_print_size(out, "soft memory limit", st.soft_limit);
+  if (st.soft_limit) fprintf(out, "  %-20s %12zu\n", "  times passed", st.soft_limit_hits);
   fprintf(out, "  %-20s %12zu\n", "segments", st.segments);
   fprintf(out, "  %-20s %12zu\n", "  abandoned", st.segments_abandoned);
   fprintf(out, "  %-20s %12zu\n", "  cached", st.segments_cached);

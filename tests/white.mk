@@ -45,3 +45,18 @@ tests_check_races_LDADD = tests/libfancytest.la $(CHECK_LIBS) $(PTHREAD_LIBS)
 else
 EXTRA_DIST += tests/check_races.c
 endif
+
+## The cgroup's limits (issue 17): FANCY_MEMORY_LIMIT=auto read from fake
+## cgroup trees (test_cgroup_fake.sh, through the test build's
+## FA_TEST_CGROUP_ROOT; test_cgroup_ns.sh: the same files bound over the
+## real paths in a private mount namespace, as root), the soft limit, and a
+## real memory cgroup
+## (test_cgroup_real.sh: skipped unless root may create one).
+check_PROGRAMS += tests/cgroup/limits_helper tests/cgroup/fill
+tests_cgroup_limits_helper_SOURCES = tests/cgroup/limits_helper.c lib/version.c
+tests_cgroup_limits_helper_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/lib
+tests_cgroup_limits_helper_LDADD = tests/libfancytest.la $(PTHREAD_LIBS)
+tests_cgroup_fill_SOURCES = tests/cgroup/fill.c
+TESTS += tests/cgroup/test_cgroup_fake.sh tests/cgroup/test_cgroup_ns.sh tests/cgroup/test_cgroup_real.sh
+EXTRA_DIST += tests/cgroup/test_cgroup_fake.sh tests/cgroup/test_cgroup_ns.sh \
+	tests/cgroup/test_cgroup_real.sh

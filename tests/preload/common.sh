@@ -30,7 +30,7 @@ ok() { echo "$me: ok: $*"; }
 
 # The user's own allocator settings must not change the results; the
 # glibc runs must really be glibc.
-for v in FANCY_ARENA_SIZE FANCY_MEMORY_LIMIT FANCY_HUGE_PAGES FANCY_POPULATE \
+for v in FANCY_ARENA_SIZE FANCY_MEMORY_LIMIT FANCY_MEMORY_SOFT_LIMIT FANCY_HUGE_PAGES FANCY_POPULATE \
          FANCY_RECLAIM FANCY_PURGE_DELAY FANCY_SEGMENT_CACHE FANCY_STATS \
          FANCY_VERBOSE FANCY_CHECK LD_PRELOAD FANCYRUN_LIBRARY; do
   unset "$v"

@@ -61,6 +61,14 @@ for want in FANCY_HUGE_PAGES=0 FANCY_POPULATE=0 FANCY_RECLAIM=0 FANCY_CHECK=0; d
   grep -q "^fancyalloc: option $want " "$tmp/err" ||
     { cat "$tmp/err" >&2; fail "fancyrun --no-*: the allocator does not see $want"; }
 done
+# --memory-limit=auto and --memory-soft-limit (fancyrun(1): "auto[:P]")
+fr --memory-limit=auto --memory-soft-limit auto:80 env
+grep -qx 'FANCY_MEMORY_LIMIT=auto' "$tmp/out" && grep -qx 'FANCY_MEMORY_SOFT_LIMIT=auto:80' "$tmp/out" ||
+  fail "--memory-limit=auto --memory-soft-limit auto:80 are not passed on"
+fr -v --memory-soft-limit=48m "$helpers/workload"
+grep -q "^fancyalloc: option FANCY_MEMORY_SOFT_LIMIT=50331648 " "$tmp/err" ||
+  { cat "$tmp/err" >&2; fail "--memory-soft-limit=48m: the allocator does not see it"; }
+ok "--memory-limit=auto, --memory-soft-limit"
 # Options override the environment.
 FANCY_ARENA_SIZE=8m fr -v --arena-size=16m "$helpers/workload"
 grep -q "^fancyalloc: option FANCY_ARENA_SIZE=16777216 " "$tmp/err" ||
@@ -103,6 +111,7 @@ ok "--help, --version"
 
 # Usage errors: status 2, the message and a hint on stderr, nothing run.
 for args in "--bogus true" "-x true" "--arena-size=banana true" "--memory-limit=12q true" \
+            "--memory-limit=auto:0 true" "--memory-limit=autox true" "--memory-soft-limit=auto:101 true" \
             "--purge-delay=soon true" "--segment-cache=-1 true" "--stats=1 true" \
             "--arena-size" "" "--stats" "--library= true"; do
   # shellcheck disable=SC2086
