@@ -41,9 +41,9 @@ static bool fa_rcache_put(fa_heap_t *heap, fa_page_t *page, fa_block_t *b) {
   unsigned cls = page->cls;
   fa_page_t *rc = &heap->rcache[cls];
   uint32_t kept = heap->rcache_pushed[cls] - rc->used;
-  if (heap == &_fa_heap_empty || _fa_opt.check || kept >= FA_RCACHE_MAX ||
-      (size_t)(kept + 1) * page->bsize > FA_RCACHE_BYTES)
-    return false;
+  if (heap == &_fa_heap_empty || _fa_opt.check) return false;
+  if (fa_unlikely(_fa_opt.prof) && _fa_prof_keep(heap, cls, b)) return true;
+  if (kept >= FA_RCACHE_MAX || (size_t)(kept + 1) * page->bsize > FA_RCACHE_BYTES) return false;
   b->tag = fa_block_tag(b);
   b->next = rc->free;
   bool was_empty = rc->free == NULL;

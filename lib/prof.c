@@ -109,6 +109,11 @@ typedef struct fa_prof_heap_s {
   pthread_t thread;
   int64_t left[FA_NUM_CLASSES];   /* bytes until the class's next sample */
   int64_t left_big;               /* the same for large and huge blocks */
+  /* Blocks put in a proxy since it was last charged (filled or kept),
+   * and how many may be: the blocks certainly not sampled (0 = none
+   * more).  The inline pop can take no more than were put in. */
+  uint32_t placed[FA_NUM_CLASSES];
+  uint32_t limit[FA_NUM_CLASSES];
   fa_page_t proxy[FA_NUM_CLASSES];
 } fa_prof_heap_t;
 static pthread_mutex_t fa_prof_heaps_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -360,11 +365,12 @@ static void fa_prof_charge(fa_prof_heap_t *ph, unsigned cls) {
   fa_page_t *px = &ph->proxy[cls];
   ph->left[cls] -= (int64_t)px->used * _fa_class_size[cls];
   px->used = 0;
+  ph->placed[cls] = ph->limit[cls] = 0;   /* until the next fill */
 }
 
 /* Block by block, up to m blocks (and FA_PROF_BATCH_BYTES), as malloc
  * would take them: the fallback when no whole list can be lent. */
-static void fa_prof_fill_each(fa_page_t *px, fa_heap_t *heap, unsigned cls, size_t m) {
+static size_t fa_prof_fill_each(fa_page_t *px, fa_heap_t *heap, unsigned cls, size_t m) {
   fa_page_t *rc = &heap->rcache[cls];
   size_t bsize = _fa_class_size[cls], cap = FA_PROF_BATCH_BYTES / bsize;
   if (cap > FA_PROF_BATCH_MAX) cap = FA_PROF_BATCH_MAX;
@@ -374,11 +380,12 @@ static void fa_prof_fill_each(fa_page_t *px, fa_heap_t *heap, unsigned cls, size
     if (rc->free != NULL) b = fa_page_take(rc);
     if (b == NULL && heap->queues[cls].first != NULL) b = fa_page_take(heap->queues[cls].first);
     if (b == NULL) b = _fa_malloc_raw(heap, bsize);
-    if (b == NULL) break;
+    if (b == NULL) return i;
     b->tag = fa_block_tag(b);
     b->next = px->free;
     px->free = b;
   }
+  return m;
 }
 
 /* Give the proxy of class cls up to m blocks that malloc's inline path
@@ -394,13 +401,15 @@ static void fa_prof_fill(fa_prof_heap_t *ph, fa_heap_t *heap, unsigned cls, size
   px->capacity = px->reserved = 0;
   px->head = NULL;        /* the page lent from, when one page lent */
   px->span_pages = 0;     /* how many of its free blocks */
+  size_t placed = 0;
   if (rc->free != NULL) {
     size_t kept = heap->rcache_pushed[cls] - rc->used;
     if (kept <= m) {
       px->free = rc->free;
       fa_rcache_reset(heap, cls);
+      placed = kept;
     } else {
-      fa_prof_fill_each(px, heap, cls, m);
+      placed = fa_prof_fill_each(px, heap, cls, m);
     }
   } else if (src != NULL) {
     if (src->free == NULL && src->local_free != NULL) {
@@ -428,12 +437,38 @@ static void fa_prof_fill(fa_prof_heap_t *ph, fa_heap_t *heap, unsigned cls, size
       fa_store(src->capacity, src->capacity + (uint32_t)k);
       fa_store(src->used, src->used + (uint32_t)k);
     } else {
-      fa_prof_fill_each(px, heap, cls, m);
+      placed = fa_prof_fill_each(px, heap, cls, m);
     }
   } else {
-    fa_prof_fill_each(px, heap, cls, m);
+    placed = fa_prof_fill_each(px, heap, cls, m);
   }
+  /* A plain list (not lent from one page) may take this thread's frees
+   * of other threads' blocks, up to m blocks in all (_fa_prof_keep). */
+  ph->placed[cls] = (uint32_t)placed;
+  ph->limit[cls] = px->head == NULL && m <= UINT32_MAX ? (uint32_t)m : 0;
   _fa_heap_set_direct(heap, cls, heap->queues[cls].first);
+}
+
+/* free of another thread's block of class cls, when profiling is on: the
+ * proxy keeps it for this thread's next malloc of the class, as the
+ * heap's list of such blocks (rcache) does without profiling, which the
+ * proxy stands in front of: left there, that list would only be drained
+ * at the proxy's next fill, and fill up and overflow into remote frees
+ * meanwhile.  Within the same bounds as that list, and only while the
+ * inline pop cannot take more blocks than the class's countdown allows.
+ * False when the block should go the usual way. */
+bool _fa_prof_keep(fa_heap_t *heap, unsigned cls, fa_block_t *b) {
+  fa_prof_heap_t *ph = fa_prof_heap_of(heap, false);
+  if (ph == NULL || ph->placed[cls] >= ph->limit[cls]) return false;
+  fa_page_t *px = &ph->proxy[cls];
+  uint32_t held = ph->placed[cls] - px->used;   /* the list's length */
+  if (held >= FA_RCACHE_MAX || (size_t)(held + 1) * _fa_class_size[cls] > FA_RCACHE_BYTES)
+    return false;
+  b->tag = fa_block_tag(b);
+  b->next = px->free;
+  px->free = b;
+  ph->placed[cls]++;
+  return true;
 }
 
 bool _fa_prof_reserved(const void *p) {
