@@ -114,6 +114,8 @@ typedef struct fa_prof_heap_s {
    * more).  The inline pop can take no more than were put in. */
   uint32_t placed[FA_NUM_CLASSES];
   uint32_t limit[FA_NUM_CLASSES];
+  uint32_t filled[FA_NUM_CLASSES];  /* of those, put in by the fill */
+  bool mixed[FA_NUM_CLASSES];     /* such blocks in a list lent from a page */
   fa_page_t proxy[FA_NUM_CLASSES];
 } fa_prof_heap_t;
 static pthread_mutex_t fa_prof_heaps_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -366,6 +368,7 @@ static void fa_prof_charge(fa_prof_heap_t *ph, unsigned cls) {
   ph->left[cls] -= (int64_t)px->used * _fa_class_size[cls];
   px->used = 0;
   ph->placed[cls] = ph->limit[cls] = 0;   /* until the next fill */
+  ph->mixed[cls] = false;
 }
 
 /* Block by block, up to m blocks (and FA_PROF_BATCH_BYTES), as malloc
@@ -442,10 +445,11 @@ static void fa_prof_fill(fa_prof_heap_t *ph, fa_heap_t *heap, unsigned cls, size
   } else {
     placed = fa_prof_fill_each(px, heap, cls, m);
   }
-  /* A plain list (not lent from one page) may take this thread's frees
-   * of other threads' blocks, up to m blocks in all (_fa_prof_keep). */
-  ph->placed[cls] = (uint32_t)placed;
-  ph->limit[cls] = px->head == NULL && m <= UINT32_MAX ? (uint32_t)m : 0;
+  /* The proxy may take this thread's frees of other threads' blocks, up
+   * to m blocks in all (_fa_prof_keep). */
+  if (px->head != NULL) placed = px->span_pages + px->reserved;
+  ph->placed[cls] = ph->filled[cls] = (uint32_t)placed;
+  ph->limit[cls] = m < UINT32_MAX ? (uint32_t)m : UINT32_MAX;
   _fa_heap_set_direct(heap, cls, heap->queues[cls].first);
 }
 
@@ -461,13 +465,17 @@ bool _fa_prof_keep(fa_heap_t *heap, unsigned cls, fa_block_t *b) {
   fa_prof_heap_t *ph = fa_prof_heap_of(heap, false);
   if (ph == NULL || ph->placed[cls] >= ph->limit[cls]) return false;
   fa_page_t *px = &ph->proxy[cls];
-  uint32_t held = ph->placed[cls] - px->used;   /* the list's length */
-  if (held >= FA_RCACHE_MAX || (size_t)(held + 1) * _fa_class_size[cls] > FA_RCACHE_BYTES)
+  /* the proxy's blocks beyond those of the fill: at most the others'
+   * blocks it holds */
+  uint32_t held = ph->placed[cls] - px->used, filled = ph->filled[cls];
+  uint32_t extra = held > filled ? held - filled : 0;
+  if (extra >= FA_RCACHE_MAX || (size_t)(extra + 1) * _fa_class_size[cls] > FA_RCACHE_BYTES)
     return false;
   b->tag = fa_block_tag(b);
   b->next = px->free;
   px->free = b;
   ph->placed[cls]++;
+  if (px->head != NULL) ph->mixed[cls] = true;   /* see _fa_prof_flush */
   return true;
 }
 
@@ -496,6 +504,7 @@ void _fa_prof_flush(fa_heap_t *heap) {
   for (unsigned cls = 0; cls < FA_NUM_CLASSES; cls++) {
     fa_page_t *px = &ph->proxy[cls], *src = px->head;
     uint32_t popped = px->used;
+    bool mixed = ph->mixed[cls];   /* lent lists hold others' blocks too */
     fa_prof_charge(ph, cls);
     uint32_t from = px->capacity, to = px->reserved;
     fa_store(px->capacity, 0u);
@@ -503,7 +512,7 @@ void _fa_prof_flush(fa_heap_t *heap) {
     px->head = NULL;
     uint32_t lent = px->span_pages;
     px->span_pages = 0;
-    if (src != NULL && lent > popped) {
+    if (src != NULL && lent > popped && !mixed) {
       /* the rest of lent lists: whole where the page has room, else
        * block by block (which counts itself); then the page's count */
       uint32_t rest = lent - popped, each = 0;
@@ -534,13 +543,18 @@ void _fa_prof_flush(fa_heap_t *heap) {
       from = to;
       if (src->used == 0) _fa_page_retire(heap, src);
     }
-    fa_block_t *b = px->free;
-    px->free = NULL;
-    while (b != NULL) {
-      fa_block_t *next = b->next;
-      b->tag = 0;   /* handed out, and freed at once */
-      fa_heap_free(heap->domain, heap, b);
-      b = next;
+    /* what is left, block by block: each free counts itself in its page
+     * (those lent from src were counted as used when lent) */
+    fa_block_t *lists[2] = {px->free, px->local_free};
+    px->free = px->local_free = NULL;
+    fa_block_t *b;
+    for (int i = 0; i < 2; i++) {
+      for (b = lists[i]; b != NULL;) {
+        fa_block_t *next = b->next;
+        b->tag = 0;   /* handed out, and freed at once */
+        fa_heap_free(heap->domain, heap, b);
+        b = next;
+      }
     }
     for (uint32_t i = from; i < to; i++) {
       b = (fa_block_t *)(px->start + (size_t)i * px->bsize);
