@@ -104,6 +104,7 @@ static FA_TLS fa_prof_tls_t fa_prof_tls;
 #define FA_PROF_BATCH_BYTES ((size_t)8 << 10)
 #define FA_PROF_BATCH_MAX 64
 #define FA_PROF_MAX_HEAPS 4096
+#define FA_PROF_SPARES 4
 typedef struct fa_prof_heap_s {
   fa_heap_t *heap;
   pthread_t thread;
@@ -117,6 +118,10 @@ typedef struct fa_prof_heap_s {
   uint32_t filled[FA_NUM_CLASSES];  /* of those, put in by the fill */
   bool mixed[FA_NUM_CLASSES];     /* such blocks in a list lent from a page */
   fa_page_t proxy[FA_NUM_CLASSES];
+  /* One-page spans of freed samples, kept for the next samples (see
+   * _fa_prof_spare); their `used` is 0. */
+  unsigned spares;
+  fa_page_t *spare[FA_PROF_SPARES];
 } fa_prof_heap_t;
 static pthread_mutex_t fa_prof_heaps_lock = PTHREAD_MUTEX_INITIALIZER;
 static fa_prof_heap_t **fa_prof_heaps;
@@ -285,10 +290,23 @@ static unsigned fa_prof_stack(void **pc, unsigned max) {
 /* ------------------------------------------------------------------------
  * Sampling
  * ---------------------------------------------------------------------- */
+/* A sampled block of a size class: a one-page span, a spare one when the
+ * heap has one (as _fa_large_alloc would leave it, but not zero). */
+static void *fa_prof_sample_span(fa_heap_t *heap, size_t n) {
+  fa_prof_heap_t *ph = heap->prof;
+  if (ph == NULL || ph->spares == 0) return _fa_large_alloc(heap, n);
+  fa_page_t *page = ph->spare[--ph->spares];
+  fa_block_t *b = (fa_block_t *)page->start;
+  b->tag = 0;
+  page->zeroed = 0;
+  fa_store(page->used, 1u);
+  return b;
+}
+
 static FA_NOINLINE void *fa_prof_sample(fa_heap_t *heap, size_t n, fa_prof_tls_t *t) {
   t->busy = true;
   t->left = fa_prof_interval(t);
-  void *p = n <= FA_MEDIUM_MAX ? _fa_large_alloc(heap, n) : _fa_malloc_raw(heap, n);
+  void *p = n <= FA_MEDIUM_MAX ? fa_prof_sample_span(heap, n) : _fa_malloc_raw(heap, n);
   if (p != NULL) {
     void *pc[FA_PROF_DEPTH];
     unsigned depth = fa_prof_stack(pc, FA_PROF_DEPTH);
@@ -330,7 +348,10 @@ static void fa_prof_heap_reset(fa_prof_heap_t *ph, fa_heap_t *heap) {
  * default instance; NULL otherwise (or when no memory can be had). */
 static fa_prof_heap_t *fa_prof_heap_of(fa_heap_t *heap, bool create) {
   fa_prof_heap_t *ph = fa_prof_mine;
-  if (fa_likely(ph != NULL && ph->heap == heap)) return ph;
+  if (fa_likely(ph != NULL && ph->heap == heap)) {
+    heap->prof = ph;
+    return ph;
+  }
   if (heap != fa_heap_get() || heap == &_fa_heap_empty) return NULL;
   pthread_mutex_lock(&fa_prof_heaps_lock);
   ph = NULL;
@@ -352,7 +373,7 @@ static fa_prof_heap_t *fa_prof_heap_of(fa_heap_t *heap, bool create) {
     fa_prof_heap_reset(ph, heap);
   }
   pthread_mutex_unlock(&fa_prof_heaps_lock);
-  if (ph != NULL) fa_prof_mine = ph;
+  if (ph != NULL) fa_prof_mine = heap->prof = ph;
   return ph;
 }
 
@@ -462,7 +483,8 @@ static void fa_prof_fill(fa_prof_heap_t *ph, fa_heap_t *heap, unsigned cls, size
  * inline pop cannot take more blocks than the class's countdown allows.
  * False when the block should go the usual way. */
 bool _fa_prof_keep(fa_heap_t *heap, unsigned cls, fa_block_t *b) {
-  fa_prof_heap_t *ph = fa_prof_heap_of(heap, false);
+  /* heap is the calling thread's; its state was set by the fill */
+  fa_prof_heap_t *ph = heap->prof;
   if (ph == NULL || ph->placed[cls] >= ph->limit[cls]) return false;
   fa_page_t *px = &ph->proxy[cls];
   /* the proxy's blocks beyond those of the fill: at most the others'
@@ -501,6 +523,10 @@ bool _fa_prof_reserved(const void *p) {
 void _fa_prof_flush(fa_heap_t *heap) {
   fa_prof_heap_t *ph = fa_prof_heap_of(heap, false);
   if (ph == NULL) return;
+  while (ph->spares > 0) {
+    fa_page_t *page = ph->spare[--ph->spares];
+    _fa_span_free(heap, fa_ptr_segment(page), page);
+  }
   for (unsigned cls = 0; cls < FA_NUM_CLASSES; cls++) {
     fa_page_t *px = &ph->proxy[cls], *src = px->head;
     uint32_t popped = px->used;
@@ -608,6 +634,24 @@ void *_fa_prof_malloc(fa_heap_t *heap, size_t n) {
   size_t m = (size_t)((ph->left[cls] - 1) / bsize);
   if (p != NULL && m > 0) fa_prof_fill(ph, heap, cls, m);
   return p;
+}
+
+/* The one-page span of a sampled block that its heap's own thread frees:
+ * kept (up to FA_PROF_SPARES) for the heap's next samples instead of going
+ * back to the free spans, where it would soon be purged, and the next
+ * sample's span faulted in again.  A kept span stays a large span with
+ * `used` 0, which the statistics, the heap walk and the checks read as
+ * free, and its block carries the free tag; _fa_prof_flush (heartbeat,
+ * thread exit, memory pressure) gives the spans back. */
+bool _fa_prof_spare(fa_heap_t *heap, fa_page_t *page) {
+  fa_prof_heap_t *ph = heap->prof;
+  if (ph == NULL || ph->spares >= FA_PROF_SPARES || page->span_pages != 1 ||
+      heap != fa_heap_get())
+    return false;
+  fa_block_t *b = (fa_block_t *)page->start;
+  b->tag = fa_block_tag(b);
+  ph->spare[ph->spares++] = page;
+  return true;
 }
 
 void _fa_prof_forget(const void *p) {

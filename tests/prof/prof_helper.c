@@ -12,6 +12,11 @@
  *                            freed, by this thread and by another one
  *   prof_helper signal N     raise(N), then allocate: the dump appears
  *   prof_helper off          fancy_prof_dump fails with ENOTSUP
+ *   prof_helper spare        FANCY_PROF_SAMPLE=1: a freed sample's span is
+ *                            kept for the next sample, which reads as free
+ *                            meanwhile and serves calloc with zeros
+ *   prof_helper double       FANCY_PROF_SAMPLE=1: a sampled block freed
+ *                            twice (the second free must abort)
  * Exit 0 when every check holds, 1 (with a message) otherwise.
  */
 #include <fancyalloc.h>
@@ -148,6 +153,27 @@ int main(int argc, char **argv) {
     if (fancy_prof_dump("/dev/null") != -1 || errno != ENOTSUP) fail("dump without FANCY_PROF");
     return 0;
   }
-  fprintf(stderr, "usage: prof_helper sites PATH | leak | exact DIR | signal N | off\n");
+  if (strcmp(mode, "spare") == 0) {
+    /* prof.c: "kept (up to FA_PROF_SPARES) for the heap's next samples" */
+    char *p = fancy_malloc(100);
+    if (p == NULL) fail("malloc");
+    memset(p, 0xa5, 100);
+    fancy_free(p);
+    if (fancy_malloc_usable_size(p) != 0) fail("a kept span reads as a live block");
+    char *q = fancy_calloc(1, 5000);
+    if (q != p) fail("the next sample did not reuse the kept span");
+    for (size_t i = 0; i < 5000; i++)
+      if (q[i] != 0) fail("calloc from a kept span is not zero");
+    if (fancy_malloc_usable_size(q) < 5000) fail("usable size of a reused span");
+    fancy_free(q);
+    return 0;
+  }
+  if (strcmp(mode, "double") == 0) {
+    void *p = fancy_malloc(100);
+    fancy_free(p);
+    fancy_free(p);   /* aborts */
+    return 0;
+  }
+  fprintf(stderr, "usage: prof_helper sites PATH | leak | exact DIR | signal N | off | spare | double\n");
   return 2;
 }

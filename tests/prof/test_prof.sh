@@ -16,6 +16,20 @@ ok "every block sampled and forgotten when freed (same thread, other thread, rea
 FANCY_PROF=1 FANCY_PROF_SIGNAL=12 FANCY_PROF_PREFIX=$tmp/sig "$h" signal 12 || fail "signal dump"
 ok "SIGUSR2 dump"
 
+# prof.c (_fa_prof_spare): a sampled block's span, freed by its own thread,
+# is kept for the next sample; meanwhile it reads as free, and a second
+# free of the block is a double free: abort after one "fancyalloc:" line.
+FANCY_PROF=1 FANCY_PROF_SAMPLE=1 "$h" spare || fail "kept span of a freed sample"
+ok "a freed sample's span serves the next sample"
+if FANCY_PROF=1 FANCY_PROF_SAMPLE=1 "$h" double 2>"$tmp/double.err"; then
+  fail "double free of a sampled block did not abort"
+fi
+# (dash adds its "Aborted" line to the redirected stderr)
+[ "$(grep -c '^fancyalloc: ' "$tmp/double.err")" -eq 1 ] &&
+  grep -q '^fancyalloc: double free' "$tmp/double.err" ||
+  { cat "$tmp/double.err" >&2; fail "double free of a sampled block: one fancyalloc: line expected"; }
+ok "double free of a sampled block (its span kept) aborts"
+
 # fancy_prof_dump(3): "ENOTSUP profiling is off".
 "$h" off || fail "fancy_prof_dump with profiling off"
 ok "ENOTSUP when off"
