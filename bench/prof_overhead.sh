@@ -16,6 +16,12 @@
 # $BENCH_BIN/results), where prof_overhead.csv is written.
 # Prints one line per workload and thread count:
 #   workload threads off_mops on_mops slowdown_percent
+#
+# CALLGRIND=1 counts instructions instead (valgrind --tool=callgrind, user
+# space only, independent of the machine's load): ring (RING_OPS per
+# thread, all of the program) and larson (CG_LARSON_SECONDS, default 3, of
+# valgrind's slow time), off and on, as instructions per operation:
+#   workload threads off_ir_per_op on_ir_per_op ratio
 set -eu
 PROG=prof_overhead
 BENCH_SRCDIR=$(cd "$(dirname "$0")" && pwd)
@@ -42,6 +48,40 @@ mops() {   # prof workload threads
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+if [ "${CALLGRIND:-0}" = 1 ]; then
+	command -v valgrind >/dev/null 2>&1 || die "valgrind is not installed"
+	CG_LARSON_SECONDS=${CG_LARSON_SECONDS:-3}
+	cgtmp=$(mktemp -d "${TMPDIR:-/tmp}/profcg.XXXXXX")
+	trap 'rm -rf "$cgtmp"' EXIT INT TERM
+	irop() {   # prof workload threads: Ir per operation
+		case $2 in
+		ring) set -- "$1" "$2" "$BENCH_BIN/ring" -t "$3" -n "$RING_OPS" --sample 0 ;;
+		larson) set -- "$1" "$2" "$BENCH_BIN/larson" -t "$3" -d "$CG_LARSON_SECONDS" --sample 0 ;;
+		esac
+		_p=$1 _w=$2
+		shift 2
+		FANCY_PROF=$_p LD_PRELOAD=$FANCY_LIB valgrind --tool=callgrind \
+			--callgrind-out-file="$cgtmp/cg.out" "$@" >"$cgtmp/out" 2>/dev/null ||
+			die "$_w under callgrind failed"
+		_ir=$(awk '/^totals:/ { print $2; exit }' "$cgtmp/cg.out")
+		case $_w in
+		ring) _ops=$(awk -F= '$1 == "threads" { print $2 * '"$RING_OPS"' }' "$cgtmp/out") ;;
+		larson) _ops=$(awk -F= '$1 == "ops_total" { print $2 }' "$cgtmp/out") ;;
+		esac
+		awk -v i="$_ir" -v o="$_ops" 'BEGIN { printf "%.1f", i / o }'
+	}
+	printf '%-8s %7s %12s %12s %7s\n' workload threads off_ir_op on_ir_op ratio
+	for w in ring larson; do
+		for t in $THREADS; do
+			off=$(irop 0 "$w" "$t")
+			on=$(irop 1 "$w" "$t")
+			awk -v w="$w" -v t="$t" -v a="$off" -v b="$on" \
+				'BEGIN { printf "%-8s %7s %12.1f %12.1f %7.3f\n", w, t, a, b, b / a }'
+		done
+	done
+	exit 0
+fi
 
 printf '%-8s %7s %10s %10s %9s\n' workload threads off_mops on_mops slowdown
 for w in ring larson; do
