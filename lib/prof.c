@@ -115,7 +115,9 @@ typedef struct fa_prof_heap_s {
    * more).  The inline pop can take no more than were put in. */
   uint32_t placed[FA_NUM_CLASSES];
   uint32_t limit[FA_NUM_CLASSES];
-  uint32_t filled[FA_NUM_CLASSES];  /* of those, put in by the fill */
+  /* how many the proxy may hold: those of the fill and up to the
+   * rcache's bounds of other threads' blocks */
+  uint32_t cap[FA_NUM_CLASSES];
   bool mixed[FA_NUM_CLASSES];     /* such blocks in a list lent from a page */
   fa_page_t proxy[FA_NUM_CLASSES];
   /* One-page spans of freed samples, kept for the next samples (see
@@ -469,7 +471,9 @@ static void fa_prof_fill(fa_prof_heap_t *ph, fa_heap_t *heap, unsigned cls, size
   /* The proxy may take this thread's frees of other threads' blocks, up
    * to m blocks in all (_fa_prof_keep). */
   if (px->head != NULL) placed = px->span_pages + px->reserved;
-  ph->placed[cls] = ph->filled[cls] = (uint32_t)placed;
+  size_t bsize = _fa_class_size[cls], others = FA_RCACHE_BYTES / bsize;
+  ph->placed[cls] = (uint32_t)placed;
+  ph->cap[cls] = (uint32_t)placed + (uint32_t)(others < FA_RCACHE_MAX ? others : FA_RCACHE_MAX);
   ph->limit[cls] = m < UINT32_MAX ? (uint32_t)m : UINT32_MAX;
   _fa_heap_set_direct(heap, cls, heap->queues[cls].first);
 }
@@ -487,12 +491,7 @@ bool _fa_prof_keep(fa_heap_t *heap, unsigned cls, fa_block_t *b) {
   fa_prof_heap_t *ph = heap->prof;
   if (ph == NULL || ph->placed[cls] >= ph->limit[cls]) return false;
   fa_page_t *px = &ph->proxy[cls];
-  /* the proxy's blocks beyond those of the fill: at most the others'
-   * blocks it holds */
-  uint32_t held = ph->placed[cls] - px->used, filled = ph->filled[cls];
-  uint32_t extra = held > filled ? held - filled : 0;
-  if (extra >= FA_RCACHE_MAX || (size_t)(extra + 1) * _fa_class_size[cls] > FA_RCACHE_BYTES)
-    return false;
+  if (ph->placed[cls] - px->used >= ph->cap[cls]) return false;   /* holds enough */
   b->tag = fa_block_tag(b);
   b->next = px->free;
   px->free = b;
