@@ -15,7 +15,10 @@
 # thread); LARSON_SECONDS (default 1); RESULTS_DIR (default
 # $BENCH_BIN/results), where prof_overhead.csv is written.
 # Prints one line per workload and thread count:
-#   workload threads off_mops on_mops slowdown_percent
+#   workload threads off_mops on_mops slowdown off_cpu on_cpu cpu_slowdown
+# where the *_cpu figures are the process's CPU time (user + system) per
+# operation in microseconds, medians too: on a loaded machine, time spent
+# waiting for a CPU does not count there, as it does in mops.
 #
 # CALLGRIND=1 counts instructions instead (valgrind --tool=callgrind, user
 # space only, independent of the machine's load): ring (RING_OPS per
@@ -35,7 +38,7 @@ LARSON_SECONDS=${LARSON_SECONDS:-1}
 THREADS=${*:-1 2 4 8}
 mkdir -p "$RESULTS_DIR"
 csv=$RESULTS_DIR/prof_overhead.csv
-echo "workload,threads,rep,prof,mops" >"$csv"
+echo "workload,threads,rep,prof,mops,cpu_us_per_op" >"$csv"
 
 mops() {   # prof workload threads
 	case $2 in
@@ -44,7 +47,12 @@ mops() {   # prof workload threads
 	esac
 	prof=$1
 	shift
-	env FANCY_PROF="$prof" LD_PRELOAD="$FANCY_LIB" "$@" | awk -F= '$1 == "mops" { print $2 }'
+	# mops, and CPU microseconds per operation (ring: ops per thread)
+	env FANCY_PROF="$prof" LD_PRELOAD="$FANCY_LIB" "$@" | awk -F= '
+		{ v[$1] = $2 }
+		END { ops = ("ops_total" in v) ? v["ops_total"] : v["ops"] * v["threads"]
+		      if (v["mops"] != "" && ops > 0)
+		        printf "%s,%.4f\n", v["mops"], (v["utime_s"] + v["stime_s"]) * 1e6 / ops }'
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -83,7 +91,8 @@ if [ "${CALLGRIND:-0}" = 1 ]; then
 	exit 0
 fi
 
-printf '%-8s %7s %10s %10s %9s\n' workload threads off_mops on_mops slowdown
+printf '%-8s %7s %10s %10s %9s %9s %9s %9s\n' workload threads off_mops on_mops slowdown \
+	off_cpu on_cpu cpu_slow
 for w in ring larson; do
 	for t in $THREADS; do
 		r=1
@@ -97,8 +106,11 @@ for w in ring larson; do
 		done
 		off=$(awk -F, -v w="$w" -v t="$t" '$1 == w && $2 == t && $4 == 0 { print $5 }' "$csv" | median)
 		on=$(awk -F, -v w="$w" -v t="$t" '$1 == w && $2 == t && $4 == 1 { print $5 }' "$csv" | median)
-		awk -v w="$w" -v t="$t" -v a="$off" -v b="$on" \
-			'BEGIN { printf "%-8s %7s %10.4f %10.4f %8.1f%%\n", w, t, a, b, (a - b) / a * 100 }'
+		coff=$(awk -F, -v w="$w" -v t="$t" '$1 == w && $2 == t && $4 == 0 { print $6 }' "$csv" | median)
+		con=$(awk -F, -v w="$w" -v t="$t" '$1 == w && $2 == t && $4 == 1 { print $6 }' "$csv" | median)
+		awk -v w="$w" -v t="$t" -v a="$off" -v b="$on" -v c="$coff" -v d="$con" \
+			'BEGIN { printf "%-8s %7s %10.4f %10.4f %8.1f%% %9.3f %9.3f %8.1f%%\n", w, t, a, b,
+				(a - b) / a * 100, c, d, (d - c) / c * 100 }'
 	done
 done
 note "all runs in $csv"
