@@ -41,9 +41,9 @@ static bool fa_rcache_put(fa_heap_t *heap, fa_page_t *page, fa_block_t *b) {
   unsigned cls = page->cls;
   fa_page_t *rc = &heap->rcache[cls];
   uint32_t kept = heap->rcache_pushed[cls] - rc->used;
-  if (heap == &_fa_heap_empty || _fa_opt.check || kept >= FA_RCACHE_MAX ||
-      (size_t)(kept + 1) * page->bsize > FA_RCACHE_BYTES)
-    return false;
+  if (heap == &_fa_heap_empty || _fa_opt.check) return false;
+  if (fa_unlikely(_fa_opt.prof) && _fa_prof_keep(heap, cls, b)) return true;
+  if (kept >= FA_RCACHE_MAX || (size_t)(kept + 1) * page->bsize > FA_RCACHE_BYTES) return false;
   b->tag = fa_block_tag(b);
   b->next = rc->free;
   bool was_empty = rc->free == NULL;
@@ -121,13 +121,16 @@ void _fa_free_generic(fa_domain_t *d, fa_segment_t *seg, fa_page_t *page, void *
       fa_track_defined(b, sizeof *b);
       if (b->tag != fa_block_tag(b)) _fa_check_block(p);
     }
-    if (b->tag == fa_block_tag(b) &&
-        (!owner || fa_xfree_list(atomic_load_explicit(&page->xfree, memory_order_relaxed)) == b))
+    /* (used 0: a sampled block's span kept for the next sample, prof.c) */
+    if ((b->tag == fa_block_tag(b) &&
+         (!owner || fa_xfree_list(atomic_load_explicit(&page->xfree, memory_order_relaxed)) == b)) ||
+        (fa_unlikely(_fa_opt.prof) && fa_load(page->used) == 0))
       _fa_invalid_free(p, "double free");
     if (fa_unlikely(_fa_opt.check)) _fa_check_release(p);
     if (fa_unlikely(_fa_opt.prof)) _fa_prof_forget(p);   /* sampled blocks are large */
     if (owner || fa_free_reclaims(heap, seg)) {
       fa_store(page->used, 0u);
+      if (fa_unlikely(_fa_opt.prof) && owner && _fa_prof_spare(heap, page)) return;
       _fa_span_free(heap, seg, page);
     } else {
       fa_free_remote(seg, page, b);

@@ -43,6 +43,7 @@ static void fa_heap_reset(fa_heap_t *heap) {
   heap->last_purge_ms = 0;
   fa_store(heap->alive, false);
   heap->free_next = NULL;
+  heap->prof = NULL;   /* found again by the next thread (prof.c) */
 }
 
 fa_heap_t *_fa_heap_new(fa_domain_t *domain) {

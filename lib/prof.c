@@ -104,12 +104,26 @@ static FA_TLS fa_prof_tls_t fa_prof_tls;
 #define FA_PROF_BATCH_BYTES ((size_t)8 << 10)
 #define FA_PROF_BATCH_MAX 64
 #define FA_PROF_MAX_HEAPS 4096
+#define FA_PROF_SPARES 4
 typedef struct fa_prof_heap_s {
   fa_heap_t *heap;
   pthread_t thread;
   int64_t left[FA_NUM_CLASSES];   /* bytes until the class's next sample */
   int64_t left_big;               /* the same for large and huge blocks */
+  /* Blocks put in a proxy since it was last charged (filled or kept),
+   * and how many may be: the blocks certainly not sampled (0 = none
+   * more).  The inline pop can take no more than were put in. */
+  uint32_t placed[FA_NUM_CLASSES];
+  uint32_t limit[FA_NUM_CLASSES];
+  /* how many the proxy may hold: those of the fill and up to the
+   * rcache's bounds of other threads' blocks */
+  uint32_t cap[FA_NUM_CLASSES];
+  bool mixed[FA_NUM_CLASSES];     /* such blocks in a list lent from a page */
   fa_page_t proxy[FA_NUM_CLASSES];
+  /* One-page spans of freed samples, kept for the next samples (see
+   * _fa_prof_spare); their `used` is 0. */
+  unsigned spares;
+  fa_page_t *spare[FA_PROF_SPARES];
 } fa_prof_heap_t;
 static pthread_mutex_t fa_prof_heaps_lock = PTHREAD_MUTEX_INITIALIZER;
 static fa_prof_heap_t **fa_prof_heaps;
@@ -278,10 +292,23 @@ static unsigned fa_prof_stack(void **pc, unsigned max) {
 /* ------------------------------------------------------------------------
  * Sampling
  * ---------------------------------------------------------------------- */
+/* A sampled block of a size class: a one-page span, a spare one when the
+ * heap has one (as _fa_large_alloc would leave it, but not zero). */
+static void *fa_prof_sample_span(fa_heap_t *heap, size_t n) {
+  fa_prof_heap_t *ph = heap->prof;
+  if (ph == NULL || ph->spares == 0) return _fa_large_alloc(heap, n);
+  fa_page_t *page = ph->spare[--ph->spares];
+  fa_block_t *b = (fa_block_t *)page->start;
+  b->tag = 0;
+  page->zeroed = 0;
+  fa_store(page->used, 1u);
+  return b;
+}
+
 static FA_NOINLINE void *fa_prof_sample(fa_heap_t *heap, size_t n, fa_prof_tls_t *t) {
   t->busy = true;
   t->left = fa_prof_interval(t);
-  void *p = n <= FA_MEDIUM_MAX ? _fa_large_alloc(heap, n) : _fa_malloc_raw(heap, n);
+  void *p = n <= FA_MEDIUM_MAX ? fa_prof_sample_span(heap, n) : _fa_malloc_raw(heap, n);
   if (p != NULL) {
     void *pc[FA_PROF_DEPTH];
     unsigned depth = fa_prof_stack(pc, FA_PROF_DEPTH);
@@ -323,7 +350,10 @@ static void fa_prof_heap_reset(fa_prof_heap_t *ph, fa_heap_t *heap) {
  * default instance; NULL otherwise (or when no memory can be had). */
 static fa_prof_heap_t *fa_prof_heap_of(fa_heap_t *heap, bool create) {
   fa_prof_heap_t *ph = fa_prof_mine;
-  if (fa_likely(ph != NULL && ph->heap == heap)) return ph;
+  if (fa_likely(ph != NULL && ph->heap == heap)) {
+    heap->prof = ph;
+    return ph;
+  }
   if (heap != fa_heap_get() || heap == &_fa_heap_empty) return NULL;
   pthread_mutex_lock(&fa_prof_heaps_lock);
   ph = NULL;
@@ -345,7 +375,7 @@ static fa_prof_heap_t *fa_prof_heap_of(fa_heap_t *heap, bool create) {
     fa_prof_heap_reset(ph, heap);
   }
   pthread_mutex_unlock(&fa_prof_heaps_lock);
-  if (ph != NULL) fa_prof_mine = ph;
+  if (ph != NULL) fa_prof_mine = heap->prof = ph;
   return ph;
 }
 
@@ -360,11 +390,13 @@ static void fa_prof_charge(fa_prof_heap_t *ph, unsigned cls) {
   fa_page_t *px = &ph->proxy[cls];
   ph->left[cls] -= (int64_t)px->used * _fa_class_size[cls];
   px->used = 0;
+  ph->placed[cls] = ph->limit[cls] = 0;   /* until the next fill */
+  ph->mixed[cls] = false;
 }
 
 /* Block by block, up to m blocks (and FA_PROF_BATCH_BYTES), as malloc
  * would take them: the fallback when no whole list can be lent. */
-static void fa_prof_fill_each(fa_page_t *px, fa_heap_t *heap, unsigned cls, size_t m) {
+static size_t fa_prof_fill_each(fa_page_t *px, fa_heap_t *heap, unsigned cls, size_t m) {
   fa_page_t *rc = &heap->rcache[cls];
   size_t bsize = _fa_class_size[cls], cap = FA_PROF_BATCH_BYTES / bsize;
   if (cap > FA_PROF_BATCH_MAX) cap = FA_PROF_BATCH_MAX;
@@ -374,11 +406,12 @@ static void fa_prof_fill_each(fa_page_t *px, fa_heap_t *heap, unsigned cls, size
     if (rc->free != NULL) b = fa_page_take(rc);
     if (b == NULL && heap->queues[cls].first != NULL) b = fa_page_take(heap->queues[cls].first);
     if (b == NULL) b = _fa_malloc_raw(heap, bsize);
-    if (b == NULL) break;
+    if (b == NULL) return i;
     b->tag = fa_block_tag(b);
     b->next = px->free;
     px->free = b;
   }
+  return m;
 }
 
 /* Give the proxy of class cls up to m blocks that malloc's inline path
@@ -394,13 +427,15 @@ static void fa_prof_fill(fa_prof_heap_t *ph, fa_heap_t *heap, unsigned cls, size
   px->capacity = px->reserved = 0;
   px->head = NULL;        /* the page lent from, when one page lent */
   px->span_pages = 0;     /* how many of its free blocks */
+  size_t placed = 0;
   if (rc->free != NULL) {
     size_t kept = heap->rcache_pushed[cls] - rc->used;
     if (kept <= m) {
       px->free = rc->free;
       fa_rcache_reset(heap, cls);
+      placed = kept;
     } else {
-      fa_prof_fill_each(px, heap, cls, m);
+      placed = fa_prof_fill_each(px, heap, cls, m);
     }
   } else if (src != NULL) {
     if (src->free == NULL && src->local_free != NULL) {
@@ -428,12 +463,41 @@ static void fa_prof_fill(fa_prof_heap_t *ph, fa_heap_t *heap, unsigned cls, size
       fa_store(src->capacity, src->capacity + (uint32_t)k);
       fa_store(src->used, src->used + (uint32_t)k);
     } else {
-      fa_prof_fill_each(px, heap, cls, m);
+      placed = fa_prof_fill_each(px, heap, cls, m);
     }
   } else {
-    fa_prof_fill_each(px, heap, cls, m);
+    placed = fa_prof_fill_each(px, heap, cls, m);
   }
+  /* The proxy may take this thread's frees of other threads' blocks, up
+   * to m blocks in all (_fa_prof_keep). */
+  if (px->head != NULL) placed = px->span_pages + px->reserved;
+  size_t bsize = _fa_class_size[cls], others = FA_RCACHE_BYTES / bsize;
+  ph->placed[cls] = (uint32_t)placed;
+  ph->cap[cls] = (uint32_t)placed + (uint32_t)(others < FA_RCACHE_MAX ? others : FA_RCACHE_MAX);
+  ph->limit[cls] = m < UINT32_MAX ? (uint32_t)m : UINT32_MAX;
   _fa_heap_set_direct(heap, cls, heap->queues[cls].first);
+}
+
+/* free of another thread's block of class cls, when profiling is on: the
+ * proxy keeps it for this thread's next malloc of the class, as the
+ * heap's list of such blocks (rcache) does without profiling, which the
+ * proxy stands in front of: left there, that list would only be drained
+ * at the proxy's next fill, and fill up and overflow into remote frees
+ * meanwhile.  Within the same bounds as that list, and only while the
+ * inline pop cannot take more blocks than the class's countdown allows.
+ * False when the block should go the usual way. */
+bool _fa_prof_keep(fa_heap_t *heap, unsigned cls, fa_block_t *b) {
+  /* heap is the calling thread's; its state was set by the fill */
+  fa_prof_heap_t *ph = heap->prof;
+  if (ph == NULL || ph->placed[cls] >= ph->limit[cls]) return false;
+  fa_page_t *px = &ph->proxy[cls];
+  if (ph->placed[cls] - px->used >= ph->cap[cls]) return false;   /* holds enough */
+  b->tag = fa_block_tag(b);
+  b->next = px->free;
+  px->free = b;
+  ph->placed[cls]++;
+  if (px->head != NULL) ph->mixed[cls] = true;   /* see _fa_prof_flush */
+  return true;
 }
 
 bool _fa_prof_reserved(const void *p) {
@@ -458,9 +522,14 @@ bool _fa_prof_reserved(const void *p) {
 void _fa_prof_flush(fa_heap_t *heap) {
   fa_prof_heap_t *ph = fa_prof_heap_of(heap, false);
   if (ph == NULL) return;
+  while (ph->spares > 0) {
+    fa_page_t *page = ph->spare[--ph->spares];
+    _fa_span_free(heap, fa_ptr_segment(page), page);
+  }
   for (unsigned cls = 0; cls < FA_NUM_CLASSES; cls++) {
     fa_page_t *px = &ph->proxy[cls], *src = px->head;
     uint32_t popped = px->used;
+    bool mixed = ph->mixed[cls];   /* lent lists hold others' blocks too */
     fa_prof_charge(ph, cls);
     uint32_t from = px->capacity, to = px->reserved;
     fa_store(px->capacity, 0u);
@@ -468,7 +537,7 @@ void _fa_prof_flush(fa_heap_t *heap) {
     px->head = NULL;
     uint32_t lent = px->span_pages;
     px->span_pages = 0;
-    if (src != NULL && lent > popped) {
+    if (src != NULL && lent > popped && !mixed) {
       /* the rest of lent lists: whole where the page has room, else
        * block by block (which counts itself); then the page's count */
       uint32_t rest = lent - popped, each = 0;
@@ -499,13 +568,18 @@ void _fa_prof_flush(fa_heap_t *heap) {
       from = to;
       if (src->used == 0) _fa_page_retire(heap, src);
     }
-    fa_block_t *b = px->free;
-    px->free = NULL;
-    while (b != NULL) {
-      fa_block_t *next = b->next;
-      b->tag = 0;   /* handed out, and freed at once */
-      fa_heap_free(heap->domain, heap, b);
-      b = next;
+    /* what is left, block by block: each free counts itself in its page
+     * (those lent from src were counted as used when lent) */
+    fa_block_t *lists[2] = {px->free, px->local_free};
+    px->free = px->local_free = NULL;
+    fa_block_t *b;
+    for (int i = 0; i < 2; i++) {
+      for (b = lists[i]; b != NULL;) {
+        fa_block_t *next = b->next;
+        b->tag = 0;   /* handed out, and freed at once */
+        fa_heap_free(heap->domain, heap, b);
+        b = next;
+      }
     }
     for (uint32_t i = from; i < to; i++) {
       b = (fa_block_t *)(px->start + (size_t)i * px->bsize);
@@ -559,6 +633,24 @@ void *_fa_prof_malloc(fa_heap_t *heap, size_t n) {
   size_t m = (size_t)((ph->left[cls] - 1) / bsize);
   if (p != NULL && m > 0) fa_prof_fill(ph, heap, cls, m);
   return p;
+}
+
+/* The one-page span of a sampled block that its heap's own thread frees:
+ * kept (up to FA_PROF_SPARES) for the heap's next samples instead of going
+ * back to the free spans, where it would soon be purged, and the next
+ * sample's span faulted in again.  A kept span stays a large span with
+ * `used` 0, which the statistics, the heap walk and the checks read as
+ * free, and its block carries the free tag; _fa_prof_flush (heartbeat,
+ * thread exit, memory pressure) gives the spans back. */
+bool _fa_prof_spare(fa_heap_t *heap, fa_page_t *page) {
+  fa_prof_heap_t *ph = heap->prof;
+  if (ph == NULL || ph->spares >= FA_PROF_SPARES || page->span_pages != 1 ||
+      heap != fa_heap_get())
+    return false;
+  fa_block_t *b = (fa_block_t *)page->start;
+  b->tag = fa_block_tag(b);
+  ph->spare[ph->spares++] = page;
+  return true;
 }
 
 void _fa_prof_forget(const void *p) {

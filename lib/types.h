@@ -361,6 +361,7 @@ typedef struct fa_heap_s {
   bool alive;
   struct fa_heap_s *pool_next;        /* all heaps (live and parked) */
   struct fa_heap_s *free_next;        /* parked heaps */
+  struct fa_prof_heap_s *prof;        /* its sampling state (prof.c), or NULL */
 } fa_heap_t;
 
 #endif /* FA_TYPES_H */

@@ -12,6 +12,13 @@
  *                            freed, by this thread and by another one
  *   prof_helper signal N     raise(N), then allocate: the dump appears
  *   prof_helper off          fancy_prof_dump fails with ENOTSUP
+ *   prof_helper spare        FANCY_PROF_SAMPLE=1: a freed sample's span is
+ *                            kept for the next sample, which reads as free
+ *                            meanwhile and serves calloc with zeros
+ *   prof_helper double       FANCY_PROF_SAMPLE=1: a sampled block freed
+ *                            twice (the second free must abort)
+ *   prof_helper reuse        this thread frees a block of a live other
+ *                            thread; its next malloc of the class gets it
  * Exit 0 when every check holds, 1 (with a message) otherwise.
  */
 #include <fancyalloc.h>
@@ -78,6 +85,19 @@ static long dump_count(const char *path) {
 static void *free_them(void *arg) {
   void **v = arg;
   for (size_t i = 0; i < 10; i++) fancy_free(v[i]);
+  return NULL;
+}
+
+/* reuse: a thread that allocates one block, hands it over and stays
+ * alive until told. */
+static int reuse_go[2], reuse_done[2];
+static void *reuse_owner(void *arg) {
+  (void)arg;
+  void *p = fancy_malloc(100);
+  if (p == NULL) fail("malloc");
+  if (write(reuse_go[1], &p, sizeof p) != sizeof p) fail("write");
+  char c;
+  if (read(reuse_done[0], &c, 1) != 1) fail("read");
   return NULL;
 }
 
@@ -148,6 +168,48 @@ int main(int argc, char **argv) {
     if (fancy_prof_dump("/dev/null") != -1 || errno != ENOTSUP) fail("dump without FANCY_PROF");
     return 0;
   }
-  fprintf(stderr, "usage: prof_helper sites PATH | leak | exact DIR | signal N | off\n");
+  if (strcmp(mode, "spare") == 0) {
+    /* prof.c: "kept (up to FA_PROF_SPARES) for the heap's next samples" */
+    char *p = fancy_malloc(100);
+    if (p == NULL) fail("malloc");
+    memset(p, 0xa5, 100);
+    fancy_free(p);
+    if (fancy_malloc_usable_size(p) != 0) fail("a kept span reads as a live block");
+    char *q = fancy_calloc(1, 5000);
+    if (q != p) fail("the next sample did not reuse the kept span");
+    for (size_t i = 0; i < 5000; i++)
+      if (q[i] != 0) fail("calloc from a kept span is not zero");
+    if (fancy_malloc_usable_size(q) < 5000) fail("usable size of a reused span");
+    fancy_free(q);
+    return 0;
+  }
+  if (strcmp(mode, "reuse") == 0) {
+    /* fancy_prof_dump(3): "A thread's frees of other threads' blocks go
+     * to its lent blocks of the class, as they would go to the blocks it
+     * keeps for reuse without profiling." */
+    pthread_t t;
+    if (pipe(reuse_go) != 0 || pipe(reuse_done) != 0) fail("pipe");
+    if (pthread_create(&t, NULL, reuse_owner, NULL) != 0) fail("pthread_create");
+    void *theirs;
+    if (read(reuse_go[0], &theirs, sizeof theirs) != sizeof theirs) fail("read");
+    void *mine = fancy_malloc(100);   /* this thread's blocks of the class */
+    if (mine == NULL) fail("malloc");
+    fancy_free(theirs);               /* the owner is alive: not this heap's */
+    void *again = fancy_malloc(100);
+    if (again != theirs) fail("the other thread's freed block did not serve the next malloc");
+    fancy_free(again);
+    fancy_free(mine);
+    char c = 0;
+    if (write(reuse_done[1], &c, 1) != 1) fail("write");
+    pthread_join(t, NULL);
+    return 0;
+  }
+  if (strcmp(mode, "double") == 0) {
+    void *p = fancy_malloc(100);
+    fancy_free(p);
+    fancy_free(p);   /* aborts */
+    return 0;
+  }
+  fprintf(stderr, "usage: prof_helper sites PATH | leak | exact DIR | signal N | off | spare | double\n");
   return 2;
 }

@@ -16,6 +16,28 @@ ok "every block sampled and forgotten when freed (same thread, other thread, rea
 FANCY_PROF=1 FANCY_PROF_SIGNAL=12 FANCY_PROF_PREFIX=$tmp/sig "$h" signal 12 || fail "signal dump"
 ok "SIGUSR2 dump"
 
+# fancy_prof_dump(3): "Up to four such 64 KiB pages freed by the thread
+# that sampled them are kept for its next samples, and read as free
+# meanwhile."  A second free of the block is a double free: abort after
+# one "fancyalloc:" line.
+FANCY_PROF=1 FANCY_PROF_SAMPLE=1 "$h" spare || fail "kept span of a freed sample"
+ok "a freed sample's span serves the next sample"
+if FANCY_PROF=1 FANCY_PROF_SAMPLE=1 "$h" double 2>"$tmp/double.err"; then
+  fail "double free of a sampled block did not abort"
+fi
+# (dash adds its "Aborted" line to the redirected stderr)
+[ "$(grep -c '^fancyalloc: ' "$tmp/double.err")" -eq 1 ] &&
+  grep -q '^fancyalloc: double free' "$tmp/double.err" ||
+  { cat "$tmp/double.err" >&2; fail "double free of a sampled block: one fancyalloc: line expected"; }
+ok "double free of a sampled block (its span kept) aborts"
+
+# fancy_prof_dump(3): "A thread's frees of other threads' blocks go to its
+# lent blocks of the class, as they would go to the blocks it keeps for
+# reuse without profiling."  (FANCY_PROF_SAMPLE=1T: nothing is sampled.)
+"$h" reuse || fail "a freed block of another thread, profiling off"
+FANCY_PROF=1 FANCY_PROF_SAMPLE=1T "$h" reuse || fail "a freed block of another thread, profiling on"
+ok "another thread's freed block serves the next malloc, profiling on as off"
+
 # fancy_prof_dump(3): "ENOTSUP profiling is off".
 "$h" off || fail "fancy_prof_dump with profiling off"
 ok "ENOTSUP when off"
