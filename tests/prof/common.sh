@@ -18,7 +18,10 @@ for v in FANCY_ARENA_SIZE FANCY_MEMORY_LIMIT FANCY_HUGE_PAGES FANCY_POPULATE \
          FANCY_PROF_SIGNAL FANCY_PROF_PREFIX LD_PRELOAD; do
   unset "$v"
 done
+# Profiling is off in checked mode (fancyalloc(7)), which a build
+# configured with --enable-check has on by default: these tests profile.
+FANCY_CHECK=0
 LC_ALL=C
-export LC_ALL
+export LC_ALL FANCY_CHECK
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/$me.XXXXXX") || hard "mktemp"
 [ -n "${FANCY_TEST_KEEP:-}" ] || trap 'rm -rf "$tmp"' EXIT
