@@ -156,13 +156,13 @@ START_TEST(test_huge_blocks_page_aligned) {
     /* Grow by less than a page, grow a lot (may move), shrink. */
     p = fancy_realloc(p, sizes[i] + 100);
     ck_assert_ptr_nonnull(p);
-    ck_assert_uint_eq(fancy_malloc_usable_size(p) % page, 0);
+    if (!_fa_opt.check) ck_assert_uint_eq(fancy_malloc_usable_size(p) % page, 0);
     p = fancy_realloc(p, sizes[i] + 7 * MIB + 12345);
     ck_assert_ptr_nonnull(p);
     ck_assert_uint_eq(p[sizes[i] - 1], 0x5a);
     p = fancy_realloc(p, sizes[i] / 2 + 2 * MIB + 3);
     ck_assert_ptr_nonnull(p);
-    ck_assert_uint_eq(fancy_malloc_usable_size(p) % page, 0);
+    if (!_fa_opt.check) ck_assert_uint_eq(fancy_malloc_usable_size(p) % page, 0);
     ck_assert_uint_eq(p[2 * MIB], 0x5a);
     fancy_free(p);
   }
