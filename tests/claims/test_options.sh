@@ -76,7 +76,7 @@ if [ -f "$fancyrun" ] && system_progs_ok; then
              0018446744073709551615 1x -1 1.5 ''; do
       $TIMEOUT sh "$fancyrun" --library="$FANCY_LIB" "--$o=$v" true >/dev/null 2>&1
       frst=$?
-      $TIMEOUT env "$var=$v" LD_PRELOAD="$FANCY_LIB" "$helpers/workload" >/dev/null 2>"$tmp/err"
+      $TIMEOUT env "$var=$v" LD_PRELOAD="$FANCY_LIB" true >/dev/null 2>"$tmp/err"
       if grep -q "ignoring $var=" "$tmp/err"; then lib=bad; else lib=good; fi
       case $frst/$lib in
         0/good|2/bad) ;;

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #define THREADS 3
-#define FORKS 60
+#define FORKS 30
 
 static atomic_int stop;
 static atomic_long rounds;
