@@ -345,10 +345,7 @@ static void fa_segment_unclaim(fa_segment_t *seg) {
 
 /* Purge an empty segment and move it to the reserve; lock held. */
 static void fa_segment_to_reserve(fa_segment_t *seg) {
-  if (seg->domain != NULL) {
-    _fa_domain_uncharge(seg->domain, FA_SEGMENT_SIZE);
-    seg->domain = NULL;
-  }
+  fa_segment_unclaim(seg);
   fa_page_t *span = &seg->pages[FA_FIRST_PAGE];
   if (!span->zeroed) {
     _fa_os_purge(fa_page_address(seg, span), fa_span_bytes(span));
@@ -357,6 +354,13 @@ static void fa_segment_to_reserve(fa_segment_t *seg) {
   seg->state = FA_SEG_RESERVED;
   fa_uncount(mapped, FA_SEGMENT_SIZE);
   fa_list_push(&fa_reserve, seg);
+}
+
+/* A cached segment leaves the warm cache for the reserve; lock held. */
+static void fa_segment_uncache(fa_segment_t *seg) {
+  fa_list_remove(&_fa_cached, seg);
+  __atomic_sub_fetch(&_fa_cached_count, 1, __ATOMIC_RELAXED);
+  fa_segment_to_reserve(seg);
 }
 
 /* An empty segment with no owner: to the warm cache while it has room
@@ -404,9 +408,7 @@ size_t _fa_segment_cache_decay(uint64_t now, uint64_t delay, bool force, bool bl
   while (seg != NULL) {
     fa_segment_t *next = seg->next;
     if (force || now - seg->cache_time >= delay) {
-      fa_list_remove(&_fa_cached, seg);
-      __atomic_sub_fetch(&_fa_cached_count, 1, __ATOMIC_RELAXED);
-      fa_segment_to_reserve(seg);
+      fa_segment_uncache(seg);
       n++;
     }
     seg = next;
@@ -426,9 +428,7 @@ size_t _fa_segment_cache_trim(size_t *budget) {
     if (*budget >= FA_SEGMENT_SIZE) {
       *budget -= FA_SEGMENT_SIZE;
     } else {
-      fa_list_remove(&_fa_cached, seg);
-      __atomic_sub_fetch(&_fa_cached_count, 1, __ATOMIC_RELAXED);
-      fa_segment_to_reserve(seg);
+      fa_segment_uncache(seg);
       n++;
     }
     seg = next;

@@ -58,5 +58,5 @@ tests_cgroup_limits_helper_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/lib
 tests_cgroup_limits_helper_LDADD = tests/libfancytest.la $(PTHREAD_LIBS)
 tests_cgroup_fill_SOURCES = tests/cgroup/fill.c
 TESTS += tests/cgroup/test_cgroup_fake.sh tests/cgroup/test_cgroup_ns.sh tests/cgroup/test_cgroup_real.sh
-EXTRA_DIST += tests/cgroup/test_cgroup_fake.sh tests/cgroup/test_cgroup_ns.sh \
+EXTRA_DIST += tests/cgroup/common.sh tests/cgroup/test_cgroup_fake.sh tests/cgroup/test_cgroup_ns.sh \
 	tests/cgroup/test_cgroup_real.sh

@@ -28,19 +28,10 @@
 #    `fancy_stats_get(3)` counts the hits of each limit" (verbose, soft, hard)
 # Exit status (automake): 0 pass, 1 fail, 99 error.
 me=test_cgroup_fake
-top_builddir=$(pwd)
-helper=$top_builddir/tests/cgroup/limits_helper
-fail() { echo "$me: FAIL: $*" >&2; exit 1; }
-hard() { echo "$me: ERROR: $*" >&2; exit 99; }
-ok() { echo "$me: ok: $*"; }
+. "${srcdir:-.}/tests/cgroup/common.sh"
 [ -x "$helper" ] || hard "$helper not built"
-for v in FANCY_MEMORY_LIMIT FANCY_MEMORY_SOFT_LIMIT FANCY_VERBOSE FANCY_STATS \
-         FANCY_PURGE_DELAY FANCY_RECLAIM LD_PRELOAD; do
-  unset "$v"
-done
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/fa-cgroup.XXXXXX") || hard "mktemp"
 trap 'rm -rf "$tmp"' EXIT
-M=1048576
 
 V2_MOUNT='30 22 0:27 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate'
 V1_MOUNT='34 30 0:31 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime shared:15 - cgroup cgroup rw,memory'

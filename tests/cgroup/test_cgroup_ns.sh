@@ -11,28 +11,13 @@
 # "`FANCY_VERBOSE=1` prints the limits and the file they came from".
 # Skipped (77) without root, unshare(1) or mount(8), or libfancymalloc.
 me=test_cgroup_ns
-top_builddir=$(pwd)
-fill=$top_builddir/tests/cgroup/fill
-lib=${FANCY_TEST_LIBRARY:-$top_builddir/lib/.libs/libfancymalloc.so.1}
-skip() { echo "$me: SKIP: $*"; exit 77; }
-fail() { echo "$me: FAIL: $*" >&2; exit 1; }
-hard() { echo "$me: ERROR: $*" >&2; exit 99; }
-ok() { echo "$me: ok: $*"; }
-[ -x "$fill" ] || hard "$fill not built"
-[ -f "$lib" ] || skip "libfancymalloc not built (--disable-malloc-replacement)"
-if command -v nm >/dev/null 2>&1 && nm -D "$lib" 2>/dev/null |
-   grep -Eq ' (__asan_init|__tsan_init|__msan_init|__hwasan_init|__ubsan_handle_[a-z_]*)$'; then
-  skip "$lib is built with sanitizers; it cannot be preloaded"
-fi
+. "${srcdir:-.}/tests/cgroup/common.sh"
+require_preload
 [ "$(id -u)" = 0 ] || skip "not root: no private mount namespace"
 command -v unshare >/dev/null 2>&1 && command -v mount >/dev/null 2>&1 || skip "no unshare(1) or mount(8)"
 unshare -m true 2>/dev/null || skip "unshare -m is not allowed here"
-for v in FANCY_MEMORY_LIMIT FANCY_MEMORY_SOFT_LIMIT FANCY_VERBOSE FANCY_STATS LD_PRELOAD; do
-  unset "$v"
-done
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/fa-cgns.XXXXXX") || hard "mktemp"
 trap 'rm -rf "$tmp"' EXIT
-M=1048576
 
 # run TREE: fill (1 MiB, then exit 3) under the preload with
 # FANCY_MEMORY_LIMIT=auto FANCY_VERBOSE=1, seeing TREE's files; stderr's

@@ -16,24 +16,9 @@
 # works (v1, or v2 when the controller can be enabled there), else under
 # the v2 root; it is removed at the end.
 me=test_cgroup_real
-top_builddir=$(pwd)
-fill=$top_builddir/tests/cgroup/fill
-lib=${FANCY_TEST_LIBRARY:-$top_builddir/lib/.libs/libfancymalloc.so.1}
-skip() { echo "$me: SKIP: $*"; exit 77; }
-fail() { echo "$me: FAIL: $*" >&2; exit 1; }
-hard() { echo "$me: ERROR: $*" >&2; exit 99; }
-ok() { echo "$me: ok: $*"; }
-[ -x "$fill" ] || hard "$fill not built"
-[ -f "$lib" ] || skip "libfancymalloc not built (--disable-malloc-replacement)"
-# A sanitizer runtime must be the first library of the process.
-if command -v nm >/dev/null 2>&1 && nm -D "$lib" 2>/dev/null |
-   grep -Eq ' (__asan_init|__tsan_init|__msan_init|__hwasan_init|__ubsan_handle_[a-z_]*)$'; then
-  skip "$lib is built with sanitizers; it cannot be preloaded"
-fi
+. "${srcdir:-.}/tests/cgroup/common.sh"
+require_preload
 [ "$(id -u)" = 0 ] || skip "not root: cannot create a cgroup"
-for v in FANCY_MEMORY_LIMIT FANCY_MEMORY_SOFT_LIMIT FANCY_VERBOSE FANCY_STATS LD_PRELOAD; do
-  unset "$v"
-done
 
 # mount_of TYPE [OPTION]: the mount point of a cgroup hierarchy
 mount_of() {
