@@ -42,11 +42,9 @@
  */
 #include "internal.h"
 
-#if defined(__has_include)
-#if __has_include(<execinfo.h>)
+#ifdef HAVE_EXECINFO_H
 #include <execinfo.h>
 #define FA_HAVE_BACKTRACE 1
-#endif
 #endif
 #include <fcntl.h>
 #include <link.h>

@@ -18,8 +18,11 @@ require_helper misuse
 expect_abort() {
   pat=$1
   shift
-  # stderr redirected inside: the shell's own "Aborted" stays out of it
-  fancy sh -c 'exec "$@" 2>"$0"' "$tmp/err" "$helpers/misuse" "$@" >"$tmp/out"
+  # stderr redirected inside: the shell's own "Aborted" stays out of it.
+  # The shell itself is not preloaded: with a musl build it is a glibc
+  # program that could not load the library.
+  $TIMEOUT sh -c 'e=$0; LD_PRELOAD=$1; export LD_PRELOAD; shift; exec "$@" 2>"$e"' \
+    "$tmp/err" "$FANCY_LIB" "$helpers/misuse" "$@" >"$tmp/out"
   st=$?
   addr=$(sed -n 's/^addr //p' "$tmp/out")
   [ -n "$addr" ] || { cat "$tmp/out" "$tmp/err" >&2; hard "misuse $*: printed no address"; }

@@ -8,6 +8,8 @@
 # leak_site keeps 2000 blocks of 1000 B.
 . "${srcdir:-.}/tests/prof/common.sh"
 command -v google-pprof >/dev/null 2>&1 || skip "google-pprof (google-perftools) is not installed"
+grep -q '^#define HAVE_EXECINFO_H 1' "$top_builddir/config.h" ||
+  skip "no backtrace(3) in this C library: the profiles have no stacks to name sites"
 FANCY_PROF=1 FANCY_PROF_SAMPLE=16k FANCY_PROF_FINAL=1 FANCY_PROF_PREFIX=$tmp/run \
   "$helpers/prof_helper" leak 2>"$tmp/err" || { cat "$tmp/err"; fail "prof_helper leak"; }
 cat "$tmp/err"

@@ -14,6 +14,8 @@
 # 32 MiB live the sampling error of each share is about 1 point.
 . "${srcdir:-.}/tests/prof/common.sh"
 command -v google-pprof >/dev/null 2>&1 || skip "google-pprof (google-perftools) is not installed"
+grep -q '^#define HAVE_EXECINFO_H 1' "$top_builddir/config.h" ||
+  skip "no backtrace(3) in this C library: the profiles have no stacks to name sites"
 FANCY_PROF=1 FANCY_PROF_SAMPLE=16k "$helpers/prof_helper" sites "$tmp/sites.heap" ||
   fail "prof_helper sites"
 head -n 1 "$tmp/sites.heap" | grep -q '@ heap_v2/16384$' || fail "header: $(head -n 1 "$tmp/sites.heap")"
