@@ -26,3 +26,6 @@ tests_claims_limit_rss_LDADD = lib/libfancyalloc.la
 
 TESTS += tests/claims/test_claims_list.sh
 EXTRA_DIST += tests/claims/test_claims_list.sh tests/claims/CLAIMS
+## CLAIMS names the CI script as the test of the configure switches, and
+## test_claims_list checks that it exists, in a release tarball too.
+EXTRA_DIST += .ci/run

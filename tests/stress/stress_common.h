@@ -95,6 +95,16 @@ static int st_populate(void) {
 #endif
 }
 
+/* Profiling (FANCY_PROF=1, which test_prof.sh runs these programs with at
+ * a sample every 4 KiB) gives every sampled block a large span of its own,
+ * so committed memory outgrows live memory by design: as with populate,
+ * only the end-of-run bound is applied. */
+static int st_profiling(void) {
+  const char *v = getenv("FANCY_PROF");
+  return v != NULL && (strcmp(v, "1") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "on") == 0 ||
+                       strcmp(v, "true") == 0);
+}
+
 /* ------------------------------------------------------------------------
  * Random numbers, time
  * ---------------------------------------------------------------------- */
@@ -525,7 +535,7 @@ static inline int st_main(st_config_t *cfg, int argc, char **argv) {
         worst_ratio = (double)st.bytes_committed / (double)peak_live;
       size_t bound = st0.bytes_committed + (size_t)(ST_RUN_COMMITTED_FACTOR * (double)peak_live) +
                      ST_RUN_COMMITTED_SLACK;
-      if (st.bytes_committed > bound && !st_populate())
+      if (st.bytes_committed > bound && !st_populate() && !st_profiling())
         st_fail("%.2f s: %.1f MiB committed > bound %.1f MiB (%.1f x peak live %.1f MiB + %.0f MiB)",
                 t, st_mib(st.bytes_committed), st_mib(bound), ST_RUN_COMMITTED_FACTOR,
                 st_mib(peak_live), st_mib(ST_RUN_COMMITTED_SLACK));
