@@ -31,14 +31,18 @@
  *     an exited thread would cross it.
  *   - while the workers run, main samples the statistics every 10 ms and
  *     every sample of bytes_committed must be at most ST_RUN_COMMITTED_FACTOR
- *     (1.5) times the peak live bytes seen so far plus ST_RUN_COMMITTED_SLACK
- *     (32 MiB: warm pages of each thread and the segment cache).  Measured:
- *     peak committed / peak live is 1.18 (larson), 1.03 (realloc; huge
- *     blocks are not counted as committed) and 0.27 (aligned); the highest
- *     single sample was 2.4 x the peak live so far, early in a run when
- *     that peak was about 10 MiB (24 MiB committed, bound 47 MiB).  Memory
- *     that is not reused across thread churn (each program starts 20-120
- *     threads) would grow without bound and cross it.
+ *     (2) times the peak live bytes seen so far plus ST_RUN_COMMITTED_SLACK
+ *     (48 MiB: warm pages of each thread and the segment cache).  Since
+ *     issue 19, bytes_committed counts every page not purged, free pages
+ *     kept warm (FANCY_PURGE_DELAY) included, and huge blocks, and
+ *     bytes_live leaves out blocks freed by another thread: it follows the
+ *     RSS.  Measured then (2 s larson runs, 2-core VM): peak committed /
+ *     peak live 1.5-2.2 (peak RSS 100-106 MiB for 50-65 MiB live), single
+ *     samples up to 2.43 x the peak live so far, early in a run (92.5 MiB
+ *     committed for 38 MiB; bound 124 MiB); before issue 19, when free
+ *     warm pages were not counted, 1.2-1.7.  Memory that is not reused
+ *     across thread churn (each program starts 20-120 threads) would grow
+ *     without bound and cross it.
  *
  * Book-keeping memory comes from the C library's malloc, never from
  * fancy_*, so that it does not move the figures measured.
@@ -75,8 +79,8 @@
 /* The bounds on bytes_committed; see the comment at the top. */
 #define ST_END_COMMITTED_FRACTION 0.01
 #define ST_END_COMMITTED_SLACK (256 * ST_KIB)
-#define ST_RUN_COMMITTED_FACTOR 1.5
-#define ST_RUN_COMMITTED_SLACK (32 * ST_MIB)
+#define ST_RUN_COMMITTED_FACTOR 2.0
+#define ST_RUN_COMMITTED_SLACK (48 * ST_MIB)
 
 /* FANCY_POPULATE (or a build configured --enable-populate) trades memory
  * for fewer page faults on purpose: whole segments are pre-faulted, and a
@@ -93,16 +97,6 @@ static int st_populate(void) {
 #else
   return 0;
 #endif
-}
-
-/* Profiling (FANCY_PROF=1, which test_prof.sh runs these programs with at
- * a sample every 4 KiB) gives every sampled block a large span of its own,
- * so committed memory outgrows live memory by design: as with populate,
- * only the end-of-run bound is applied. */
-static int st_profiling(void) {
-  const char *v = getenv("FANCY_PROF");
-  return v != NULL && (strcmp(v, "1") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "on") == 0 ||
-                       strcmp(v, "true") == 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -535,7 +529,7 @@ static inline int st_main(st_config_t *cfg, int argc, char **argv) {
         worst_ratio = (double)st.bytes_committed / (double)peak_live;
       size_t bound = st0.bytes_committed + (size_t)(ST_RUN_COMMITTED_FACTOR * (double)peak_live) +
                      ST_RUN_COMMITTED_SLACK;
-      if (st.bytes_committed > bound && !st_populate() && !st_profiling())
+      if (st.bytes_committed > bound && !st_populate())
         st_fail("%.2f s: %.1f MiB committed > bound %.1f MiB (%.1f x peak live %.1f MiB + %.0f MiB)",
                 t, st_mib(st.bytes_committed), st_mib(bound), ST_RUN_COMMITTED_FACTOR,
                 st_mib(peak_live), st_mib(ST_RUN_COMMITTED_SLACK));
