@@ -27,31 +27,9 @@
  */
 #include "internal.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 /* v1 reports "no limit" as LONG_MAX rounded down to a page; anything this
  * large is no limit on any machine. */
 #define FA_CGROUP_UNLIMITED ((uint64_t)1 << 60)
-
-/* Read a whole small file into buf (NUL-terminated); its length, or -1. */
-static ssize_t fa_read_file(const char *path, char *buf, size_t cap) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  size_t n = 0;
-  while (n + 1 < cap) {
-    ssize_t r = read(fd, buf + n, cap - 1 - n);
-    if (r < 0) {
-      close(fd);
-      return -1;
-    }
-    if (r == 0) break;
-    n += (size_t)r;
-  }
-  close(fd);
-  buf[n] = '\0';
-  return (ssize_t)n;
-}
 
 /* dst = a + b (+ c), truncated to cap; false if it did not fit. */
 static bool fa_path_join(char *dst, size_t cap, const char *a, const char *b, const char *c) {
@@ -97,7 +75,7 @@ static int fa_walk_limit(const char *mnt, const char *dir, const char *file, uin
   uint64_t best = 0;
   for (;;) {
     if (fa_path_join(path, sizeof path, cur, "/", file) &&
-        fa_read_file(path, buf, sizeof buf) >= 0) {
+        _fa_read_file(path, buf, sizeof buf) >= 0) {
       uint64_t v;
       int r = fa_parse_limit(buf, &v);
       if (r < 0) {
@@ -155,7 +133,7 @@ static bool fa_own_cgroup(const char *root, bool want_v1, char *out, size_t cap)
   char path[FA_CGROUP_PATH_MAX];
   char buf[4096];
   if (!fa_path_join(path, sizeof path, root, "/proc/self/cgroup", NULL)) return false;
-  if (fa_read_file(path, buf, sizeof buf) < 0) return false;
+  if (_fa_read_file(path, buf, sizeof buf) < 0) return false;
   for (char *line = buf; *line;) {
     char *nl = strchr(line, '\n');
     if (nl) *nl = '\0';
@@ -173,6 +151,29 @@ static bool fa_own_cgroup(const char *root, bool want_v1, char *out, size_t cap)
   return false;
 }
 
+typedef struct fa_mount_query_s {
+  const char *root;
+  bool want_v1;
+  char *mnt, *mroot;
+  size_t mcap, rcap;
+} fa_mount_query_t;
+
+/* A line of mountinfo: "id parent maj:min root mountpoint options
+ * [optional...] - type source superopts".  One cut short is skipped. */
+static int fa_mount_line(char *line, bool cut, void *arg) {
+  fa_mount_query_t *q = arg;
+  char *sep = strstr(line, " - ");
+  char type[32], super[256];
+  if (cut || sep == NULL || !fa_field(sep + 3, 0, type, sizeof type) ||
+      !fa_field(sep + 3, 2, super, sizeof super))
+    return 0;
+  bool match = q->want_v1 ? (strcmp(type, "cgroup") == 0 && fa_has_word(super, "memory"))
+                          : strcmp(type, "cgroup2") == 0;
+  char point[FA_CGROUP_PATH_MAX];
+  return match && fa_field(line, 3, q->mroot, q->rcap) && fa_field(line, 4, point, sizeof point) &&
+         fa_path_join(q->mnt, q->mcap, q->root, point, NULL);
+}
+
 /* The mount of the hierarchy (type cgroup2, or cgroup with option memory)
  * from /proc/self/mountinfo: its mount point (prefixed with root) and the
  * directory of the hierarchy it shows. */
@@ -180,50 +181,8 @@ static bool fa_find_mount(const char *root, bool want_v1, char *mnt, size_t mcap
                           size_t rcap) {
   char path[FA_CGROUP_PATH_MAX];
   if (!fa_path_join(path, sizeof path, root, "/proc/self/mountinfo", NULL)) return false;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  char buf[4096];
-  size_t have = 0;
-  bool found = false, eof = false, skipping = false;
-  while (!found && !(eof && have == 0)) {
-    if (!eof && have + 1 < sizeof buf) {
-      ssize_t r = read(fd, buf + have, sizeof buf - 1 - have);
-      if (r <= 0) eof = true;
-      else have += (size_t)r;
-    }
-    buf[have] = '\0';
-    char *nl = strchr(buf, '\n');
-    if (nl == NULL) {
-      if (!eof && have + 1 < sizeof buf) continue;
-      if (!eof) {           /* a line longer than the buffer: skip it */
-        skipping = true;
-        have = 0;
-        continue;
-      }
-      nl = buf + have;      /* the last line, without its newline */
-    }
-    *nl = '\0';
-    if (!skipping) {
-      /* "id parent maj:min root mountpoint options [optional...] - type source superopts" */
-      char *sep = strstr(buf, " - ");
-      char type[32], super[256];
-      if (sep != NULL && fa_field(sep + 3, 0, type, sizeof type) &&
-          fa_field(sep + 3, 2, super, sizeof super)) {
-        bool match = want_v1 ? (strcmp(type, "cgroup") == 0 && fa_has_word(super, "memory"))
-                             : strcmp(type, "cgroup2") == 0;
-        char point[FA_CGROUP_PATH_MAX];
-        if (match && fa_field(buf, 3, mroot, rcap) && fa_field(buf, 4, point, sizeof point) &&
-            fa_path_join(mnt, mcap, root, point, NULL))
-          found = true;
-      }
-    }
-    skipping = false;
-    size_t used = (size_t)(nl - buf) + (nl < buf + have ? 1 : 0);
-    memmove(buf, buf + used, have - used);
-    have -= used;
-  }
-  close(fd);
-  return found;
+  fa_mount_query_t q = {root, want_v1, mnt, mroot, mcap, rcap};
+  return _fa_read_lines(path, fa_mount_line, &q) > 0;
 }
 
 /* The cgroup's directory: the mount point plus the part of the cgroup's
@@ -249,7 +208,7 @@ static int fa_cgroup_read_one(const char *root, bool v1, fa_cgroup_t *res) {
   char path[FA_CGROUP_PATH_MAX], buf[512];
   if (!v1) {
     if (!fa_path_join(path, sizeof path, mnt, "/cgroup.controllers", NULL) ||
-        fa_read_file(path, buf, sizeof buf) < 0)
+        _fa_read_file(path, buf, sizeof buf) < 0)
       return 0;
     for (char *s = buf; *s; s++)
       if (*s == ' ' || *s == '\n') *s = ',';

@@ -29,10 +29,8 @@
 #include "internal.h"
 
 #include <dlfcn.h>
-#include <fcntl.h>
 #include <link.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 typedef enum {
   FA_FOREIGN_GLIBC,      /* glibc's block: its free releases it */
@@ -118,35 +116,27 @@ static void fa_parse_mapping(const char *line, fa_mapping_t *m) {
 
 /* The mapping holding u; false if none (or /proc is not mounted: then
  * *unknown is set). */
+typedef struct fa_mapping_query_s {
+  uintptr_t u;
+  fa_mapping_t *out;
+} fa_mapping_query_t;
+
+/* (a line cut short still has the addresses, and the name's start) */
+static int fa_mapping_line(char *line, bool cut, void *arg) {
+  (void)cut;
+  fa_mapping_query_t *q = arg;
+  fa_mapping_t m;
+  fa_parse_mapping(line, &m);
+  if (q->u < m.start || q->u >= m.end) return 0;
+  *q->out = m;
+  return 1;
+}
+
 static bool fa_find_mapping(uintptr_t u, fa_mapping_t *out, bool *unknown) {
-  *unknown = false;
-  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    *unknown = true;
-    return false;
-  }
-  char buf[4096], line[512];
-  size_t len = 0;
-  bool found = false;
-  ssize_t got;
-  while (!found && (got = read(fd, buf, sizeof buf)) > 0) {
-    for (ssize_t i = 0; i < got && !found; i++) {
-      if (buf[i] != '\n') {
-        if (len < sizeof line - 1) line[len++] = buf[i];
-        continue;
-      }
-      line[len] = '\0';
-      len = 0;
-      fa_mapping_t m;
-      fa_parse_mapping(line, &m);
-      if (u >= m.start && u < m.end) {
-        *out = m;
-        found = true;
-      }
-    }
-  }
-  close(fd);
-  return found;
+  fa_mapping_query_t q = {u, out};
+  int r = _fa_read_lines("/proc/self/maps", fa_mapping_line, &q);
+  *unknown = r < 0;
+  return r > 0;
 }
 
 /* ------------------------------------------------------------------------

@@ -133,6 +133,16 @@ typedef struct fa_cgroup_s {
  * line printed, no limit). */
 FA_HIDDEN int _fa_cgroup_read(const char *root, fa_cgroup_t *res);
 
+/* procfile.c: the kernel's text files, read without malloc.
+ * _fa_read_file: the whole file (at most cap - 1 bytes, NUL-terminated);
+ * its length, or -1.  _fa_read_lines: fn on each line, without its
+ * newline, cut to FA_LINE_MAX - 1 bytes (cut says so), until fn returns
+ * nonzero; that value, 0 at the end of the file, -1 if it cannot be opened. */
+#define FA_LINE_MAX 4096
+typedef int (*fa_line_fn)(char *line, bool cut, void *arg);
+FA_HIDDEN ssize_t _fa_read_file(const char *path, char *buf, size_t cap);
+FA_HIDDEN int _fa_read_lines(const char *path, fa_line_fn fn, void *arg);
+
 /* ------------------------------------------------------------------------
  * Instances (instance.c)
  * ---------------------------------------------------------------------- */
