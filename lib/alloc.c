@@ -257,13 +257,15 @@ void *_fa_realloc(fa_heap_t *heap, void *p, size_t n) {
   /* Checked mode moves every block, after the checks of the plain path: a
    * freed or foreign block, or a bad pointer, goes the plain way (to the
    * same message, or to foreign.c); only a live block gets here. */
-  if (fa_unlikely(_fa_opt.check) && kind == FA_UNIT_SEGMENT)
-    fa_track_defined(p, sizeof(fa_block_t));   /* the tag may lie past a tiny block */
-  if (fa_unlikely(_fa_opt.check) &&
-      (kind == FA_UNIT_SEGMENT ? fa_realloc_page(heap->domain, p) != NULL
-                               : kind == FA_UNIT_HUGE && _fa_huge_size(p) != 0)) {
-    _fa_check_block(p);
-    return fa_realloc_move(heap, p, fa_check_size(p), n);
+  if (fa_unlikely(_fa_opt.check)) {
+    if (kind == FA_UNIT_SEGMENT) {
+      fa_track_defined(p, sizeof(fa_block_t));   /* the tag may lie past a tiny block */
+      fa_realloc_page(heap->domain, p);          /* aborts unless p is a live block */
+    }
+    if (kind == FA_UNIT_SEGMENT || (kind == FA_UNIT_HUGE && _fa_huge_size(p) != 0)) {
+      _fa_check_block(p);
+      return fa_realloc_move(heap, p, fa_check_size(p), n);
+    }
   }
   if (kind == FA_UNIT_HUGE) {
     if (fa_unlikely(_fa_opt.prof)) _fa_prof_forget(p);   /* it may move */
