@@ -24,6 +24,7 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,28 +44,31 @@ static int turn;
 static long pairs;
 static size_t rss_max;
 
-/* RSS in bytes from /proc/self/statm (read(2): no allocation). */
+/* The start of a /proc file in buf (read(2): no allocation); false if
+ * it cannot be read. */
+static bool read_proc(const char *path, char *buf, size_t cap) {
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) return false;
+  ssize_t n = read(fd, buf, cap - 1);
+  close(fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  return true;
+}
+
+/* RSS in bytes from /proc/self/statm. */
 static size_t rss_now(void) {
   char buf[128];
-  int fd = open("/proc/self/statm", O_RDONLY);
-  if (fd < 0) return 0;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return 0;
-  buf[n] = '\0';
   unsigned long size, res;
-  if (sscanf(buf, "%lu %lu", &size, &res) != 2) return 0;
+  if (!read_proc("/proc/self/statm", buf, sizeof buf) ||
+      sscanf(buf, "%lu %lu", &size, &res) != 2)
+    return 0;
   return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
 }
 
 static size_t hwm(void) {
   char buf[4096];
-  int fd = open("/proc/self/status", O_RDONLY);
-  if (fd < 0) return 0;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return 0;
-  buf[n] = '\0';
+  if (!read_proc("/proc/self/status", buf, sizeof buf)) return 0;
   char *p = strstr(buf, "VmHWM:");
   return p ? (size_t)strtoul(p + 6, NULL, 10) << 10 : 0;
 }

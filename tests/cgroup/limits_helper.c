@@ -42,35 +42,32 @@ static double now_s(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* 12 MiB in 192 KiB blocks (large spans), written, then freed. */
-static void *phase(void *arg) {
-  (void)arg;   /* (a thread's start routine's shape) */
-  enum { N = 64 };
-  void *b[N];
+enum { N = 64 };
+
+/* 12 MiB in N blocks of 192 KiB (large spans) into b, written with byte. */
+static void alloc_written(void **b, int byte) {
   for (int i = 0; i < N; i++) {
     b[i] = fancy_malloc(192 << 10);
     if (b[i] == NULL) {
       fprintf(stderr, "limits_helper: malloc failed under the soft limit\n");
       exit(1);
     }
-    memset(b[i], 1, 192 << 10);
+    memset(b[i], byte, 192 << 10);
   }
+}
+
+/* The 12 MiB, written, then freed. */
+static void *phase(void *arg) {
+  (void)arg;   /* (a thread's start routine's shape) */
+  void *b[N];
+  alloc_written(b, 1);
   for (int i = 0; i < N; i++) fancy_free(b[i]);
   return NULL;
 }
 
 static void *hold(void *arg) {
   /* the second thread keeps its blocks (its heap is live at the end) */
-  enum { N = 64 };
-  void **b = arg;
-  for (int i = 0; i < N; i++) {
-    b[i] = fancy_malloc(192 << 10);
-    if (b[i] == NULL) {
-      fprintf(stderr, "limits_helper: malloc failed under the soft limit\n");
-      exit(1);
-    }
-    memset(b[i], 2, 192 << 10);
-  }
+  alloc_written(arg, 2);
   return NULL;
 }
 
@@ -105,7 +102,7 @@ int main(int argc, char **argv) {
      * a long FANCY_PURGE_DELAY), while another thread allocates 12 MiB
      * of fresh memory: 24 MiB resident without a soft limit. */
     phase(NULL);
-    void *held[64];
+    void *held[N];
     pthread_t t;
     pthread_create(&t, NULL, hold, held);
     pthread_join(t, NULL);
@@ -118,7 +115,7 @@ int main(int argc, char **argv) {
     fancy_stats_t st = stats();
     printf("resident=%zu soft=%zu hits=%zu\n", st.bytes_resident, st.soft_limit,
            st.soft_limit_hits);
-    for (int i = 0; i < 64; i++) fancy_free(held[i]);
+    for (int i = 0; i < N; i++) fancy_free(held[i]);
     return 0;
   }
   if (strcmp(argv[1], "hard") == 0) {
