@@ -241,6 +241,14 @@ static inline size_t fa_mixed_size(uint64_t *rng) {
 /* Misuse tests abort on purpose: no core dumps from those children. */
 static inline void fa_no_core_dump(void) { prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); }
 
+/* Under an emulator (a cross build's make check, tests/run-test.sh)
+ * qemu-user adds its own line to stderr when the program dies of a
+ * signal: cut the child's stderr text there. */
+static inline void fa_drop_emulator_line(char *text) {
+  char *emu = getenv("FA_TEST_RUNNER") ? strstr(text, "qemu: uncaught target signal") : NULL;
+  if (emu != NULL && (emu == text || emu[-1] == '\n')) *emu = '\0';
+}
+
 /* Runs fn(arg) in a child with stderr on a pipe; returns what the child
  * wrote (malloc'ed) and stores its wait status. */
 static inline char *fa_stderr_of_child(void (*fn)(int), int arg, int *status) {
@@ -269,10 +277,7 @@ static inline char *fa_stderr_of_child(void (*fn)(int), int arg, int *status) {
   text[len] = '\0';
   close(fds[0]);
   while (waitpid(pid, status, 0) < 0 && errno == EINTR) {}
-  /* Under an emulator (a cross build's make check, tests/run-test.sh)
-   * qemu-user adds its own line when the program dies of a signal. */
-  char *emu = getenv("FA_TEST_RUNNER") ? strstr(text, "qemu: uncaught target signal") : NULL;
-  if (emu != NULL && (emu == text || emu[-1] == '\n')) *emu = '\0';
+  fa_drop_emulator_line(text);
   return text;
 }
 

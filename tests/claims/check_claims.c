@@ -56,6 +56,7 @@ static bool fa_aborts_with(void (*fn)(void *), void *arg, const char *prefix) {
   close(fd[0]);
   int st;
   ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+  fa_drop_emulator_line(buf);
   char *nl = strchr(buf, '\n');
   bool one_line = nl != NULL && nl[1] == '\0';
   if (!(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT && one_line &&
