@@ -130,8 +130,11 @@ static void fa_json_document(fa_json_t *j) {
           st.segments_abandoned, st.segments_cached, st.huge_blocks);
   fa_json(j, "\"threads\":%zu,\"threads_created\":%zu,\"remote_frees\":%zu,", st.threads,
           st.threads_created, st.remote_frees);
-  fa_json(j, "\"mmap_calls\":%zu,\"purge_calls\":%zu,\"memory_limit\":%zu},", st.mmap_calls,
+  fa_json(j, "\"mmap_calls\":%zu,\"purge_calls\":%zu,\"memory_limit\":%zu,", st.mmap_calls,
           st.purge_calls, st.memory_limit);
+  fa_json(j, "\"memory_limit_hits\":%zu,\"soft_limit\":%zu,\"soft_limit_hits\":%zu,"
+             "\"bytes_resident\":%zu},",
+          st.memory_limit_hits, st.soft_limit, st.soft_limit_hits, st.bytes_resident);
   fa_json(j, "\"classes\":[");
   for (size_t c = 0; c < st.num_classes; c++)
     fa_json(j, "%s{\"block_size\":%zu,\"blocks_live\":%zu,\"pages\":%zu}", c ? "," : "",
@@ -146,8 +149,10 @@ static void fa_json_document(fa_json_t *j) {
   fa_json(j, "],\"heaps_truncated\":%s,", fa_bool(truncated));
   fa_json(j, "\"abandoned\":{\"segments\":%zu,\"blocks_live\":%zu,\"bytes_live\":%zu},",
           abandoned.segments, abandoned.blocks_live, abandoned.bytes_live);
-  fa_json(j, "\"options\":{\"arena_size\":%zu,\"memory_limit\":%zu,\"huge_pages\":%s,",
-          _fa_opt.arena_size, _fa_opt.memory_limit, fa_bool(_fa_opt.huge_pages));
+  fa_json(j, "\"options\":{\"arena_size\":%zu,\"memory_limit\":%zu,\"soft_limit\":%zu,"
+             "\"huge_pages\":%s,",
+          _fa_opt.arena_size, _fa_opt.memory_limit, _fa_opt.soft_limit,
+          fa_bool(_fa_opt.huge_pages));
   fa_json(j, "\"populate\":%s,\"reclaim\":%s,\"purge_delay_ms\":%zu,\"segment_cache\":%zu,",
           fa_bool(_fa_opt.populate), fa_bool(_fa_opt.reclaim), (size_t)_fa_opt.purge_delay,
           _fa_opt.segment_cache);

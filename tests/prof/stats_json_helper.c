@@ -56,10 +56,12 @@ int main(void) {
          "\"bytes_purged\":%zu,\"segments\":%zu,\"segments_abandoned\":%zu,"
          "\"segments_cached\":%zu,\"huge_blocks\":%zu,\"threads\":%zu,\"threads_created\":%zu,"
          "\"remote_frees\":%zu,\"mmap_calls\":%zu,\"purge_calls\":%zu,\"memory_limit\":%zu,"
-         "\"classes\":[",
+         "\"memory_limit_hits\":%zu,\"soft_limit\":%zu,\"soft_limit_hits\":%zu,"
+         "\"bytes_resident\":%zu,\"classes\":[",
          st.bytes_live, st.bytes_huge, st.bytes_mapped, st.bytes_committed, st.bytes_purged,
          st.segments, st.segments_abandoned, st.segments_cached, st.huge_blocks, st.threads,
-         st.threads_created, st.remote_frees, st.mmap_calls, st.purge_calls, st.memory_limit);
+         st.threads_created, st.remote_frees, st.mmap_calls, st.purge_calls, st.memory_limit,
+         st.memory_limit_hits, st.soft_limit, st.soft_limit_hits, st.bytes_resident);
   for (size_t c = 0; c < st.num_classes; c++)
     printf("%s[%zu,%zu,%zu]", c ? "," : "", st.classes[c].block_size, st.classes[c].blocks_live,
            st.classes[c].pages);

@@ -38,3 +38,10 @@ FANCY_PROF=1 FANCY_STATS=json "$helpers/stats_json_helper" >"$tmp/out" 2>/dev/nu
 python3 -c 'import json,sys; d=json.loads(open(sys.argv[1]).readline()); assert d["prof"]["enabled"] and d["options"]["prof_sample"] == 524288' "$tmp/out" ||
   fail "prof section with FANCY_PROF=1"
 ok "prof section"
+# fancy_stats_json(3): totals hold fancy_stats_get's soft_limit and options
+# the setting in effect.
+FANCY_MEMORY_SOFT_LIMIT=64m "$helpers/stats_json_helper" >"$tmp/out" 2>/dev/null ||
+  fail "with FANCY_MEMORY_SOFT_LIMIT=64m"
+python3 -c 'import json,sys; d=json.loads(open(sys.argv[1]).readline()); assert d["totals"]["soft_limit"] == d["options"]["soft_limit"] == 64 << 20 and d["totals"]["bytes_resident"] > 0, (d["totals"], d["options"])' "$tmp/out" ||
+  fail "soft_limit in totals and options with FANCY_MEMORY_SOFT_LIMIT=64m"
+ok "soft limit figures"
