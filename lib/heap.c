@@ -166,13 +166,11 @@ void _fa_heap_done(fa_heap_t *heap) {
       page = next;
     }
   }
-  /* Of the segments left with live blocks, only those blocks' pages stay
-   * committed: nobody would purge their free spans until taken over. */
-  for (fa_page_t *span = heap->dirty_first, *next; span != NULL; span = next) {
-    next = span->dnext;
-    if (fa_ptr_segment(span)->free_pages != FA_SEGMENT_USABLE_PAGES)
-      _fa_span_purge(heap, fa_ptr_segment(span), span);
-  }
+  /* The free spans of the segments left with live blocks are not purged
+   * here: they keep their age, and the thread that adopts the segment, or
+   * _fa_abandoned_collect if nobody does, purges them after
+   * FANCY_PURGE_DELAY.  Purging at once cost larson a sixth of its time in
+   * TLB shootdowns, and its next thread the page faults to get them back. */
   _fa_segments_leave_heap(heap);
   fa_heap_unlock(heap);
   fa_test_point(FA_TP_HEAP_DONE_UNLOCKED, heap);

@@ -31,6 +31,7 @@ FA_TLS fa_heap_t *_fa_tls_heap = &_fa_heap_empty;
 uintptr_t _fa_secret;
 #if FA_TEST_HOOKS
 void (*_fa_test_hook)(fa_test_point_t point, void *arg);
+_Atomic uint64_t _fa_test_clock_skew;
 #endif
 /* libfancymalloc (override.c) defines this as 1. */
 __attribute__((weak)) int _fa_override_mode = 0;   /* not const: gcc would fold a
@@ -141,7 +142,12 @@ uint64_t _fa_clock_ms(void) {
 #else
   clock_gettime(CLOCK_MONOTONIC, &ts);
 #endif
+#if FA_TEST_HOOKS
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u +
+         atomic_load_explicit(&_fa_test_clock_skew, memory_order_relaxed);
+#else
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+#endif
 }
 
 /* ------------------------------------------------------------------------

@@ -205,6 +205,9 @@ extern fa_segment_t *_fa_cached FA_HIDDEN;         /* under the lock */
 extern size_t _fa_abandoned_count FA_HIDDEN;
 extern size_t _fa_cached_count FA_HIDDEN;
 extern _Atomic int _fa_abandoned_xpending FA_HIDDEN;
+/* The earliest time (ms) a dirty free span of an abandoned segment is due
+ * to be purged, 0: none (written under _fa_segments_lock). */
+extern _Atomic uint64_t _fa_abandoned_dirty_due FA_HIDDEN;
 
 FA_HIDDEN void _fa_segmap_set(uintptr_t addr, unsigned kind);
 FA_HIDDEN fa_page_t *_fa_span_alloc(fa_heap_t *heap, size_t pages);
@@ -223,6 +226,7 @@ FA_HIDDEN void _fa_span_purge(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *spa
 FA_HIDDEN size_t _fa_segment_cache_decay(uint64_t now, uint64_t delay, bool force, bool blocking);
 FA_HIDDEN size_t _fa_segment_cache_trim(size_t *budget);
 FA_HIDDEN size_t _fa_abandoned_collect(size_t max, bool blocking);
+FA_HIDDEN bool _fa_abandoned_purge_due(uint64_t now);
 FA_HIDDEN bool _fa_memory_pressure(fa_heap_t *heap);
 FA_HIDDEN size_t _fa_heap_purge(fa_heap_t *heap, uint64_t now, uint64_t delay, size_t max);
 FA_HIDDEN size_t _fa_heaps_purge(uint64_t now, uint64_t delay, size_t max);
@@ -345,12 +349,16 @@ typedef enum fa_test_point_e {
   FA_TP_SEGMENT_RELEASED = 1, /* _fa_segment_release: seg is in the shared pool */
   FA_TP_HEAP_DONE_UNLOCKED,   /* _fa_heap_done: its segments have left the heap */
   FA_TP_QUOTA_REFUSED,        /* fa_quota_charge: a charge was refused */
+  FA_TP_ABANDONED_PURGE,      /* _fa_abandoned_collect: about to purge a due
+                                 span of abandoned seg (segments lock held) */
 } fa_test_point_t;
 #ifndef FA_TEST_HOOKS
 #define FA_TEST_HOOKS 0
 #endif
 #if FA_TEST_HOOKS
 extern void (*_fa_test_hook)(fa_test_point_t point, void *arg);
+/* Added to _fa_clock_ms: a test moves time on without sleeping. */
+extern _Atomic uint64_t _fa_test_clock_skew;
 #define fa_test_point(point, arg) \
   do { if (_fa_test_hook != NULL) _fa_test_hook((point), (arg)); } while (0)
 #else

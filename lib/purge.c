@@ -7,8 +7,9 @@
  *   - free spans inside a live heap: only the owner may touch them, so the
  *     owner purges them on its heartbeat (heap.c);
  *   - empty segments in the shared cache: purged and moved to the reserve;
- *   - segments of exited threads: their remote frees are collected and,
- *     once empty, they go to the cache;
+ *   - segments of exited threads: their remote frees are collected, their
+ *     free spans purged once FANCY_PURGE_DELAY old (thread exit leaves
+ *     them dirty), and once empty they go to the cache;
  *   - freed huge mappings kept warm (huge.c): unmapped.
  * The last three are done by _fa_reclaim_tick, either by the background
  * thread (FANCY_RECLAIM=1, started lazily from a thread's first
@@ -29,6 +30,7 @@ size_t _fa_reclaim_tick(bool force, bool blocking) {
   uint64_t now = _fa_clock_ms();
   size_t n = 0;
   if (force || atomic_load_explicit(&_fa_abandoned_xpending, memory_order_relaxed) ||
+      _fa_abandoned_purge_due(now) ||
       now - atomic_load_explicit(&fa_last_tick, memory_order_relaxed) >= 10 * _fa_opt.purge_delay) {
     n += _fa_abandoned_collect(force ? SIZE_MAX : 16, blocking);
   }

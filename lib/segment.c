@@ -28,6 +28,7 @@ static fa_segment_t *fa_reserve;   /* empty and purged */
 size_t _fa_abandoned_count;
 size_t _fa_cached_count;
 _Atomic int _fa_abandoned_xpending;
+_Atomic uint64_t _fa_abandoned_dirty_due;
 _Atomic uint64_t _fa_purge_due;
 
 /* Some free memory may be purged from time `due` (ms) on. */
@@ -184,6 +185,7 @@ static void fa_segment_header_init(fa_segment_t *seg) {
   atomic_store_explicit(&seg->xmask, 0, memory_order_relaxed);
   seg->free_pages = 0;
   seg->reclaimed = false;
+  seg->dirty_time = 0;
 }
 
 /* Give the segment to heap as one free span of all usable pages. */
@@ -237,6 +239,7 @@ static void fa_segment_adopt(fa_heap_t *heap, fa_segment_t *seg) {
  * from the abandoned list to heap's.  The caller unlocks, then adopts. */
 static void fa_segment_take(fa_heap_t *heap, fa_segment_t *seg, bool reclaimed) {
   seg->reclaimed = reclaimed;
+  seg->dirty_time = 0;   /* its dirty spans go on heap's dirty list */
   fa_list_remove(&_fa_abandoned, seg);
   _fa_abandoned_count--;
   seg->state = FA_SEG_OWNED;
@@ -474,14 +477,30 @@ void _fa_segments_release_domain(fa_domain_t *d) {
   pthread_mutex_unlock(&_fa_segments_lock);
 }
 
+/* Some dirty free span of an abandoned segment is due at `due` (ms);
+ * segments lock held. */
+static void fa_abandoned_due_at(uint64_t due) {
+  uint64_t cur = atomic_load_explicit(&_fa_abandoned_dirty_due, memory_order_relaxed);
+  if (cur == 0 || due < cur)
+    atomic_store_explicit(&_fa_abandoned_dirty_due, due, memory_order_relaxed);
+  _fa_purge_due_at(due);
+}
+
 /* OWNED -> ABANDONED, lock held: the segment's thread exited with blocks
- * still live in it. */
+ * still live in it.  Its dirty free spans keep their age: the adopter, or
+ * _fa_abandoned_collect, purges them once FANCY_PURGE_DELAY has passed. */
 static void fa_segment_abandon(fa_segment_t *seg) {
   /* The dying heap's bins and dirty list are discarded with it. */
+  uint64_t oldest = 0;
   for (size_t i = FA_FIRST_PAGE; i < FA_PAGES_PER_SEGMENT; i++) {
-    seg->pages[i].in_bin = 0;
-    seg->pages[i].dirty = 0;
+    fa_page_t *page = &seg->pages[i];
+    if (page->kind == FA_PAGE_FREE && !page->zeroed && (oldest == 0 || page->free_time < oldest))
+      oldest = page->free_time ? page->free_time : 1;
+    page->in_bin = 0;
+    page->dirty = 0;
   }
+  seg->dirty_time = oldest;
+  if (oldest != 0) fa_abandoned_due_at(oldest + _fa_opt.purge_delay);
   fa_segment_set_owner(seg, NULL);
   seg->state = FA_SEG_ABANDONED;
   fa_list_push(&_fa_abandoned, seg);
@@ -517,18 +536,62 @@ void _fa_segments_leave_heap(fa_heap_t *heap) {
   if (abandoned != 0) atomic_store_explicit(&_fa_abandoned_xpending, 1, memory_order_relaxed);
 }
 
+static void fa_span_purge(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *span);
+
+/* Purge the free spans of abandoned seg that have been free for delay ms
+ * and set seg->dirty_time to the oldest one left dirty; lock held. */
+static void fa_segment_purge_abandoned(fa_segment_t *seg, uint64_t now, uint64_t delay) {
+  uint64_t oldest = 0;
+  for (size_t idx = FA_FIRST_PAGE; idx < FA_PAGES_PER_SEGMENT;) {
+    fa_page_t *page = &seg->pages[idx];
+    size_t n = page->span_pages ? page->span_pages : 1;
+    if (page->kind == FA_PAGE_FREE && !page->zeroed) {
+      if (now - page->free_time >= delay) {
+        fa_test_point(FA_TP_ABANDONED_PURGE, seg);
+        fa_span_purge(NULL, seg, page);
+      } else if (oldest == 0 || page->free_time < oldest) {
+        oldest = page->free_time ? page->free_time : 1;
+      }
+    }
+    idx += n;
+  }
+  seg->dirty_time = oldest;
+}
+
+/* Work for _fa_abandoned_collect in seg: remote frees, or a dirty span due. */
+static bool fa_abandoned_has_work(fa_segment_t *seg, uint64_t now, uint64_t delay) {
+  return atomic_load_explicit(&seg->xmask, memory_order_relaxed) != 0 ||
+         (seg->dirty_time != 0 && now - seg->dirty_time >= delay);
+}
+
 /* Collect remote frees in abandoned segments (nobody else may own them
- * while the lock is held), turn emptied pages into free spans, and move
- * segments that became empty to the cache or reserve.  Bounded by max
- * segments.  Returns the number of segments released. */
+ * while the lock is held), turn emptied pages into free spans, purge the
+ * free spans that have been free for FANCY_PURGE_DELAY, and move segments
+ * that became empty to the cache or reserve.  At most max segments with
+ * something to do are worked on; the others are only looked at.  Returns
+ * the number of segments released. */
 size_t _fa_abandoned_collect(size_t max, bool blocking) {
   if (blocking) pthread_mutex_lock(&_fa_segments_lock);
   else if (pthread_mutex_trylock(&_fa_segments_lock) != 0) return 0;
   atomic_store_explicit(&_fa_abandoned_xpending, 0, memory_order_relaxed);
+  uint64_t now = _fa_clock_ms(), delay = _fa_opt.purge_delay, due = 0;
   size_t released = 0, seen = 0;
   fa_segment_t *seg = _fa_abandoned;
-  while (seg != NULL && seen < max) {
+  while (seg != NULL) {
     fa_segment_t *next = seg->next;
+    if (!fa_abandoned_has_work(seg, now, delay)) {
+      if (seg->dirty_time != 0 && (due == 0 || seg->dirty_time + delay < due))
+        due = seg->dirty_time + delay;
+      seg = next;
+      continue;
+    }
+    if (seen >= max) {   /* left for the next call */
+      if (atomic_load_explicit(&seg->xmask, memory_order_relaxed) != 0)
+        atomic_store_explicit(&_fa_abandoned_xpending, 1, memory_order_relaxed);
+      due = now;
+      seg = next;
+      continue;
+    }
     seen++;
     uint64_t mask = atomic_exchange_explicit(&seg->xmask, 0, memory_order_acquire);
     while (mask != 0) {
@@ -549,11 +612,23 @@ size_t _fa_abandoned_collect(size_t max, bool blocking) {
       _fa_abandoned_count--;
       fa_segment_park(seg);
       released++;
+    } else {
+      fa_segment_purge_abandoned(seg, now, delay);
+      if (seg->dirty_time != 0 && (due == 0 || seg->dirty_time + delay < due))
+        due = seg->dirty_time + delay;
     }
     seg = next;
   }
+  atomic_store_explicit(&_fa_abandoned_dirty_due, due, memory_order_relaxed);
   pthread_mutex_unlock(&_fa_segments_lock);
+  if (due != 0) _fa_purge_due_at(due);
   return released;
+}
+
+/* Some dirty free span of an abandoned segment is due to be purged. */
+bool _fa_abandoned_purge_due(uint64_t now) {
+  uint64_t due = atomic_load_explicit(&_fa_abandoned_dirty_due, memory_order_relaxed);
+  return due != 0 && now >= due;
 }
 
 /* ------------------------------------------------------------------------
@@ -827,6 +902,14 @@ void _fa_purge_due_run(void) {
                                                memory_order_relaxed))
     return;
   _fa_heaps_purge(now, _fa_opt.purge_delay, FA_PURGE_PER_CALL);
+  /* Abandoned segments' free spans (at most as many segments as spans
+   * above; a busy lock or more left to do: the next call goes on). */
+  if (_fa_abandoned_purge_due(now)) {
+    _fa_abandoned_collect(FA_PURGE_PER_CALL, false);
+    if (_fa_abandoned_purge_due(now)) _fa_purge_due_at(now + 1);
+  }
+  uint64_t adue = atomic_load_explicit(&_fa_abandoned_dirty_due, memory_order_relaxed);
+  if (adue != 0) _fa_purge_due_at(adue);
   /* Cached segments (the rest of _fa_reclaim_tick is left to the
    * heartbeats: this runs far more often). */
   if (__atomic_load_n(&_fa_cached_count, __ATOMIC_RELAXED) != 0 &&

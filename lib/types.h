@@ -79,6 +79,19 @@
  *   CLASS or LARGE --_fa_span_free (merges with free neighbours)--> FREE
  *   FREE is dirty (on the owner's dirty list) until purged, then zeroed.
  *   Pages inside a span other than its first are UNUSED.
+ *
+ * A FREE span of an ABANDONED segment is on no list (in_bin = dirty = 0)
+ * and is in one of two states:
+ *   dirty, with an age: zeroed = 0, free_time = when it became free (its
+ *     thread exited without purging it; seg->dirty_time is the oldest);
+ *   purged: zeroed = 1.
+ * Only _fa_abandoned_collect purges it (dirty -> purged, once it has been
+ * free for FANCY_PURGE_DELAY), with _fa_segments_lock held while the
+ * segment is on the abandoned list.  Adoption (fa_segment_take) moves the
+ * segment off that list under the same lock, so the collector and the
+ * adopter never both see it: fa_segment_adopt, after the lock, files each
+ * dirty span on the adopter's dirty list keeping its age, and from then on
+ * only the adopter's heap lock guards it (its heartbeat purges it).
  */
 #ifndef FA_TYPES_H
 #define FA_TYPES_H
@@ -301,6 +314,9 @@ typedef struct fa_segment_s {
    * is empty, whatever the owner's retention budget */
   bool reclaimed;
   uint64_t cache_time;                /* ms, when it entered the cache */
+  /* ABANDONED only, under fa_segments_lock: the oldest free_time of its
+   * dirty free spans, 0 when none is dirty (see "Life of a span") */
+  uint64_t dirty_time;
   /* all segments (global, under fa_segments_lock) */
   struct fa_segment_s *gnext, *gprev;
   /* the owner's segments, or the abandoned / cached list (same lock) */

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -326,6 +327,217 @@ START_TEST(test_refused_charge_leaves_room) {
 }
 END_TEST
 
+/* ------------------------------------------------------------------------
+ * 2. Thread exit leaves its free spans dirty (issues 13/14/16: purging them
+ * at exit cost larson a sixth of its time).  The segment of a thread that
+ * exits with a live block and a freed 1 MiB block is abandoned with one
+ * dirty free span, which keeps its age; FANCY_PURGE_DELAY is made long
+ * and the test clock (_fa_test_clock_skew) moves past it without sleeping.
+ * ---------------------------------------------------------------------- */
+#define LONG_DELAY 1000000u   /* ms */
+
+typedef struct {
+  void *live;                 /* pages 1-2, live when the thread exits */
+  void *freed;                /* freed by the thread before it exits */
+} exited_t;
+
+static void *exiting_dirty_main(void *arg) {
+  exited_t *x = arg;
+  x->live = fancy_malloc(100 * KIB);
+  x->freed = fancy_malloc(1 * MIB);
+  memset(x->freed, 1, 1 * MIB);      /* resident */
+  fancy_free(x->freed);
+  return NULL;
+}
+
+/* The segment a thread left behind, abandoned, with its one dirty span. */
+static fa_segment_t *exit_leaving_dirty_span(exited_t *x, fa_page_t **span) {
+  _fa_opt.purge_delay = LONG_DELAY;
+  pthread_join(start(exiting_dirty_main, x), NULL);
+  fa_segment_t *seg = fa_ptr_segment(x->live);
+  ck_assert_int_eq(seg->state, FA_SEG_ABANDONED);
+  *span = fa_segment_span_of(seg, x->freed);
+  ck_assert_int_eq((*span)->kind, FA_PAGE_FREE);
+  ck_assert_msg(!(*span)->zeroed, "the exited thread's free span was purged at exit");
+  ck_assert_uint_ne(seg->dirty_time, 0);
+  return seg;
+}
+
+/* How many of the OS pages of the span are resident (mincore). */
+static size_t resident_pages(fa_segment_t *seg, fa_page_t *span) {
+  size_t os = (size_t)sysconf(_SC_PAGESIZE), bytes = (size_t)span->span_pages << FA_PAGE_SHIFT;
+  unsigned char vec[(FA_SEGMENT_SIZE / 4096) + 1];
+  ck_assert_int_eq(mincore(fa_page_address(seg, span), bytes, vec), 0);
+  size_t n = 0;
+  for (size_t i = 0; i < bytes / os; i++) n += vec[i] & 1;
+  return n;
+}
+
+/* Every free span of seg: purged ones are on no dirty list; returns how
+ * many are still dirty. */
+static size_t dirty_spans(fa_segment_t *seg) {
+  size_t dirty = 0;
+  for (size_t idx = FA_FIRST_PAGE; idx < FA_PAGES_PER_SEGMENT;) {
+    fa_page_t *page = &seg->pages[idx];
+    if (page->kind == FA_PAGE_FREE) {
+      if (page->zeroed) ck_assert_msg(!page->dirty, "a purged span is on a dirty list");
+      else dirty++;
+    }
+    idx += page->span_pages ? page->span_pages : 1;
+  }
+  return dirty;
+}
+
+/* Slow path of another thread (_i 0: an allocator call, _fa_purge_due_run;
+ * _i 1: the background thread's _fa_reclaim_tick): nothing before the
+ * delay, the span after it.  claim README-thread-exit-purge */
+START_TEST(test_exit_span_purged_after_delay) {
+  exited_t x = {0};
+  fa_page_t *span = NULL;
+  fa_segment_t *seg = exit_leaving_dirty_span(&x, &span);
+  size_t bytes = (size_t)span->span_pages << FA_PAGE_SHIFT;
+  size_t committed = atomic_load(&_fa_counters.committed);
+  ck_assert_uint_ge(resident_pages(seg, span), MIB / (size_t)sysconf(_SC_PAGESIZE));
+  for (int round = 0; round < 2; round++) {
+    if (round == 1) atomic_fetch_add(&_fa_test_clock_skew, LONG_DELAY + 1);
+    /* the allocator's slow paths call it once something is due */
+    if (_i == 0) {
+      if (round == 1) ck_assert_uint_ne(atomic_load(&_fa_purge_due), 0);
+      if (atomic_load(&_fa_purge_due) != 0 && atomic_load(&_fa_purge_due) <= _fa_clock_ms())
+        _fa_purge_due_run();
+    } else {
+      _fa_reclaim_tick(false, true);
+    }
+    if (round == 0) {
+      ck_assert_msg(!span->zeroed, "purged before FANCY_PURGE_DELAY");
+      ck_assert_uint_eq(atomic_load(&_fa_counters.committed), committed);
+    }
+  }
+  ck_assert_msg(span->zeroed, "not purged after FANCY_PURGE_DELAY");
+  ck_assert_uint_eq(seg->dirty_time, 0);
+  ck_assert_uint_eq(atomic_load(&_fa_abandoned_dirty_due), 0);
+  ck_assert_uint_eq(atomic_load(&_fa_counters.committed), committed - bytes);
+  ck_assert_uint_eq(resident_pages(seg, span), 0);
+  ck_assert_int_eq(seg->state, FA_SEG_ABANDONED);   /* the live block keeps it */
+  fancy_free(x.live);
+}
+END_TEST
+
+/* 2a. The collector is stopped with the segments lock held, about to purge
+ * the span of the abandoned segment; a thread that needs a segment must
+ * wait for it, then adopt a consistent segment: the span purged (zeroed)
+ * and on no dirty list. */
+enum { EV_C_DONE = 2, EV_P_GO, EV_P_DONE };
+
+typedef struct {
+  void *p;
+  fa_heap_t *heap;
+  bool valid;
+} newcomer_t;
+
+static void *collector_main(void *arg) {
+  (void)arg;
+  arm(FA_TP_ABANDONED_PURGE);
+  _fa_abandoned_collect(16, true);
+  ev_set(EV_C_DONE);
+  return NULL;
+}
+
+static void *newcomer_main(void *arg) {
+  newcomer_t *n = arg;
+  ev_wait(EV_P_GO);
+  n->p = fancy_malloc(16);            /* needs a segment: the abandoned one */
+  n->heap = fa_heap_get();
+  n->valid = fancy_validate_heap();
+  ev_set(EV_P_DONE);
+  ev_wait(EV_END);
+  fancy_free(n->p);
+  return NULL;
+}
+
+START_TEST(test_adopt_waits_for_abandoned_purge) {
+  exited_t x = {0};
+  fa_page_t *span = NULL;
+  fa_segment_t *seg = exit_leaving_dirty_span(&x, &span);
+  atomic_fetch_add(&_fa_test_clock_skew, LONG_DELAY + 1);
+  pthread_t ct = start(collector_main, NULL);
+  ev_wait(EV_PAUSED);                 /* about to purge seg's span */
+  ck_assert_ptr_eq(atomic_load(&hook_arg), seg);
+  newcomer_t n = {0};
+  pthread_t nt = start(newcomer_main, &n);
+  ev_set(EV_P_GO);
+  /* It cannot take seg over: adoption needs the lock the collector holds. */
+  ck_assert_int_eq(pthread_mutex_trylock(&_fa_segments_lock), EBUSY);
+  ck_assert_int_eq(seg->state, FA_SEG_ABANDONED);
+  ck_assert_ptr_null(atomic_load(&seg->heap));
+  ck_assert_msg(!span->zeroed, "purged before the collector went on");
+  ev_set(EV_RESUME);
+  pthread_join(ct, NULL);
+  ev_wait(EV_P_DONE);
+  ck_assert_msg(n.valid, "the adopting thread's heap is inconsistent");
+  ck_assert_msg(fa_ptr_segment(n.p) == seg, "the newcomer did not adopt the segment");
+  ck_assert_ptr_eq(atomic_load(&seg->heap), n.heap);
+  ck_assert_uint_eq(dirty_spans(seg), 0);   /* purged, marked zeroed, on no dirty list */
+  ck_assert_uint_eq(seg->dirty_time, 0);
+  ev_set(EV_END);
+  pthread_join(nt, NULL);
+  fancy_free(x.live);
+}
+END_TEST
+
+/* 2b. The other order: adopted first.  The collector must skip the
+ * segment (the hook at its purge never fires) and leave the span to the
+ * adopter, on whose dirty list it is, with its age: the adopter's own
+ * purge (heartbeat) gives it back. */
+static void *adopter2_main(void *arg) {
+  newcomer_t *n = arg;
+  n->p = fancy_malloc(16);
+  n->heap = fa_heap_get();
+  ev_set(EV_P_DONE);
+  ev_wait(EV_P_GO);
+  _fa_heap_purge(n->heap, _fa_clock_ms(), _fa_opt.purge_delay, SIZE_MAX);
+  n->valid = fancy_validate_heap();
+  ev_set(EV_C_DONE);
+  ev_wait(EV_END);
+  fancy_free(n->p);
+  return NULL;
+}
+
+START_TEST(test_abandoned_purge_skips_adopted) {
+  exited_t x = {0};
+  fa_page_t *span = NULL;
+  fa_segment_t *seg = exit_leaving_dirty_span(&x, &span);
+  newcomer_t n = {0};
+  pthread_t at = start(adopter2_main, &n);
+  ev_wait(EV_P_DONE);
+  ck_assert_msg(fa_ptr_segment(n.p) == seg, "the adopter did not take the segment");
+  ck_assert_int_eq(seg->state, FA_SEG_OWNED);
+  ck_assert_uint_eq(dirty_spans(seg), 1);
+  span = NULL;                        /* the adopter split off a page of it */
+  for (size_t idx = FA_FIRST_PAGE; idx < FA_PAGES_PER_SEGMENT && span == NULL;) {
+    fa_page_t *page = &seg->pages[idx];
+    if (page->kind == FA_PAGE_FREE && !page->zeroed) span = page;
+    idx += page->span_pages ? page->span_pages : 1;
+  }
+  ck_assert_ptr_nonnull(span);
+  ck_assert_msg(span->dirty, "not on the adopter's dirty list");
+  atomic_fetch_add(&_fa_test_clock_skew, LONG_DELAY + 1);
+  arm(FA_TP_ABANDONED_PURGE);
+  _fa_abandoned_collect(SIZE_MAX, true);
+  ck_assert_msg(atomic_load(&hook_point) == FA_TP_ABANDONED_PURGE,
+                "the collector purged a span of an adopted segment");
+  atomic_store(&hook_point, 0);
+  ck_assert_uint_eq(dirty_spans(seg), 1);
+  ev_set(EV_P_GO);
+  ev_wait(EV_C_DONE);
+  ck_assert_msg(n.valid, "the adopting thread's heap is inconsistent");
+  ck_assert_uint_eq(dirty_spans(seg), 0);   /* the adopter's purge, after the delay */
+  ev_set(EV_END);
+  pthread_join(at, NULL);
+  fancy_free(x.live);
+}
+END_TEST
+
 static Suite *races_suite(void) {
   Suite *s = suite_create("races");
   TCase *tc = tcase_create("hand-over");
@@ -334,6 +546,12 @@ static Suite *races_suite(void) {
   tcase_add_test(tc, test_adopt_stops_at_released_segment);
   tcase_add_test(tc, test_fork_during_thread_exit);
   tcase_add_test(tc, test_refused_charge_leaves_room);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("exit purge");
+  tcase_set_timeout(tc, 30);
+  tcase_add_loop_test(tc, test_exit_span_purged_after_delay, 0, 2);
+  tcase_add_test(tc, test_adopt_waits_for_abandoned_purge);
+  tcase_add_test(tc, test_abandoned_purge_skips_adopted);
   suite_add_tcase(s, tc);
   return s;
 }

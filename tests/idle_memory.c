@@ -14,10 +14,13 @@
  *            (nobody called the allocator), and right after another
  *            thread's allocator call it must be back within 2 MiB ("any
  *            allocator call of any thread purges what is due").
- *   exit     a thread frees 7/8 of its 40 MiB and exits: right after it
- *            has exited, RSS is within 2 MiB of the start plus the pages
- *            of the blocks still live ("only pages with live blocks stay
- *            committed").
+ *   exit     FANCY_RECLAIM=0: a thread frees 7/8 of its 40 MiB and
+ *            exits.  Right after it has exited its free pages are still
+ *            committed (they are not purged at exit); after the delay,
+ *            right after another thread's allocator call, RSS must be
+ *            within 2 MiB of the start plus the pages of the blocks still
+ *            live ("Thread exit": "... their free pages are purged after
+ *            FANCY_PURGE_DELAY ... by any thread's slow path").
  * RSS is read from /proc/self/statm.  Exit status 0 pass, 1 fail, 77
  * skip: under a sanitizer, whose shadow memory of the 40 MiB stays
  * resident whatever the allocator gives back.
@@ -110,13 +113,27 @@ static int run(const char *mode) {
     pthread_join(t, NULL);
     size_t after = rss();
     size_t live = (size_t)((NBLOCKS + keep_every - 1) / keep_every) * 2 * 65536;
-    printf("exit: RSS at start %zu KiB, after the thread exited %zu KiB; live blocks' pages %zu KiB\n",
-           base >> 10, after >> 10, live >> 10);
-    if (after > base + live + SLACK) {
-      fprintf(stderr, "FAIL: an exited thread's free pages stay committed\n");
-      return 1;
+    uint64_t since = now_ms() - freed_at;
+    while (now_ms() - freed_at <= DELAY_MS + 50) sleep_ms(10);
+    size_t before_call = rss();
+    void *p = fancy_malloc(16);       /* another thread's allocator call */
+    fancy_free(p);
+    size_t after_call = rss();
+    printf("exit: RSS at start %zu KiB, %zu KiB %llu ms after the thread's frees (it has exited), "
+           "%zu KiB after the delay, %zu KiB right after another thread's malloc; "
+           "live blocks' pages %zu KiB\n",
+           base >> 10, after >> 10, (unsigned long long)since, before_call >> 10,
+           after_call >> 10, live >> 10);
+    int failed = 0;
+    if (since < DELAY_MS && after < base + live + 20 * MIB) {
+      fprintf(stderr, "FAIL: the exited thread's free pages were purged before the delay\n");
+      failed = 1;
     }
-    return 0;
+    if (after_call > base + live + SLACK) {
+      fprintf(stderr, "FAIL: an exited thread's free pages stay committed after the delay\n");
+      failed = 1;
+    }
+    return failed;
   }
   wait_stage(1);
   size_t high = rss();
