@@ -8,7 +8,10 @@
  * the race every time or never.
  *
  * The program re-executes itself with FANCY_MEMORY_LIMIT=256m (read once,
- * at start-up) for the limit test; the other tests use far less.
+ * at start-up) for the limit test; the other tests use far less.  And with
+ * FANCY_PURGE_DELAY=1000000 (1000 s) for the exit-purge tests, which move
+ * the test clock past it: a reclamation thread (--enable-reclamation)
+ * then sleeps through every test instead of purging beside them.
  */
 #define _GNU_SOURCE 1
 #include "config.h"
@@ -334,7 +337,7 @@ END_TEST
  * dirty free span, which keeps its age; FANCY_PURGE_DELAY is made long
  * and the test clock (_fa_test_clock_skew) moves past it without sleeping.
  * ---------------------------------------------------------------------- */
-#define LONG_DELAY 1000000u   /* ms */
+#define LONG_DELAY 1000000u   /* ms: FANCY_PURGE_DELAY, see main */
 
 typedef struct {
   void *live;                 /* pages 1-2, live when the thread exits */
@@ -352,7 +355,7 @@ static void *exiting_dirty_main(void *arg) {
 
 /* The segment a thread left behind, abandoned, with its one dirty span. */
 static fa_segment_t *exit_leaving_dirty_span(exited_t *x, fa_page_t **span) {
-  _fa_opt.purge_delay = LONG_DELAY;
+  ck_assert_uint_eq(_fa_opt.purge_delay, LONG_DELAY);
   pthread_join(start(exiting_dirty_main, x), NULL);
   fa_segment_t *seg = fa_ptr_segment(x->live);
   ck_assert_int_eq(seg->state, FA_SEG_ABANDONED);
@@ -400,11 +403,9 @@ START_TEST(test_exit_span_purged_after_delay) {
   ck_assert_uint_ge(resident_pages(seg, span), MIB / (size_t)sysconf(_SC_PAGESIZE));
   for (int round = 0; round < 2; round++) {
     if (round == 1) atomic_fetch_add(&_fa_test_clock_skew, LONG_DELAY + 1);
-    /* the allocator's slow paths call it once something is due */
-    if (_i == 0) {
+    if (_i == 0) {   /* what every slow path calls (fa_purge_if_due) */
       if (round == 1) ck_assert_uint_ne(atomic_load(&_fa_purge_due), 0);
-      if (atomic_load(&_fa_purge_due) != 0 && atomic_load(&_fa_purge_due) <= _fa_clock_ms())
-        _fa_purge_due_run();
+      _fa_purge_due_run();
     } else {
       _fa_reclaim_tick(false, true);
     }
@@ -430,6 +431,7 @@ END_TEST
 enum { EV_C_DONE = 2, EV_P_GO, EV_P_DONE };
 
 typedef struct {
+  bool adopt_first;           /* 2b: adopts, then purges on EV_P_GO */
   void *p;
   fa_heap_t *heap;
   bool valid;
@@ -445,11 +447,16 @@ static void *collector_main(void *arg) {
 
 static void *newcomer_main(void *arg) {
   newcomer_t *n = arg;
-  ev_wait(EV_P_GO);
+  if (!n->adopt_first) ev_wait(EV_P_GO);
   n->p = fancy_malloc(16);            /* needs a segment: the abandoned one */
   n->heap = fa_heap_get();
+  if (n->adopt_first) {               /* its heartbeat's purge, after the delay */
+    ev_set(EV_P_DONE);
+    ev_wait(EV_P_GO);
+    _fa_heap_purge(n->heap, _fa_clock_ms(), _fa_opt.purge_delay, SIZE_MAX);
+  }
   n->valid = fancy_validate_heap();
-  ev_set(EV_P_DONE);
+  ev_set(n->adopt_first ? EV_C_DONE : EV_P_DONE);
   ev_wait(EV_END);
   fancy_free(n->p);
   return NULL;
@@ -489,26 +496,12 @@ END_TEST
  * segment (the hook at its purge never fires) and leave the span to the
  * adopter, on whose dirty list it is, with its age: the adopter's own
  * purge (heartbeat) gives it back. */
-static void *adopter2_main(void *arg) {
-  newcomer_t *n = arg;
-  n->p = fancy_malloc(16);
-  n->heap = fa_heap_get();
-  ev_set(EV_P_DONE);
-  ev_wait(EV_P_GO);
-  _fa_heap_purge(n->heap, _fa_clock_ms(), _fa_opt.purge_delay, SIZE_MAX);
-  n->valid = fancy_validate_heap();
-  ev_set(EV_C_DONE);
-  ev_wait(EV_END);
-  fancy_free(n->p);
-  return NULL;
-}
-
 START_TEST(test_abandoned_purge_skips_adopted) {
   exited_t x = {0};
   fa_page_t *span = NULL;
   fa_segment_t *seg = exit_leaving_dirty_span(&x, &span);
-  newcomer_t n = {0};
-  pthread_t at = start(adopter2_main, &n);
+  newcomer_t n = {.adopt_first = true};
+  pthread_t at = start(newcomer_main, &n);
   ev_wait(EV_P_DONE);
   ck_assert_msg(fa_ptr_segment(n.p) == seg, "the adopter did not take the segment");
   ck_assert_int_eq(seg->state, FA_SEG_OWNED);
@@ -560,6 +553,7 @@ int main(int argc, char **argv) {
   (void)argc;
   if (getenv("FANCY_MEMORY_LIMIT") == NULL || strcmp(getenv("FANCY_MEMORY_LIMIT"), "256m") != 0) {
     setenv("FANCY_MEMORY_LIMIT", "256m", 1);
+    setenv("FANCY_PURGE_DELAY", "1000000", 1);
     execv("/proc/self/exe", argv);
     return EXIT_FAILURE;
   }
