@@ -15,7 +15,7 @@
 #     the uninstalled libraries;
 #   - the tests that re-execute themselves with a variable set
 #     (tests/check_mode: FANCY_CHECK=1, tests/limit_helper:
-#     FANCY_MEMORY_LIMIT=64m, tests/limit_threads: 32m, tests/check_races: 256m,
+#     FANCY_MEMORY_LIMIT=64m, tests/limit_threads: 32m, tests/check_races: 256m and FANCY_PURGE_DELAY=1000000,
 #     tests/claims/idle_wakeups, tests/claims/limit_rss)
 #     get it set here instead, since the emulated
 #     program cannot exec itself again;
@@ -36,7 +36,8 @@ case $name in
   limit_helper) FANCY_MEMORY_LIMIT=64m FA_LIMIT_HELPER_CHILD=1
                 export FANCY_MEMORY_LIMIT FA_LIMIT_HELPER_CHILD ;;
   limit_threads) FANCY_MEMORY_LIMIT=32m; export FANCY_MEMORY_LIMIT ;;
-  check_races) FANCY_MEMORY_LIMIT=256m; export FANCY_MEMORY_LIMIT ;;
+  check_races) FANCY_MEMORY_LIMIT=256m FANCY_PURGE_DELAY=1000000
+               export FANCY_MEMORY_LIMIT FANCY_PURGE_DELAY ;;
   idle_wakeups) FANCY_IDLE_WAKEUPS_CHILD=1 FANCY_RECLAIM=1 FANCY_PURGE_DELAY=0
                 export FANCY_IDLE_WAKEUPS_CHILD FANCY_RECLAIM FANCY_PURGE_DELAY ;;
   limit_rss) FANCY_LIMIT_RSS_CHILD=1 FANCY_MEMORY_LIMIT=16m
