@@ -8,17 +8,41 @@
  * under one lock; a huge allocation costs a system call anyway.
  * realloc uses mremap, which moves pages instead of copying them.
  *
- * free keeps a few freed mappings (FA_HUGE_CACHE_SLOTS, at most
- * FA_HUGE_CACHE_BYTES) mapped and warm for FANCY_PURGE_DELAY, so that a
- * program that frees and allocates big buffers again and again pays their
- * page faults once.  A cached mapping serves a request of any size (a
- * bigger one loses its tail, a smaller one grows); it stays marked huge in
- * the address map, so a second free of it is still caught.  Then it is
- * unmapped.  calloc never takes one (a fresh mapping is zero for free).
+ * free keeps freed mappings warm for FANCY_PURGE_DELAY, as pieces: runs
+ * of whole pages, still mapped, in no block (at most FA_HUGE_PIECES of them
+ * and FA_HUGE_CACHE_BYTES in all).  A huge malloc takes the smallest piece
+ * that starts aligned and fits, and what it does not need stays a piece;
+ * else it grows the largest aligned piece by mremap (or maps a new block)
+ * and moves other pieces' pages into the part it lacks (_fa_os_move: the
+ * kernel moves page tables, nothing is copied).  Only what no piece could
+ * give is faulted in.  A program that frees big buffers and allocates
+ * others of other sizes (mimalloc-bench's malloc-large: 5-25 MiB, 20 live)
+ * so pays its page faults about once, as with a heap that keeps freed big
+ * blocks (glibc, tcmalloc), and the pieces still go back to the kernel
+ * after the delay.  calloc never takes a piece (a new mapping is zero for
+ * free).
+ *
+ * The states of a run of pages of huge memory (all moves under
+ * _fa_huge_lock):
+ *   live      a block: its entry in fa_huge_table;
+ *   warm      a piece in fa_huge_cache: mapped, maybe resident, no block's;
+ *   unmapped  given back to the kernel.
+ * live -> warm: free (and nothing else: not above the soft limit, not
+ * with FANCY_PURGE_DELAY=0).  warm -> live: a malloc cuts it or moves its
+ * pages.  warm -> unmapped: the delay passed (_fa_huge_cache_decay),
+ * fancy_trim, or the oldest piece makes room for a newer one.
+ * live -> unmapped: free without the cache, instance destruction.
+ *
+ * A 4 MiB unit of the address map is marked huge while any live or warm
+ * run covers part of it (fa_huge_unit_used): a block starts on a unit, a
+ * piece anywhere.  A unit is unmarked before its run is unmapped or moved
+ * away, never after: from then on another thread may map the address and
+ * mark it.  Freed pieces stay marked, so a second free of a block whose
+ * pages are warm is still caught.
+ *
+ * Locks: _fa_huge_lock is a leaf; nothing is locked under it.
  */
 #include "internal.h"
-
-#include <sys/mman.h>
 
 typedef struct fa_huge_entry_s {
   uintptr_t addr;     /* 0 = empty slot */
@@ -33,15 +57,16 @@ static size_t fa_huge_cap;      /* a power of two */
 static size_t fa_huge_count;
 static size_t fa_huge_bytes;
 
-/* Freed mappings kept warm, under _fa_huge_lock. */
-#define FA_HUGE_CACHE_SLOTS 8
+/* Warm pieces, under _fa_huge_lock. */
+#define FA_HUGE_PIECES 16
 #define FA_HUGE_CACHE_BYTES ((size_t)64 << 20)
-typedef struct fa_huge_cached_s {
+#define FA_HUGE_MOVES 4             /* pieces moved into one block at most */
+typedef struct fa_huge_piece_s {
   uintptr_t addr;     /* 0 = empty slot */
   size_t size;
-  uint64_t time;      /* ms, when it was freed */
-} fa_huge_cached_t;
-static fa_huge_cached_t fa_huge_cache[FA_HUGE_CACHE_SLOTS];
+  uint64_t time;      /* ms, when its pages were freed */
+} fa_huge_piece_t;
+static fa_huge_piece_t fa_huge_cache[FA_HUGE_PIECES];
 static size_t fa_huge_cache_bytes;
 
 /* Mark every 4 MiB unit of [addr, addr + size) as kind in the address
@@ -49,7 +74,8 @@ static size_t fa_huge_cache_bytes;
  * file (and aborts unless it is the block's start), instead of passing for
  * a pointer that is not ours. */
 static void fa_huge_mark(uintptr_t addr, size_t size, unsigned kind) {
-  for (uintptr_t u = addr; u - addr < size; u += FA_SEGMENT_SIZE) _fa_segmap_set(u, kind);
+  for (uintptr_t u = addr & ~(uintptr_t)FA_SEGMENT_MASK; u < addr + size; u += FA_SEGMENT_SIZE)
+    _fa_segmap_set(u, kind);
 }
 
 /* The last few huge blocks unmapped, so that a second free() of one, whose
@@ -83,12 +109,11 @@ static void fa_huge_put(fa_huge_entry_t *table, size_t cap, fa_huge_entry_t e) {
 /* Lock held.  The table itself is mapped directly, never malloc'ed. */
 static bool fa_huge_grow(void) {
   size_t cap = fa_huge_cap ? fa_huge_cap * 2 : 256;
-  fa_huge_entry_t *table = mmap(NULL, cap * sizeof *table, PROT_READ | PROT_WRITE,
-                                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (table == MAP_FAILED) return false;
+  fa_huge_entry_t *table = _fa_os_map_table(cap * sizeof *table);
+  if (table == NULL) return false;
   for (size_t i = 0; i < fa_huge_cap; i++)
     if (fa_huge_table[i].addr != 0) fa_huge_put(table, cap, fa_huge_table[i]);
-  if (fa_huge_table != NULL) munmap(fa_huge_table, fa_huge_cap * sizeof *table);
+  _fa_os_unmap_table(fa_huge_table, fa_huge_cap * sizeof *table);
   fa_huge_table = table;
   fa_huge_cap = cap;
   return true;
@@ -137,17 +162,90 @@ static bool fa_huge_insert(uintptr_t addr, size_t size, size_t align, fa_domain_
   return true;
 }
 
-/* Lock held.  Take a cached mapping for size bytes aligned to align: the
- * smallest one that fits (its tail beyond size is unmapped), else the
- * largest smaller one, grown by mremap (its pages move with it, only the
- * new tail faults).  A program that frees big buffers and allocates others
- * of different sizes (mimalloc-bench's malloc-large: 5-25 MiB) so reuses
- * the pages of the one it freed instead of faulting in a fresh mapping.
- * The address map is kept marked huge across the remap.  0 if none. */
+/* Lock held.  Does a live block or a warm piece cover part of unit u?
+ * A block starts on a unit: walk back over the units marked huge to the
+ * first block start, which covers u or ends before it. */
+static bool fa_huge_unit_used(uintptr_t u) {
+  for (size_t i = 0; i < FA_HUGE_PIECES; i++) {
+    const fa_huge_piece_t *c = &fa_huge_cache[i];
+    if (c->addr != 0 && c->addr < u + FA_SEGMENT_SIZE && u < c->addr + c->size) return true;
+  }
+  for (uintptr_t v = u;; v -= FA_SEGMENT_SIZE) {
+    const fa_huge_entry_t *e = fa_huge_find(v);
+    if (e != NULL) return v + e->size > u;
+    if (v == 0 || fa_unit_kind(v - FA_SEGMENT_SIZE) != FA_UNIT_HUGE) return false;
+  }
+}
+
+/* Lock held.  [addr, addr + size) is neither live nor warm any more:
+ * unmark the units that nothing else covers. */
+static void fa_huge_unmark(uintptr_t addr, size_t size) {
+  for (uintptr_t u = addr & ~(uintptr_t)FA_SEGMENT_MASK; u < addr + size; u += FA_SEGMENT_SIZE)
+    if (!fa_huge_unit_used(u)) _fa_segmap_set(u, FA_UNIT_NONE);
+}
+
+/* Lock held.  The piece holding p (a block's start, or any address). */
+static fa_huge_piece_t *fa_huge_piece_at(uintptr_t p) {
+  for (size_t i = 0; i < FA_HUGE_PIECES; i++) {
+    fa_huge_piece_t *c = &fa_huge_cache[i];
+    if (c->addr != 0 && p - c->addr < c->size) return c;
+  }
+  return NULL;
+}
+
+/* Lock held.  Take the first size bytes of piece c out of the cache (its
+ * rest stays a piece); returns their address.  They are still marked. */
+static uintptr_t fa_huge_piece_cut(fa_huge_piece_t *c, size_t size) {
+  uintptr_t addr = c->addr;
+  c->addr += size;
+  c->size -= size;
+  if (c->size == 0) c->addr = 0;
+  fa_huge_cache_bytes -= size;
+  fa_uncount(huge, size);
+  return addr;
+}
+
+/* Lock held.  Give piece c back to the kernel. */
+static void fa_huge_piece_unmap(fa_huge_piece_t *c) {
+  uintptr_t addr = c->addr;
+  size_t size = c->size;
+  fa_huge_piece_cut(c, size);
+  fa_huge_unmark(addr, size);
+  _fa_os_unmap((void *)addr, size);
+  fa_huge_freed_note(addr);
+}
+
+/* Lock held.  The part [have, size) of block q lacks pages: move the
+ * pages of up to FA_HUGE_MOVES pieces there, the largest first, so that
+ * they need not fault in.  Returns how much of the block is warm now. */
+static size_t fa_huge_fill(uintptr_t q, size_t have, size_t size) {
+  for (unsigned moves = 0; have < size && moves < FA_HUGE_MOVES; moves++) {
+    fa_huge_piece_t *c = NULL;
+    for (size_t i = 0; i < FA_HUGE_PIECES; i++)
+      if (fa_huge_cache[i].addr != 0 && (c == NULL || fa_huge_cache[i].size > c->size))
+        c = &fa_huge_cache[i];
+    if (c == NULL) break;
+    size_t m = c->size < size - have ? c->size : size - have;
+    uintptr_t src = fa_huge_piece_cut(c, m);
+    fa_huge_unmark(src, m);   /* before the pages leave: see the top */
+    if (!_fa_os_move((void *)src, m, (void *)(q + have))) {
+      _fa_os_unmap((void *)src, m);
+      break;
+    }
+    have += m;
+  }
+  return have;
+}
+
+/* Lock held.  A block of size bytes aligned to align from the warm
+ * pieces: the smallest piece that starts aligned and fits (the rest stays
+ * a piece), else the largest aligned one grown by mremap, its new part
+ * filled from the other pieces.  The block is marked huge.  0 if no piece
+ * starts aligned (the caller maps a new block and fills it). */
 static uintptr_t fa_huge_cache_take(size_t size, size_t align, bool huge_pages) {
-  fa_huge_cached_t *fit = NULL, *grow = NULL;
-  for (size_t i = 0; i < FA_HUGE_CACHE_SLOTS; i++) {
-    fa_huge_cached_t *c = &fa_huge_cache[i];
+  fa_huge_piece_t *fit = NULL, *grow = NULL;
+  for (size_t i = 0; i < FA_HUGE_PIECES; i++) {
+    fa_huge_piece_t *c = &fa_huge_cache[i];
     if (c->addr == 0 || c->addr % align != 0) continue;
     if (c->size >= size) {
       if (fit == NULL || c->size < fit->size) fit = c;
@@ -155,80 +253,83 @@ static uintptr_t fa_huge_cache_take(size_t size, size_t align, bool huge_pages) 
       grow = c;
     }
   }
-  fa_huge_cached_t *c = fit != NULL ? fit : grow;
-  if (c == NULL) return 0;
-  uintptr_t addr = c->addr;
-  if (c->size > size) {
-    size_t kept = (size + FA_SEGMENT_MASK) & ~FA_SEGMENT_MASK;   /* whole units */
-    if (kept < c->size) fa_huge_mark(addr + kept, c->size - kept, FA_UNIT_NONE);
-    _fa_os_unmap((void *)(addr + size), c->size - size);
-  } else if (c->size < size) {
-    /* Unmarked first: once the pages move, the old range may be mapped by
-     * another thread at once. */
-    fa_huge_mark(addr, c->size, FA_UNIT_NONE);
-    void *q = _fa_os_remap((void *)addr, c->size, size, align, huge_pages);
-    if (q == NULL) {
-      fa_huge_mark(addr, c->size, FA_UNIT_HUGE);
-      return 0;
-    }
-    addr = (uintptr_t)q;
-    fa_huge_mark(addr, size, FA_UNIT_HUGE);
+  if (fit != NULL) return fa_huge_piece_cut(fit, size);
+  if (grow == NULL) return 0;
+  size_t have = grow->size;
+  uintptr_t addr = fa_huge_piece_cut(grow, have);
+  fa_huge_unmark(addr, have);   /* the pages may move */
+  int saved_errno = errno;
+  void *q = _fa_os_remap((void *)addr, have, size, align, huge_pages);
+  if (q == NULL) {   /* still there (several mappings, or no room): a piece again */
+    errno = saved_errno;
+    grow->addr = addr;
+    grow->size = have;
+    fa_huge_cache_bytes += have;
+    fa_count(huge, have);
+    fa_huge_mark(addr, have, FA_UNIT_HUGE);
+    return 0;
   }
-  fa_huge_cache_bytes -= c->size;
-  fa_uncount(huge, c->size);
-  c->addr = 0;
-  return addr;
+  fa_huge_mark((uintptr_t)q, size, FA_UNIT_HUGE);
+  fa_huge_fill((uintptr_t)q, have, size);
+  return (uintptr_t)q;
 }
 
-/* Lock held.  Keep a freed mapping warm if there is room; false if not. */
+/* Lock held.  Keep a freed block's pages warm as a piece, joined with
+ * the pieces right before and after it (often its own rest), making room
+ * by unmapping the oldest pieces; false if it cannot be kept. */
 static bool fa_huge_cache_put(uintptr_t addr, size_t size, uint64_t now) {
-  if (_fa_opt.purge_delay == 0 || size > FA_HUGE_CACHE_BYTES - fa_huge_cache_bytes) return false;
-  for (size_t i = 0; i < FA_HUGE_CACHE_SLOTS; i++) {
-    if (fa_huge_cache[i].addr != 0) continue;
-    fa_huge_cache[i] = (fa_huge_cached_t){addr, size, now};
-    fa_huge_cache_bytes += size;
-    fa_count(huge, size);
-    return true;
+  if (_fa_opt.purge_delay == 0 || size > FA_HUGE_CACHE_BYTES) return false;
+  fa_huge_piece_t *next = fa_huge_piece_at(addr + size);
+  if (next != NULL && next->addr == addr + size && size + next->size <= FA_HUGE_CACHE_BYTES)
+    size += next->size, fa_huge_piece_cut(next, next->size);
+  fa_huge_piece_t *prev = addr != 0 ? fa_huge_piece_at(addr - 1) : NULL;
+  if (prev != NULL && size + prev->size <= FA_HUGE_CACHE_BYTES) {
+    size += prev->size;
+    addr = fa_huge_piece_cut(prev, prev->size);
   }
-  return false;
+  for (;;) {
+    fa_huge_piece_t *slot = NULL, *oldest = NULL;
+    for (size_t i = 0; i < FA_HUGE_PIECES; i++) {
+      fa_huge_piece_t *c = &fa_huge_cache[i];
+      if (c->addr == 0) slot = c;
+      else if (oldest == NULL || c->time < oldest->time) oldest = c;
+    }
+    if (slot != NULL && size <= FA_HUGE_CACHE_BYTES - fa_huge_cache_bytes) {
+      *slot = (fa_huge_piece_t){addr, size, now};
+      fa_huge_cache_bytes += size;
+      fa_count(huge, size);
+      return true;
+    }
+    fa_huge_piece_unmap(oldest);   /* not NULL: the slots or the bytes are full */
+  }
 }
 
-/* Unmap cached mappings freed delay ms ago or more (all when force). */
+/* Unmap warm pieces freed delay ms ago or more (all when force). */
 size_t _fa_huge_cache_decay(uint64_t now, uint64_t delay, bool force) {
   size_t n = 0;
   pthread_mutex_lock(&_fa_huge_lock);
-  for (size_t i = 0; i < FA_HUGE_CACHE_SLOTS; i++) {
-    fa_huge_cached_t *c = &fa_huge_cache[i];
+  for (size_t i = 0; i < FA_HUGE_PIECES; i++) {
+    fa_huge_piece_t *c = &fa_huge_cache[i];
     if (c->addr == 0 || !(force || now - c->time >= delay)) continue;
-    /* Unmarked first, before the address can be mapped again. */
-    fa_huge_mark(c->addr, c->size, FA_UNIT_NONE);
-    _fa_os_unmap((void *)c->addr, c->size);
-    fa_huge_freed_note(c->addr);
-    fa_huge_cache_bytes -= c->size;
-    fa_uncount(huge, c->size);
-    c->addr = 0;
+    fa_huge_piece_unmap(c);
     n++;
   }
   pthread_mutex_unlock(&_fa_huge_lock);
   return n;
 }
 
-/* fancy_trim(pad): unmap the oldest cached mappings until what stays fits
- * in *budget (taken from it). */
+/* fancy_trim(pad): unmap the oldest warm pieces until what stays fits in
+ * *budget (taken from it). */
 size_t _fa_huge_cache_trim(size_t *budget) {
   size_t n = 0;
   pthread_mutex_lock(&_fa_huge_lock);
   while (fa_huge_cache_bytes > *budget) {
-    fa_huge_cached_t *c = NULL;
-    for (size_t i = 0; i < FA_HUGE_CACHE_SLOTS; i++)
+    fa_huge_piece_t *c = NULL;
+    for (size_t i = 0; i < FA_HUGE_PIECES; i++)
       if (fa_huge_cache[i].addr != 0 && (c == NULL || fa_huge_cache[i].time < c->time))
         c = &fa_huge_cache[i];
     if (c == NULL) break;
-    fa_huge_mark(c->addr, c->size, FA_UNIT_NONE);
-    _fa_os_unmap((void *)c->addr, c->size);
-    fa_huge_freed_note(c->addr);
-    fa_huge_cache_bytes -= c->size;
-    c->addr = 0;
+    fa_huge_piece_unmap(c);
     n++;
   }
   *budget -= fa_huge_cache_bytes;
@@ -258,9 +359,12 @@ void *_fa_huge_alloc(fa_heap_t *heap, size_t n, size_t alignment, bool zeroed) {
     pthread_mutex_lock(&_fa_huge_lock);
     uintptr_t addr = fa_huge_cache_take(size, align, d->huge_pages);
     bool ok = addr != 0 && fa_huge_insert(addr, size, align, d);
-    if (addr != 0 && !ok) fa_huge_cache_put(addr, size, _fa_clock_ms());
+    if (addr != 0 && !ok && !fa_huge_cache_put(addr, size, _fa_clock_ms())) {
+      fa_huge_unmark(addr, size);
+      _fa_os_unmap((void *)addr, size);
+    }
     pthread_mutex_unlock(&_fa_huge_lock);
-    if (ok) return (void *)addr;   /* still marked huge in the address map */
+    if (ok) return (void *)addr;   /* marked huge in the address map */
   }
   fa_soft_check(heap, size);   /* a new mapping: make room under the soft limit */
   void *p = _fa_os_map_aligned(size, align, d->populate, d->huge_pages);
@@ -272,6 +376,10 @@ void *_fa_huge_alloc(fa_heap_t *heap, size_t n, size_t alignment, bool zeroed) {
   }
   pthread_mutex_lock(&_fa_huge_lock);
   bool ok = fa_huge_insert((uintptr_t)p, size, align, d);
+  if (ok) {
+    fa_huge_mark((uintptr_t)p, size, FA_UNIT_HUGE);
+    if (!zeroed && !d->populate) fa_huge_fill((uintptr_t)p, 0, size);
+  }
   pthread_mutex_unlock(&_fa_huge_lock);
   if (!ok) {
     _fa_os_unmap(p, size);
@@ -279,14 +387,13 @@ void *_fa_huge_alloc(fa_heap_t *heap, size_t n, size_t alignment, bool zeroed) {
     errno = ENOMEM;
     return NULL;
   }
-  fa_huge_mark((uintptr_t)p, size, FA_UNIT_HUGE);
   return p;
 }
 
-/* Give a huge block's mapping back (its table entry is gone already).
- * The map is cleared first, before the address can be handed out again. */
+/* Give a huge block's mapping back (its table entry is gone already, and
+ * its units were unmarked under the lock: before the address can be
+ * mapped again). */
 static void fa_huge_unmap(fa_domain_t *d, void *p, size_t size) {
-  fa_huge_mark((uintptr_t)p, size, FA_UNIT_NONE);
   _fa_os_unmap(p, size);
   _fa_domain_uncharge(d, size);
   fa_huge_freed_note((uintptr_t)p);
@@ -299,8 +406,7 @@ bool _fa_huge_free(fa_domain_t *d, void *p) {
   pthread_mutex_lock(&_fa_huge_lock);
   fa_huge_entry_t *e = fa_huge_find((uintptr_t)p);
   if (e == NULL) {
-    bool freed = false;
-    for (size_t i = 0; i < FA_HUGE_CACHE_SLOTS; i++) freed |= fa_huge_cache[i].addr == (uintptr_t)p;
+    bool freed = fa_huge_piece_at((uintptr_t)p) != NULL;   /* its pages are warm */
     pthread_mutex_unlock(&_fa_huge_lock);
     if (freed) _fa_invalid_free(p, "double free (huge block)");
     return false;
@@ -313,6 +419,7 @@ bool _fa_huge_free(fa_domain_t *d, void *p) {
   fa_huge_remove(e);
   /* Above the soft limit (limit.c) the mapping goes back at once. */
   bool cached = !fa_soft_over() && fa_huge_cache_put((uintptr_t)p, size, now);
+  if (!cached) fa_huge_unmark((uintptr_t)p, size);
   pthread_mutex_unlock(&_fa_huge_lock);
   if (cached) _fa_domain_uncharge(d, size);
   else fa_huge_unmap(d, p, size);
@@ -335,27 +442,26 @@ size_t _fa_huge_release_domain(fa_domain_t *d) {
     void *p = (void *)e->addr;
     size_t size = e->size;
     fa_huge_remove(e);
+    fa_huge_unmark((uintptr_t)p, size);
     pthread_mutex_unlock(&_fa_huge_lock);
     fa_huge_unmap(d, p, size);
     n++;
   }
 }
 
-/* Is p inside a live or warm (freed, cached) huge block?  Walks back over
- * the units marked huge to the block's start.  A unit's tail beyond a
- * block that ends inside it is not the block's: another mapping may sit
- * there. */
+/* Is p inside a live block or a warm piece?  A block starts on a unit:
+ * walk back over the units marked huge to the block's start.  A unit's
+ * tail beyond a block that ends inside it is not the block's: a piece or
+ * another mapping may sit there. */
 bool _fa_huge_contains(const void *p) {
   uintptr_t u = (uintptr_t)p & ~(uintptr_t)FA_SEGMENT_MASK;
   bool inside = false;
   pthread_mutex_lock(&_fa_huge_lock);
-  for (;; u -= FA_SEGMENT_SIZE) {
+  if (fa_huge_piece_at((uintptr_t)p) != NULL) inside = true;
+  for (; !inside; u -= FA_SEGMENT_SIZE) {
     fa_huge_entry_t *e = fa_huge_find(u);
-    size_t size = e ? e->size : 0;
-    for (size_t i = 0; i < FA_HUGE_CACHE_SLOTS && size == 0; i++)
-      if (fa_huge_cache[i].addr == u) size = fa_huge_cache[i].size;
-    if (size != 0) {
-      inside = (uintptr_t)p - u < size;
+    if (e != NULL) {
+      inside = (uintptr_t)p - u < e->size;
       break;
     }
     if (u == 0 || fa_unit_kind(u - FA_SEGMENT_SIZE) != FA_UNIT_HUGE) break;
@@ -373,17 +479,18 @@ size_t _fa_huge_size(const void *p) {
 }
 
 /* realloc of a huge block: mremap (pages move, nothing is copied), or a
- * copy into a normal block when it shrinks below FA_LARGE_MAX.  The table
+ * copy into a normal block when it shrinks below FA_LARGE_MAX, or into a
+ * new huge block when the kernel cannot grow it (made of moved pieces).  The table
  * lock is held across the remap: the moment mremap moves the pages another
  * thread may map the old address and want a table entry for it, which it
  * can only get after ours has moved too. */
 void *_fa_huge_realloc(fa_heap_t *heap, void *p, size_t n) {
   fa_domain_t *d = heap->domain;
+  int saved_errno = errno;
   pthread_mutex_lock(&_fa_huge_lock);
   fa_huge_entry_t *e = fa_huge_find((uintptr_t)p);
   if (e == NULL) {
-    bool freed = false;
-    for (size_t i = 0; i < FA_HUGE_CACHE_SLOTS; i++) freed |= fa_huge_cache[i].addr == (uintptr_t)p;
+    bool freed = fa_huge_piece_at((uintptr_t)p) != NULL;
     pthread_mutex_unlock(&_fa_huge_lock);
     if (freed) _fa_invalid_free(p, "realloc of a freed block (huge block)");
     _fa_invalid_free(p, _fa_huge_contains(p) ? "realloc of a pointer inside a huge block"
@@ -416,18 +523,27 @@ void *_fa_huge_realloc(fa_heap_t *heap, void *p, size_t n) {
     errno = ENOMEM;
     return NULL;
   }
-  /* Unmark first: once the pages move, the old range may be mapped by
-   * another thread (as a segment) at once. */
-  fa_huge_mark((uintptr_t)p, size, FA_UNIT_NONE);
+  /* Out of the table and unmarked first: once the pages move, the old
+   * range may be mapped by another thread (as a segment) at once.  No
+   * room is needed to put it back: one out, one in. */
+  fa_huge_remove(e);
+  fa_huge_unmark((uintptr_t)p, size);
   void *q = _fa_os_remap(p, size, new_size, align, d->huge_pages);
   if (q == NULL) {
+    fa_huge_insert((uintptr_t)p, size, align, d);
     fa_huge_mark((uintptr_t)p, size, FA_UNIT_HUGE);
     pthread_mutex_unlock(&_fa_huge_lock);
     if (new_size > size) _fa_domain_uncharge(d, new_size - size);
-    return NULL;
+    /* The kernel grows a range of one mapping only, and a block made of
+     * moved pieces is several: copy it into a new block. */
+    errno = saved_errno;
+    q = _fa_huge_alloc(heap, n, align, false);
+    if (q == NULL) return NULL;
+    memcpy(q, p, size);
+    _fa_huge_free(d, p);
+    return q;
   }
-  fa_huge_remove(e);                               /* e is still p's: locked */
-  fa_huge_insert((uintptr_t)q, new_size, align, d);   /* room: one out, one in */
+  fa_huge_insert((uintptr_t)q, new_size, align, d);
   fa_huge_mark((uintptr_t)q, new_size, FA_UNIT_HUGE);
   pthread_mutex_unlock(&_fa_huge_lock);
   if (new_size < size) _fa_domain_uncharge(d, size - new_size);

@@ -164,6 +164,10 @@ void *_fa_os_map_table(size_t size) {
   return fa_os_mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_NORESERVE);
 }
 
+void _fa_os_unmap_table(void *p, size_t size) {
+  if (p != NULL && size != 0) munmap(p, size);
+}
+
 void _fa_os_unmap(void *p, size_t size) {
   if (p == NULL || size == 0) return;
   munmap(p, size);
@@ -226,4 +230,11 @@ void *_fa_os_remap(void *p, size_t old_size, size_t new_size, size_t align, bool
   fa_uncount(mapped, extra);
   errno = ENOMEM;
   return NULL;
+}
+
+bool _fa_os_move(void *src, size_t size, void *dst) {
+  fa_count(mmap_calls, 1);
+  if (mremap(src, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, dst) == MAP_FAILED) return false;
+  fa_uncount(mapped, size);   /* dst's own pages are gone */
+  return true;
 }

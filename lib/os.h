@@ -41,9 +41,15 @@ FA_HIDDEN void _fa_os_purge(void *p, size_t size);
  * contents; may move it.  NULL (errno ENOMEM) on failure, old intact. */
 FA_HIDDEN void *_fa_os_remap(void *p, size_t old_size, size_t new_size, size_t align,
                              bool huge_pages);
+/* Move the pages of [src, src + size) to dst, over pages of a mapping of
+ * ours that they replace (the kernel moves the page tables: nothing is
+ * copied, nothing faults).  src is unmapped afterwards.  false, nothing
+ * changed, if the kernel refuses. */
+FA_HIDDEN bool _fa_os_move(void *src, size_t size, void *dst);
 /* An internal table of size bytes (zero-filled, address space reserved
  * without commit charge, not counted against the memory limit). */
 FA_HIDDEN void *_fa_os_map_table(size_t size);
+FA_HIDDEN void _fa_os_unmap_table(void *p, size_t size);
 /* Count size more bytes against FANCY_MEMORY_LIMIT (the process's mapped
  * counter); false, nothing counted, past it.  For memory the allocator
  * maps again without a new mapping (a segment out of the purged reserve). */

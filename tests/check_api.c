@@ -371,6 +371,7 @@ enum misuse_kind {
   MISUSE_DOUBLE_LARGE,
   MISUSE_DOUBLE_HUGE,
   MISUSE_INTERIOR_HUGE,
+  MISUSE_DOUBLE_HUGE_JOINED,
   MISUSE_COUNT
 };
 
@@ -379,6 +380,7 @@ static const char *const misuse_name[MISUSE_COUNT] = {
   "free of p+8 of a 64-byte block", "free of p+16 of a 64-byte block",
   "double free of a 32-byte block", "double free of a 256 KiB block",
   "double free of an 8 MiB block", "free of p+4096 of an 8 MiB block",
+  "double free of a huge block whose pages joined a warm piece",
 };
 
 /* Performs one misuse; returns only if the library did not abort. */
@@ -426,6 +428,19 @@ static void do_misuse(enum misuse_kind kind) {
     p = fancy_malloc(8 * FA_MIB);
     fancy_free((char *)p + 4096);
     break;
+  case MISUSE_DOUBLE_HUGE_JOINED: {
+    /* Two 4 MiB blocks cut from one freed 8 MiB mapping, freed again: the
+     * second joins the first's piece, so its start lies inside a piece. */
+    void *a = fancy_malloc(8 * FA_MIB);
+    memset(a, 1, 8 * FA_MIB);
+    fancy_free(a);
+    void *b = fancy_malloc(4 * FA_MIB);
+    p = fancy_malloc(4 * FA_MIB);
+    fancy_free(b);
+    fancy_free(p);
+    fancy_free(p);
+    break;
+  }
   default:
     break;
   }
@@ -447,6 +462,7 @@ MISUSE_TEST(test_abort_double_free_small, MISUSE_DOUBLE_SMALL)
 MISUSE_TEST(test_abort_double_free_large, MISUSE_DOUBLE_LARGE)
 MISUSE_TEST(test_abort_double_free_huge, MISUSE_DOUBLE_HUGE)
 MISUSE_TEST(test_abort_free_interior_huge, MISUSE_INTERIOR_HUGE)
+MISUSE_TEST(test_abort_double_free_huge_joined, MISUSE_DOUBLE_HUGE_JOINED)
 
 /* The child side of fa_stderr_of_child. */
 static void misuse_child(int kind) { do_misuse((enum misuse_kind)kind); }
@@ -492,6 +508,7 @@ Suite *make_api_suite(void) {
   tcase_add_test_raise_signal(tc, test_abort_double_free_large, SIGABRT);
   tcase_add_test_raise_signal(tc, test_abort_double_free_huge, SIGABRT);
   tcase_add_test_raise_signal(tc, test_abort_free_interior_huge, SIGABRT);
+  tcase_add_test_raise_signal(tc, test_abort_double_free_huge_joined, SIGABRT);
   tcase_add_test(tc, test_abort_message_one_line);
   suite_add_tcase(s, tc);
   return s;
