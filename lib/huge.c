@@ -237,23 +237,62 @@ static size_t fa_huge_fill(uintptr_t q, size_t have, size_t size) {
   return have;
 }
 
+/* Lock held.  Where in piece c a block of size bytes aligned to align
+ * could start (its first aligned address), or 0 if it does not fit. */
+static uintptr_t fa_huge_piece_fit(const fa_huge_piece_t *c, size_t size, size_t align) {
+  uintptr_t a = (c->addr + align - 1) & ~(uintptr_t)(align - 1);
+  if (c->addr == 0 || a - c->addr > c->size || c->size - (a - c->addr) < size) return 0;
+  return a;
+}
+
+/* Lock held.  Take [a, a + size) out of piece c: what is before it stays
+ * c, what is after it becomes a piece of its own (in a free slot, or
+ * given back if there is none).  The block stays marked. */
+static void fa_huge_piece_take(fa_huge_piece_t *c, uintptr_t a, size_t size) {
+  if (a == c->addr) {
+    fa_huge_piece_cut(c, size);
+    return;
+  }
+  uintptr_t end = c->addr + c->size;
+  size_t tail = end - (a + size);
+  fa_huge_cache_bytes -= c->size - (a - c->addr);
+  fa_uncount(huge, c->size - (a - c->addr));
+  c->size = a - c->addr;
+  if (tail == 0) return;
+  for (size_t i = 0; i < FA_HUGE_PIECES; i++) {
+    if (fa_huge_cache[i].addr != 0) continue;
+    fa_huge_cache[i] = (fa_huge_piece_t){a + size, tail, c->time};
+    fa_huge_cache_bytes += tail;
+    fa_count(huge, tail);
+    return;
+  }
+  fa_huge_unmark(a + size, tail);
+  _fa_os_unmap((void *)(a + size), tail);
+}
+
 /* Lock held.  A block of size bytes aligned to align from the warm
- * pieces: the smallest piece that starts aligned and fits (the rest stays
- * a piece), else the largest aligned one grown by mremap, its new part
- * filled from the other pieces.  The block is marked huge.  0 if no piece
- * starts aligned (the caller maps a new block and fills it). */
+ * pieces: cut in place from the smallest piece it fits in (what is left
+ * on either side stays warm), else the largest piece that starts aligned,
+ * grown by mremap, its new part filled from the other pieces.  The block
+ * is marked huge.  0 if there is none of these (the caller maps a new
+ * block and fills it). */
 static uintptr_t fa_huge_cache_take(size_t size, size_t align, bool huge_pages) {
   fa_huge_piece_t *fit = NULL, *grow = NULL;
+  uintptr_t at = 0;
   for (size_t i = 0; i < FA_HUGE_PIECES; i++) {
     fa_huge_piece_t *c = &fa_huge_cache[i];
-    if (c->addr == 0 || c->addr % align != 0) continue;
-    if (c->size >= size) {
-      if (fit == NULL || c->size < fit->size) fit = c;
-    } else if (grow == NULL || c->size > grow->size) {
+    if (c->addr == 0) continue;
+    uintptr_t a = fa_huge_piece_fit(c, size, align);
+    if (a != 0) {
+      if (fit == NULL || c->size < fit->size) fit = c, at = a;
+    } else if (c->addr % align == 0 && (grow == NULL || c->size > grow->size)) {
       grow = c;
     }
   }
-  if (fit != NULL) return fa_huge_piece_cut(fit, size);
+  if (fit != NULL) {
+    fa_huge_piece_take(fit, at, size);
+    return at;
+  }
   if (grow == NULL) return 0;
   size_t have = grow->size;
   uintptr_t addr = fa_huge_piece_cut(grow, have);

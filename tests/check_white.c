@@ -485,6 +485,37 @@ START_TEST(test_huge_cache_reuses_warm_mapping) {
 }
 END_TEST
 
+/* A piece that does not start on a 4 MiB boundary still serves a block
+ * from its first boundary on, in place; what is left on either side stays
+ * warm (README, "How it works": "a smaller request is cut from a piece in
+ * place and the rest stays warm"). */
+START_TEST(test_huge_cache_cuts_inside_piece) {
+  if (_fa_opt.purge_delay == 0) return;
+  fancy_trim(0);
+  size_t n = 12u << 20, first = (5u << 20) / 2, second = 4u << 20;
+  char *p = fancy_malloc(n);
+  ck_assert_ptr_nonnull(p);
+  memset(p, 1, n);
+  fancy_free(p);
+  char *a = fancy_malloc(first);                 /* from the start: the rest is unaligned */
+  ck_assert_ptr_eq(a, p);
+  size_t mapped = atomic_load(&_fa_counters.mapped);
+  long f0 = minflt_now();
+  char *b = fancy_malloc(second);
+  ck_assert_ptr_eq(b, p + FA_SEGMENT_SIZE);
+  memset(b, 2, second);
+  ck_assert_msg(minflt_now() - f0 < 64, "%ld page faults writing a block cut inside a warm piece",
+                minflt_now() - f0);
+  ck_assert_uint_eq(atomic_load(&_fa_counters.mapped), mapped);
+  char *c = fancy_malloc(second);                /* the tail beyond b, warm too */
+  ck_assert_ptr_eq(c, p + 2 * FA_SEGMENT_SIZE);
+  fancy_free(a);
+  fancy_free(b);
+  fancy_free(c);
+  check_valid();
+}
+END_TEST
+
 /* A request bigger than every warm piece grows one and moves the pages
  * of the others into the part it lacks: nothing faults, nothing more is
  * mapped, and the addresses the pages left are no longer ours (README,
@@ -713,6 +744,7 @@ static Suite *white_suite(void) {
   tcase_add_test(tc, test_dirty_list_keeps_age_order);
   tcase_add_test(tc, test_huge_cache_reuses_warm_mapping);
   tcase_add_test(tc, test_huge_cache_moves_pieces);
+  tcase_add_test(tc, test_huge_cache_cuts_inside_piece);
   tcase_add_test(tc, test_huge_cache_calloc_and_trim);
   tcase_add_test(tc, test_refill_reuses_holes);
   tcase_add_test(tc, test_remote_free_reused_by_freeing_thread);
