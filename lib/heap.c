@@ -9,7 +9,6 @@
  */
 #include "internal.h"
 
-#include <sys/mman.h>
 
 pthread_mutex_t _fa_heaps_lock = PTHREAD_MUTEX_INITIALIZER;
 fa_heap_t *_fa_heaps;                 /* all heaps, via pool_next */
@@ -55,9 +54,8 @@ fa_heap_t *_fa_heap_new(fa_domain_t *domain) {
     if (fa_heap_chunk_left == 0) {
       /* Heap metadata comes from its own mapping, never from a segment,
        * and is not counted against the memory limit. */
-      void *chunk = mmap(NULL, FA_HEAP_CHUNK, PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-      if (chunk == MAP_FAILED) {
+      void *chunk = _fa_os_map_meta(FA_HEAP_CHUNK);
+      if (chunk == NULL) {
         pthread_mutex_unlock(&_fa_heaps_lock);
         errno = ENOMEM;
         return NULL;

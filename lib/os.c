@@ -164,6 +164,10 @@ void *_fa_os_map_table(size_t size) {
   return fa_os_mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_NORESERVE);
 }
 
+void *_fa_os_map_meta(size_t size) {
+  return fa_os_mmap(NULL, size, PROT_READ | PROT_WRITE, 0);
+}
+
 void _fa_os_unmap_table(void *p, size_t size) {
   if (p != NULL && size != 0) munmap(p, size);
 }

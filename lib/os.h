@@ -50,6 +50,9 @@ FA_HIDDEN bool _fa_os_move(void *src, size_t size, void *dst);
  * without commit charge, not counted against the memory limit). */
 FA_HIDDEN void *_fa_os_map_table(size_t size);
 FA_HIDDEN void _fa_os_unmap_table(void *p, size_t size);
+/* Allocator metadata of size bytes (heaps): committed like any mapping,
+ * zero-filled, not counted against the memory limit.  NULL on failure. */
+FA_HIDDEN void *_fa_os_map_meta(size_t size);
 /* Count size more bytes against FANCY_MEMORY_LIMIT (the process's mapped
  * counter); false, nothing counted, past it.  For memory the allocator
  * maps again without a new mapping (a segment out of the purged reserve). */

@@ -10,6 +10,11 @@
 ## Without Check (configure says "Check unit tests ... no") these tests are
 ## not built; `make check` runs the others.
 
+## tests/test_os_seam.sh: lib/os.h's promise that every mmap, munmap,
+## mremap and madvise goes through lib/os.c (it reads the sources).
+TESTS += tests/test_os_seam.sh
+EXTRA_DIST += tests/test_os_seam.sh
+
 FA_CHECK_SUITES = \
 	tests/check_api.c \
 	tests/check_realloc.c \

@@ -21,7 +21,8 @@
 #     program cannot exec itself again;
 #   - a shell test runs with FA_TEST_RUNNER exported; those that run
 #     programs of the build (preload, valgrind) need the host to run them
-#     and skip (77), naming the reason; tests/test_manpages.sh runs.
+#     and skip (77), naming the reason; tests/test_manpages.sh and
+#     tests/test_os_seam.sh (they read sources only) run.
 # Exit status: the test's (automake: 0 pass, 77 skip, 99 hard error).
 set -u
 test $# -ge 1 || { echo "usage: run-test.sh TEST [ARGS...]" >&2; exit 99; }
@@ -56,7 +57,7 @@ if grep -q 'libtool' "$t" 2>/dev/null && test -f "${t%/*}/.libs/$name"; then
   exec ${LIBTOOL:-./libtool} --mode=execute $runner "$@"
 fi
 case $name in
-  test_manpages.sh) exec "$@" ;;
+  test_manpages.sh|test_os_seam.sh) exec "$@" ;;
   *.sh) echo "$name: SKIP: runs the build's programs on the host; cross build (FA_TEST_RUNNER=$runner)"
         exit 77 ;;
 esac
