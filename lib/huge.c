@@ -68,6 +68,12 @@ typedef struct fa_huge_piece_s {
 } fa_huge_piece_t;
 static fa_huge_piece_t fa_huge_cache[FA_HUGE_PIECES];
 static size_t fa_huge_cache_bytes;
+/* A run between the table and the cache for a moment (the block that
+ * fa_huge_cache_take is making, the piece that fa_huge_cache_put is
+ * joining): its units count as used while other runs are unmarked.
+ * Under _fa_huge_lock; size 0 = none. */
+static uintptr_t fa_huge_making;
+static size_t fa_huge_making_size;
 
 /* Mark every 4 MiB unit of [addr, addr + size) as kind in the address
  * map: free() of a pointer anywhere inside a huge block then reaches this
@@ -166,6 +172,9 @@ static bool fa_huge_insert(uintptr_t addr, size_t size, size_t align, fa_domain_
  * A block starts on a unit: walk back over the units marked huge to the
  * first block start, which covers u or ends before it. */
 static bool fa_huge_unit_used(uintptr_t u) {
+  if (fa_huge_making_size != 0 && fa_huge_making < u + FA_SEGMENT_SIZE &&
+      u < fa_huge_making + fa_huge_making_size)
+    return true;
   for (size_t i = 0; i < FA_HUGE_PIECES; i++) {
     const fa_huge_piece_t *c = &fa_huge_cache[i];
     if (c->addr != 0 && c->addr < u + FA_SEGMENT_SIZE && u < c->addr + c->size) return true;
@@ -290,6 +299,7 @@ static uintptr_t fa_huge_cache_take(size_t size, size_t align, bool huge_pages) 
     }
   }
   if (fit != NULL) {
+    fa_huge_making = at, fa_huge_making_size = size;
     fa_huge_piece_take(fit, at, size);
     return at;
   }
@@ -309,6 +319,7 @@ static uintptr_t fa_huge_cache_take(size_t size, size_t align, bool huge_pages) 
     return 0;
   }
   fa_huge_mark((uintptr_t)q, size, FA_UNIT_HUGE);
+  fa_huge_making = (uintptr_t)q, fa_huge_making_size = size;
   fa_huge_fill((uintptr_t)q, have, size);
   return (uintptr_t)q;
 }
@@ -326,6 +337,7 @@ static bool fa_huge_cache_put(uintptr_t addr, size_t size, uint64_t now) {
     size += prev->size;
     addr = fa_huge_piece_cut(prev, prev->size);
   }
+  fa_huge_making = addr, fa_huge_making_size = size;
   for (;;) {
     fa_huge_piece_t *slot = NULL, *oldest = NULL;
     for (size_t i = 0; i < FA_HUGE_PIECES; i++) {
@@ -337,6 +349,7 @@ static bool fa_huge_cache_put(uintptr_t addr, size_t size, uint64_t now) {
       *slot = (fa_huge_piece_t){addr, size, now};
       fa_huge_cache_bytes += size;
       fa_count(huge, size);
+      fa_huge_making_size = 0;
       return true;
     }
     fa_huge_piece_unmap(oldest);   /* not NULL: the slots or the bytes are full */
@@ -398,6 +411,7 @@ void *_fa_huge_alloc(fa_heap_t *heap, size_t n, size_t alignment, bool zeroed) {
     pthread_mutex_lock(&_fa_huge_lock);
     uintptr_t addr = fa_huge_cache_take(size, align, d->huge_pages);
     bool ok = addr != 0 && fa_huge_insert(addr, size, align, d);
+    fa_huge_making_size = 0;   /* in the table now, or going back below */
     if (addr != 0 && !ok && !fa_huge_cache_put(addr, size, _fa_clock_ms())) {
       fa_huge_unmark(addr, size);
       _fa_os_unmap((void *)addr, size);

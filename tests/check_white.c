@@ -516,6 +516,37 @@ START_TEST(test_huge_cache_cuts_inside_piece) {
 }
 END_TEST
 
+/* A block cut from the middle of a piece while every piece slot is taken:
+ * the rest beyond it, which shares the block's last 4 MiB unit, is given
+ * back, and the block's unit must stay marked (the block is in neither
+ * the table nor the cache at that moment).  It was unmarked once: the
+ * block read as not ours (usable size 0) and its free aborted. */
+START_TEST(test_huge_cache_cut_keeps_units_marked) {
+  if (_fa_opt.purge_delay == 0) return;
+  fancy_trim(0);
+  enum { FILLERS = 15 };
+  size_t quarter = (5u << 20) / 2;               /* 2.5 MiB */
+  char *f[FILLERS];
+  for (int i = 0; i < FILLERS; i++) {
+    f[i] = fancy_malloc(quarter);
+    ck_assert_ptr_nonnull(f[i]);
+  }
+  char *m = fancy_malloc(11u << 20);             /* 11: no filler can start at its end */
+  ck_assert_ptr_nonnull(m);
+  fancy_free(m);                                 /* piece [m, m + 11 MiB) */
+  char *x = fancy_malloc(quarter);               /* cut from it: [m + 2.5 MiB, ...) is left */
+  ck_assert_ptr_eq(x, m);
+  for (int i = 0; i < FILLERS; i++) fancy_free(f[i]);   /* every piece slot taken */
+  char *y = fancy_malloc(3u << 20);              /* from m + 4 MiB; its rest has no slot */
+  ck_assert_ptr_eq(y, m + FA_SEGMENT_SIZE);
+  ck_assert_uint_eq(fa_unit_kind((uintptr_t)y), FA_UNIT_HUGE);
+  ck_assert_uint_eq(fancy_malloc_usable_size(y), 3u << 20);
+  fancy_free(y);
+  fancy_free(x);
+  check_valid();
+}
+END_TEST
+
 /* A request bigger than every warm piece grows one and moves the pages
  * of the others into the part it lacks: nothing faults, nothing more is
  * mapped, and the addresses the pages left are no longer ours (README,
@@ -745,6 +776,7 @@ static Suite *white_suite(void) {
   tcase_add_test(tc, test_huge_cache_reuses_warm_mapping);
   tcase_add_test(tc, test_huge_cache_moves_pieces);
   tcase_add_test(tc, test_huge_cache_cuts_inside_piece);
+  tcase_add_test(tc, test_huge_cache_cut_keeps_units_marked);
   tcase_add_test(tc, test_huge_cache_calloc_and_trim);
   tcase_add_test(tc, test_refill_reuses_holes);
   tcase_add_test(tc, test_remote_free_reused_by_freeing_thread);
