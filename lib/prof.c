@@ -122,6 +122,11 @@ typedef struct fa_prof_heap_s {
    * _fa_prof_spare); their `used` is 0. */
   unsigned spares;
   fa_page_t *spare[FA_PROF_SPARES];
+  /* Heartbeats seen (_fa_prof_tick), and at which one each class's proxy
+   * was last filled and a spare span last taken or kept. */
+  uint32_t epoch;
+  uint32_t filled[FA_NUM_CLASSES];
+  uint32_t spare_epoch;
 } fa_prof_heap_t;
 static pthread_mutex_t fa_prof_heaps_lock = PTHREAD_MUTEX_INITIALIZER;
 static fa_prof_heap_t **fa_prof_heaps;
@@ -296,6 +301,7 @@ static void *fa_prof_sample_span(fa_heap_t *heap, size_t n) {
   fa_prof_heap_t *ph = heap->prof;
   if (ph == NULL || ph->spares == 0) return _fa_large_alloc(heap, n);
   fa_page_t *page = ph->spare[--ph->spares];
+  ph->spare_epoch = ph->epoch;
   fa_block_t *b = (fa_block_t *)page->start;
   b->tag = 0;
   page->zeroed = 0;
@@ -473,6 +479,7 @@ static void fa_prof_fill(fa_prof_heap_t *ph, fa_heap_t *heap, unsigned cls, size
   ph->placed[cls] = (uint32_t)placed;
   ph->cap[cls] = (uint32_t)placed + (uint32_t)(others < FA_RCACHE_MAX ? others : FA_RCACHE_MAX);
   ph->limit[cls] = m < UINT32_MAX ? (uint32_t)m : UINT32_MAX;
+  ph->filled[cls] = ph->epoch;
   _fa_heap_set_direct(heap, cls, heap->queues[cls].first);
 }
 
@@ -515,76 +522,101 @@ bool _fa_prof_reserved(const void *p) {
   return found;
 }
 
-/* What the proxy still holds goes back: a lent list or run to its page
- * at once when it can, else block by block, as frees. */
-void _fa_prof_flush(fa_heap_t *heap) {
-  fa_prof_heap_t *ph = fa_prof_heap_of(heap, false);
-  if (ph == NULL) return;
+/* What the proxy of class cls still holds goes back: a lent list or run
+ * to its page at once when it can, else block by block, as frees. */
+static void fa_prof_flush_class(fa_prof_heap_t *ph, fa_heap_t *heap, unsigned cls) {
+  fa_page_t *px = &ph->proxy[cls], *src = px->head;
+  uint32_t popped = px->used;
+  bool mixed = ph->mixed[cls];   /* lent lists hold others' blocks too */
+  fa_prof_charge(ph, cls);
+  uint32_t from = px->capacity, to = px->reserved;
+  fa_store(px->capacity, 0u);
+  fa_store(px->reserved, 0u);
+  px->head = NULL;
+  uint32_t lent = px->span_pages;
+  px->span_pages = 0;
+  if (src != NULL && lent > popped && !mixed) {
+    /* the rest of lent lists: whole where the page has room, else
+     * block by block (which counts itself); then the page's count */
+    uint32_t rest = lent - popped, each = 0;
+    fa_block_t *lists[2] = {px->free, px->local_free};
+    px->free = px->local_free = NULL;
+    for (int i = 0; i < 2; i++) {
+      if (lists[i] == NULL) continue;
+      if (src->free == NULL) {
+        src->free = lists[i];
+      } else if (src->local_free == NULL) {
+        src->local_free = lists[i];
+      } else {
+        for (fa_block_t *b = lists[i], *next; b != NULL; b = next, each++) {
+          next = b->next;
+          b->tag = 0;
+          fa_heap_free(heap->domain, heap, b);
+        }
+      }
+    }
+    if (rest > each) {   /* else the frees above counted them all */
+      fa_store(src->used, src->used - (rest - each));
+      if (src->used == 0) _fa_page_retire(heap, src);
+    }
+  } else if (from < to && src != NULL &&
+             src->start + (size_t)src->capacity * src->bsize == px->start + (size_t)to * px->bsize) {
+    fa_store(src->capacity, src->capacity - (to - from));   /* never handed out */
+    fa_store(src->used, src->used - (to - from));
+    from = to;
+    if (src->used == 0) _fa_page_retire(heap, src);
+  }
+  /* what is left, block by block: each free counts itself in its page
+   * (those lent from src were counted as used when lent) */
+  fa_block_t *lists[2] = {px->free, px->local_free};
+  px->free = px->local_free = NULL;
+  fa_block_t *b;
+  for (int i = 0; i < 2; i++) {
+    for (b = lists[i]; b != NULL;) {
+      fa_block_t *next = b->next;
+      b->tag = 0;   /* handed out, and freed at once */
+      fa_heap_free(heap->domain, heap, b);
+      b = next;
+    }
+  }
+  for (uint32_t i = from; i < to; i++) {
+    b = (fa_block_t *)(px->start + (size_t)i * px->bsize);
+    b->tag = 0;
+    fa_heap_free(heap->domain, heap, b);
+  }
+}
+
+static void fa_prof_drop_spares(fa_prof_heap_t *ph, fa_heap_t *heap) {
   while (ph->spares > 0) {
     fa_page_t *page = ph->spare[--ph->spares];
     _fa_span_free(heap, fa_ptr_segment(page), page);
   }
-  for (unsigned cls = 0; cls < FA_NUM_CLASSES; cls++) {
-    fa_page_t *px = &ph->proxy[cls], *src = px->head;
-    uint32_t popped = px->used;
-    bool mixed = ph->mixed[cls];   /* lent lists hold others' blocks too */
-    fa_prof_charge(ph, cls);
-    uint32_t from = px->capacity, to = px->reserved;
-    fa_store(px->capacity, 0u);
-    fa_store(px->reserved, 0u);
-    px->head = NULL;
-    uint32_t lent = px->span_pages;
-    px->span_pages = 0;
-    if (src != NULL && lent > popped && !mixed) {
-      /* the rest of lent lists: whole where the page has room, else
-       * block by block (which counts itself); then the page's count */
-      uint32_t rest = lent - popped, each = 0;
-      fa_block_t *lists[2] = {px->free, px->local_free};
-      px->free = px->local_free = NULL;
-      for (int i = 0; i < 2; i++) {
-        if (lists[i] == NULL) continue;
-        if (src->free == NULL) {
-          src->free = lists[i];
-        } else if (src->local_free == NULL) {
-          src->local_free = lists[i];
-        } else {
-          for (fa_block_t *b = lists[i], *next; b != NULL; b = next, each++) {
-            next = b->next;
-            b->tag = 0;
-            fa_heap_free(heap->domain, heap, b);
-          }
-        }
-      }
-      if (rest > each) {   /* else the frees above counted them all */
-        fa_store(src->used, src->used - (rest - each));
-        if (src->used == 0) _fa_page_retire(heap, src);
-      }
-    } else if (from < to && src != NULL &&
-               src->start + (size_t)src->capacity * src->bsize == px->start + (size_t)to * px->bsize) {
-      fa_store(src->capacity, src->capacity - (to - from));   /* never handed out */
-      fa_store(src->used, src->used - (to - from));
-      from = to;
-      if (src->used == 0) _fa_page_retire(heap, src);
-    }
-    /* what is left, block by block: each free counts itself in its page
-     * (those lent from src were counted as used when lent) */
-    fa_block_t *lists[2] = {px->free, px->local_free};
-    px->free = px->local_free = NULL;
-    fa_block_t *b;
-    for (int i = 0; i < 2; i++) {
-      for (b = lists[i]; b != NULL;) {
-        fa_block_t *next = b->next;
-        b->tag = 0;   /* handed out, and freed at once */
-        fa_heap_free(heap->domain, heap, b);
-        b = next;
-      }
-    }
-    for (uint32_t i = from; i < to; i++) {
-      b = (fa_block_t *)(px->start + (size_t)i * px->bsize);
-      b->tag = 0;
-      fa_heap_free(heap->domain, heap, b);
-    }
-  }
+}
+
+/* Everything back: the proxies and the spare spans (thread exit, trim,
+ * statistics, memory pressure). */
+void _fa_prof_flush(fa_heap_t *heap) {
+  fa_prof_heap_t *ph = fa_prof_heap_of(heap, false);
+  if (ph == NULL) return;
+  fa_prof_drop_spares(ph, heap);
+  for (unsigned cls = 0; cls < FA_NUM_CLASSES; cls++) fa_prof_flush_class(ph, heap, cls);
+}
+
+/* The heartbeat's share: only what sat idle since the heartbeat before
+ * last.  A class that malloc keeps refilling keeps its proxy, and the
+ * spare spans stay while samples keep taking them: giving them all back
+ * at every heartbeat, to fill them again at once, cost larson about 2%
+ * (a heartbeat every few thousand operations, ~25,000 cycles each).  What
+ * a proxy holds is bounded as before (the blocks up to the class's next
+ * sample, and the rcache's bounds of other threads' blocks), and an idle
+ * class gives it back within two heartbeats. */
+void _fa_prof_tick(fa_heap_t *heap) {
+  fa_prof_heap_t *ph = fa_prof_heap_of(heap, false);
+  if (ph == NULL) return;
+  uint32_t now = ++ph->epoch;
+  if (ph->spares > 0 && now - ph->spare_epoch > 1) fa_prof_drop_spares(ph, heap);
+  for (unsigned cls = 0; cls < FA_NUM_CLASSES; cls++)
+    if (now - ph->filled[cls] > 1) fa_prof_flush_class(ph, heap, cls);
 }
 
 /* Every malloc that misses the inline path, when profiling is on. */
@@ -638,8 +670,9 @@ void *_fa_prof_malloc(fa_heap_t *heap, size_t n) {
  * back to the free spans, where it would soon be purged, and the next
  * sample's span faulted in again.  A kept span stays a large span with
  * `used` 0, which the statistics, the heap walk and the checks read as
- * free, and its block carries the free tag; _fa_prof_flush (heartbeat,
- * thread exit, memory pressure) gives the spans back. */
+ * free, and its block carries the free tag; _fa_prof_flush (thread exit,
+ * memory pressure) gives the spans back, and _fa_prof_tick (heartbeat)
+ * when no sample took or kept one since the heartbeat before last. */
 bool _fa_prof_spare(fa_heap_t *heap, fa_page_t *page) {
   fa_prof_heap_t *ph = heap->prof;
   if (ph == NULL || ph->spares >= FA_PROF_SPARES || page->span_pages != 1 ||
@@ -648,6 +681,7 @@ bool _fa_prof_spare(fa_heap_t *heap, fa_page_t *page) {
   fa_block_t *b = (fa_block_t *)page->start;
   b->tag = fa_block_tag(b);
   ph->spare[ph->spares++] = page;
+  ph->spare_epoch = ph->epoch;
   return true;
 }
 
