@@ -32,8 +32,10 @@
  * small it is), so that its free cannot take free's inline path: the free
  * paths of large and huge blocks test _fa_opt.prof and drop the sample.
  * Each sample keeps the block size and up to FA_PROF_DEPTH return
- * addresses, captured with backtrace(3) under a per-thread guard: the
- * unwinder may allocate (glibc loads libgcc_s on first use), and those
+ * addresses, captured with the unwinder backtrace(3) uses (libgcc's
+ * _Unwind_Backtrace where <unwind.h> is found) under a per-thread guard:
+ * the unwinder may allocate (backtrace(3) loads libgcc_s on first use,
+ * libgcc sorts registered frame tables in memory it mallocs), and those
  * allocations are never sampled.
  *
  * Samples live in FA_PROF_SHARDS tables, each under its own lock, in
@@ -45,6 +47,10 @@
 #ifdef HAVE_EXECINFO_H
 #include <execinfo.h>
 #define FA_HAVE_BACKTRACE 1
+#ifdef HAVE_UNWIND_H
+#include <unwind.h>   /* the unwinder backtrace(3) calls, without its frame */
+#define FA_HAVE_UNWIND 1
+#endif
 #endif
 #include <fcntl.h>
 #include <link.h>
@@ -270,13 +276,39 @@ static int fa_prof_find_text(struct dl_phdr_info *info, size_t size, void *arg) 
   return 0;
 }
 
+#ifdef FA_HAVE_UNWIND
+/* backtrace(3) of glibc is this over the same unwinder, plus a frame of
+ * its own to unwind: one of the six or seven a sample of larson walks,
+ * each some hundreds of cycles with the unwinder's tables out of cache. */
+typedef struct fa_unwind_s {
+  void **pc;
+  int n, max;
+  uintptr_t cfa;
+} fa_unwind_t;
+
+static _Unwind_Reason_Code fa_prof_unwind_one(struct _Unwind_Context *ctx, void *arg) {
+  fa_unwind_t *u = arg;
+  uintptr_t ip = (uintptr_t)_Unwind_GetIP(ctx), cfa = (uintptr_t)_Unwind_GetCFA(ctx);
+  if (ip == 0) return _URC_END_OF_STACK;
+  /* no progress (as backtrace(3) checks): a broken frame, stop */
+  if (u->n > 0 && (uintptr_t)u->pc[u->n - 1] == ip && u->cfa == cfa) return _URC_END_OF_STACK;
+  u->cfa = cfa;
+  u->pc[u->n++] = (void *)ip;
+  return u->n < u->max ? _URC_NO_REASON : _URC_END_OF_STACK;
+}
+#endif
+
 static unsigned fa_prof_stack(void **pc, unsigned max) {
   if (atomic_load_explicit(&fa_prof_text_state, memory_order_acquire) == 0) {
     int found = dl_iterate_phdr(fa_prof_find_text, (void *)(uintptr_t)&fa_prof_stack);
     atomic_store_explicit(&fa_prof_text_state, found == 1 ? 1 : 2, memory_order_release);
   }
   void *raw[FA_PROF_DEPTH + 16];
-#ifdef FA_HAVE_BACKTRACE
+#if defined FA_HAVE_UNWIND
+  fa_unwind_t u = {raw, 0, FA_PROF_DEPTH + 16, 0};
+  _Unwind_Backtrace(fa_prof_unwind_one, &u);
+  int n = u.n;
+#elif defined FA_HAVE_BACKTRACE
   int n = backtrace(raw, FA_PROF_DEPTH + 16);
 #else
   /* No backtrace(3) in the C library (musl): samples are counted with an
