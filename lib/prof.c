@@ -91,7 +91,8 @@ static _Atomic size_t fa_prof_dropped;   /* samples the tables had no room for *
 static _Atomic int fa_prof_pending;      /* the dump signal arrived */
 static _Atomic unsigned fa_prof_seq;     /* dumps made so far */
 static char fa_prof_prefix[256] = "fancyalloc";
-static uintptr_t fa_prof_text_lo, fa_prof_text_hi;   /* our own code */
+/* our own code; the first samples of several threads may all look it up */
+static _Atomic uintptr_t fa_prof_text_lo, fa_prof_text_hi;
 static _Atomic int fa_prof_text_state;               /* 0 no, 1 found, 2 static */
 
 typedef struct fa_prof_tls_s {
@@ -268,8 +269,8 @@ static int fa_prof_find_text(struct dl_phdr_info *info, size_t size, void *arg) 
     if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
     uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
     if (me < lo || me >= hi) continue;
-    fa_prof_text_lo = lo;
-    fa_prof_text_hi = hi;
+    atomic_store_explicit(&fa_prof_text_lo, lo, memory_order_relaxed);
+    atomic_store_explicit(&fa_prof_text_hi, hi, memory_order_relaxed);
     /* Linked into the program itself: its text is the caller's too. */
     return info->dlpi_name == NULL || info->dlpi_name[0] == '\0' ? 2 : 1;
   }
@@ -316,11 +317,13 @@ static unsigned fa_prof_stack(void **pc, unsigned max) {
   int n = 0;
 #endif
   int skip = 0;
-  if (atomic_load_explicit(&fa_prof_text_state, memory_order_relaxed) == 1) {
+  if (atomic_load_explicit(&fa_prof_text_state, memory_order_acquire) == 1) {
     /* past the last of our frames (a sanitizer's backtrace interceptor
      * may come first) */
+    uintptr_t lo = atomic_load_explicit(&fa_prof_text_lo, memory_order_relaxed);
+    uintptr_t hi = atomic_load_explicit(&fa_prof_text_hi, memory_order_relaxed);
     for (int i = 0; i < n; i++)
-      if ((uintptr_t)raw[i] >= fa_prof_text_lo && (uintptr_t)raw[i] < fa_prof_text_hi) skip = i + 1;
+      if ((uintptr_t)raw[i] >= lo && (uintptr_t)raw[i] < hi) skip = i + 1;
   } else {
     skip = n > 3 ? 3 : 0;   /* this function, the sampler, malloc's slow path */
   }
