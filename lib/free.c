@@ -53,11 +53,25 @@ static bool fa_rcache_put(fa_heap_t *heap, fa_page_t *page, fa_block_t *b) {
   return true;
 }
 
-/* Hand every kept block back to its page (heartbeat, thread exit, trim,
- * statistics, memory pressure). */
+static void fa_rcache_return(fa_heap_t *heap);
+
+/* Hand every kept block back to its page (thread exit, trim, statistics,
+ * memory pressure). */
 void _fa_rcache_flush(fa_heap_t *heap) {
   if (heap == NULL || heap == &_fa_heap_empty) return;
   if (fa_unlikely(_fa_opt.prof)) _fa_prof_flush(heap);   /* its proxies first */
+  fa_rcache_return(heap);
+}
+
+/* The heartbeat's: the same, but of the profiler's proxies only what sat
+ * idle (_fa_prof_tick). */
+void _fa_rcache_heartbeat(fa_heap_t *heap) {
+  if (heap == NULL || heap == &_fa_heap_empty) return;
+  if (fa_unlikely(_fa_opt.prof)) _fa_prof_tick(heap);
+  fa_rcache_return(heap);
+}
+
+static void fa_rcache_return(fa_heap_t *heap) {
   for (unsigned cls = 0; cls < FA_NUM_CLASSES; cls++) {
     fa_page_t *rc = &heap->rcache[cls];
     if (rc->free == NULL && rc->used == 0) continue;

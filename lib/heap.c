@@ -132,7 +132,7 @@ void _fa_heap_collect_remote(fa_heap_t *heap, bool force) {
  * spans whose delay has passed, and do a bounded share of the global
  * reclamation when no background thread does it. */
 void _fa_heap_heartbeat(fa_heap_t *heap) {
-  _fa_rcache_flush(heap);
+  _fa_rcache_heartbeat(heap);
   _fa_heap_collect_remote(heap, false);
   uint64_t now = _fa_clock_ms();
   if (now - heap->last_purge_ms >= _fa_opt.purge_delay / 2 + 1) {

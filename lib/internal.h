@@ -262,6 +262,7 @@ FA_HIDDEN void _fa_check_release(void *p);      /* FANCY_CHECK: block leaves use
 FA_HIDDEN void _fa_free_generic(fa_domain_t *d, fa_segment_t *seg, fa_page_t *page, void *p);
 FA_HIDDEN void _fa_free_special(fa_domain_t *d, void *p);
 FA_HIDDEN void _fa_rcache_flush(fa_heap_t *heap);
+FA_HIDDEN void _fa_rcache_heartbeat(fa_heap_t *heap);   /* the heartbeat's share */
 FA_HIDDEN void _fa_heaps_rcache_kept(fa_domain_t *d, size_t kept[]);   /* heap.c */
 FA_HIDDEN void *_fa_aligned_alloc(fa_heap_t *heap, size_t alignment, size_t size);
 FA_HIDDEN void *_fa_aligned_checked(fa_heap_t *heap, size_t alignment, size_t size);
@@ -282,6 +283,7 @@ FA_HIDDEN void *_fa_prof_malloc(fa_heap_t *heap, size_t n);
 FA_HIDDEN void _fa_prof_forget(const void *p);   /* a block is freed */
 FA_HIDDEN fa_page_t *_fa_prof_direct(fa_heap_t *heap, unsigned cls);
 FA_HIDDEN void _fa_prof_flush(fa_heap_t *heap);  /* proxies back to their pages */
+FA_HIDDEN void _fa_prof_tick(fa_heap_t *heap);   /* heartbeat: the idle ones only */
 FA_HIDDEN bool _fa_prof_reserved(const void *p); /* set aside by a proxy, not handed out */
 FA_HIDDEN bool _fa_prof_keep(fa_heap_t *heap, unsigned cls, fa_block_t *b);   /* a remote block */
 FA_HIDDEN bool _fa_prof_spare(fa_heap_t *heap, fa_page_t *page);   /* a freed sample's span */

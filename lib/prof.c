@@ -32,8 +32,10 @@
  * small it is), so that its free cannot take free's inline path: the free
  * paths of large and huge blocks test _fa_opt.prof and drop the sample.
  * Each sample keeps the block size and up to FA_PROF_DEPTH return
- * addresses, captured with backtrace(3) under a per-thread guard: the
- * unwinder may allocate (glibc loads libgcc_s on first use), and those
+ * addresses, captured with the unwinder backtrace(3) uses (libgcc's
+ * _Unwind_Backtrace where <unwind.h> is found) under a per-thread guard:
+ * the unwinder may allocate (backtrace(3) loads libgcc_s on first use,
+ * libgcc sorts registered frame tables in memory it mallocs), and those
  * allocations are never sampled.
  *
  * Samples live in FA_PROF_SHARDS tables, each under its own lock, in
@@ -45,6 +47,10 @@
 #ifdef HAVE_EXECINFO_H
 #include <execinfo.h>
 #define FA_HAVE_BACKTRACE 1
+#ifdef HAVE_UNWIND_H
+#include <unwind.h>   /* the unwinder backtrace(3) calls, without its frame */
+#define FA_HAVE_UNWIND 1
+#endif
 #endif
 #include <fcntl.h>
 #include <link.h>
@@ -85,7 +91,8 @@ static _Atomic size_t fa_prof_dropped;   /* samples the tables had no room for *
 static _Atomic int fa_prof_pending;      /* the dump signal arrived */
 static _Atomic unsigned fa_prof_seq;     /* dumps made so far */
 static char fa_prof_prefix[256] = "fancyalloc";
-static uintptr_t fa_prof_text_lo, fa_prof_text_hi;   /* our own code */
+/* our own code; the first samples of several threads may all look it up */
+static _Atomic uintptr_t fa_prof_text_lo, fa_prof_text_hi;
 static _Atomic int fa_prof_text_state;               /* 0 no, 1 found, 2 static */
 
 typedef struct fa_prof_tls_s {
@@ -122,6 +129,11 @@ typedef struct fa_prof_heap_s {
    * _fa_prof_spare); their `used` is 0. */
   unsigned spares;
   fa_page_t *spare[FA_PROF_SPARES];
+  /* Heartbeats seen (_fa_prof_tick), and at which one each class's proxy
+   * was last filled and a spare span last taken or kept. */
+  uint32_t epoch;
+  uint32_t filled[FA_NUM_CLASSES];
+  uint32_t spare_epoch;
 } fa_prof_heap_t;
 static pthread_mutex_t fa_prof_heaps_lock = PTHREAD_MUTEX_INITIALIZER;
 static fa_prof_heap_t **fa_prof_heaps;
@@ -153,9 +165,14 @@ static double fa_ln(double x) {
     m /= 2;
     e++;
   }
+  /* |z| <= 0.172, so 12 terms reach the double's precision; the
+   * reciprocals are constants (twelve divisions were most of the cost of
+   * an interval, which every sample and every heap's reset pay for) */
+  static const double inv[12] = {1.0,      1.0 / 3,  1.0 / 5,  1.0 / 7,  1.0 / 9,  1.0 / 11,
+                                 1.0 / 13, 1.0 / 15, 1.0 / 17, 1.0 / 19, 1.0 / 21, 1.0 / 23};
   double z = (m - 1) / (m + 1), z2 = z * z, term = z, s = 0;
-  for (int k = 1; k < 24; k += 2) {
-    s += term / k;
+  for (int k = 0; k < 12; k++) {
+    s += term * inv[k];
     term *= z2;
   }
   return 2 * s + e * 0.6931471805599453;
@@ -252,13 +269,35 @@ static int fa_prof_find_text(struct dl_phdr_info *info, size_t size, void *arg) 
     if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
     uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
     if (me < lo || me >= hi) continue;
-    fa_prof_text_lo = lo;
-    fa_prof_text_hi = hi;
+    atomic_store_explicit(&fa_prof_text_lo, lo, memory_order_relaxed);
+    atomic_store_explicit(&fa_prof_text_hi, hi, memory_order_relaxed);
     /* Linked into the program itself: its text is the caller's too. */
     return info->dlpi_name == NULL || info->dlpi_name[0] == '\0' ? 2 : 1;
   }
   return 0;
 }
+
+#ifdef FA_HAVE_UNWIND
+/* backtrace(3) of glibc is this over the same unwinder, plus a frame of
+ * its own to unwind: one of the six or seven a sample of larson walks,
+ * each some hundreds of cycles with the unwinder's tables out of cache. */
+typedef struct fa_unwind_s {
+  void **pc;
+  int n, max;
+  uintptr_t cfa;
+} fa_unwind_t;
+
+static _Unwind_Reason_Code fa_prof_unwind_one(struct _Unwind_Context *ctx, void *arg) {
+  fa_unwind_t *u = arg;
+  uintptr_t ip = (uintptr_t)_Unwind_GetIP(ctx), cfa = (uintptr_t)_Unwind_GetCFA(ctx);
+  if (ip == 0) return _URC_END_OF_STACK;
+  /* no progress (as backtrace(3) checks): a broken frame, stop */
+  if (u->n > 0 && (uintptr_t)u->pc[u->n - 1] == ip && u->cfa == cfa) return _URC_END_OF_STACK;
+  u->cfa = cfa;
+  u->pc[u->n++] = (void *)ip;
+  return u->n < u->max ? _URC_NO_REASON : _URC_END_OF_STACK;
+}
+#endif
 
 static unsigned fa_prof_stack(void **pc, unsigned max) {
   if (atomic_load_explicit(&fa_prof_text_state, memory_order_acquire) == 0) {
@@ -266,7 +305,11 @@ static unsigned fa_prof_stack(void **pc, unsigned max) {
     atomic_store_explicit(&fa_prof_text_state, found == 1 ? 1 : 2, memory_order_release);
   }
   void *raw[FA_PROF_DEPTH + 16];
-#ifdef FA_HAVE_BACKTRACE
+#if defined FA_HAVE_UNWIND
+  fa_unwind_t u = {raw, 0, FA_PROF_DEPTH + 16, 0};
+  _Unwind_Backtrace(fa_prof_unwind_one, &u);
+  int n = u.n;
+#elif defined FA_HAVE_BACKTRACE
   int n = backtrace(raw, FA_PROF_DEPTH + 16);
 #else
   /* No backtrace(3) in the C library (musl): samples are counted with an
@@ -274,11 +317,13 @@ static unsigned fa_prof_stack(void **pc, unsigned max) {
   int n = 0;
 #endif
   int skip = 0;
-  if (atomic_load_explicit(&fa_prof_text_state, memory_order_relaxed) == 1) {
+  if (atomic_load_explicit(&fa_prof_text_state, memory_order_acquire) == 1) {
     /* past the last of our frames (a sanitizer's backtrace interceptor
      * may come first) */
+    uintptr_t lo = atomic_load_explicit(&fa_prof_text_lo, memory_order_relaxed);
+    uintptr_t hi = atomic_load_explicit(&fa_prof_text_hi, memory_order_relaxed);
     for (int i = 0; i < n; i++)
-      if ((uintptr_t)raw[i] >= fa_prof_text_lo && (uintptr_t)raw[i] < fa_prof_text_hi) skip = i + 1;
+      if ((uintptr_t)raw[i] >= lo && (uintptr_t)raw[i] < hi) skip = i + 1;
   } else {
     skip = n > 3 ? 3 : 0;   /* this function, the sampler, malloc's slow path */
   }
@@ -296,6 +341,7 @@ static void *fa_prof_sample_span(fa_heap_t *heap, size_t n) {
   fa_prof_heap_t *ph = heap->prof;
   if (ph == NULL || ph->spares == 0) return _fa_large_alloc(heap, n);
   fa_page_t *page = ph->spare[--ph->spares];
+  ph->spare_epoch = ph->epoch;
   fa_block_t *b = (fa_block_t *)page->start;
   b->tag = 0;
   page->zeroed = 0;
@@ -305,7 +351,6 @@ static void *fa_prof_sample_span(fa_heap_t *heap, size_t n) {
 
 static FA_NOINLINE void *fa_prof_sample(fa_heap_t *heap, size_t n, fa_prof_tls_t *t) {
   t->busy = true;
-  t->left = fa_prof_interval(t);
   void *p = n <= FA_MEDIUM_MAX ? fa_prof_sample_span(heap, n) : _fa_malloc_raw(heap, n);
   if (p != NULL) {
     void *pc[FA_PROF_DEPTH];
@@ -473,6 +518,7 @@ static void fa_prof_fill(fa_prof_heap_t *ph, fa_heap_t *heap, unsigned cls, size
   ph->placed[cls] = (uint32_t)placed;
   ph->cap[cls] = (uint32_t)placed + (uint32_t)(others < FA_RCACHE_MAX ? others : FA_RCACHE_MAX);
   ph->limit[cls] = m < UINT32_MAX ? (uint32_t)m : UINT32_MAX;
+  ph->filled[cls] = ph->epoch;
   _fa_heap_set_direct(heap, cls, heap->queues[cls].first);
 }
 
@@ -515,76 +561,101 @@ bool _fa_prof_reserved(const void *p) {
   return found;
 }
 
-/* What the proxy still holds goes back: a lent list or run to its page
- * at once when it can, else block by block, as frees. */
-void _fa_prof_flush(fa_heap_t *heap) {
-  fa_prof_heap_t *ph = fa_prof_heap_of(heap, false);
-  if (ph == NULL) return;
+/* What the proxy of class cls still holds goes back: a lent list or run
+ * to its page at once when it can, else block by block, as frees. */
+static void fa_prof_flush_class(fa_prof_heap_t *ph, fa_heap_t *heap, unsigned cls) {
+  fa_page_t *px = &ph->proxy[cls], *src = px->head;
+  uint32_t popped = px->used;
+  bool mixed = ph->mixed[cls];   /* lent lists hold others' blocks too */
+  fa_prof_charge(ph, cls);
+  uint32_t from = px->capacity, to = px->reserved;
+  fa_store(px->capacity, 0u);
+  fa_store(px->reserved, 0u);
+  px->head = NULL;
+  uint32_t lent = px->span_pages;
+  px->span_pages = 0;
+  if (src != NULL && lent > popped && !mixed) {
+    /* the rest of lent lists: whole where the page has room, else
+     * block by block (which counts itself); then the page's count */
+    uint32_t rest = lent - popped, each = 0;
+    fa_block_t *lists[2] = {px->free, px->local_free};
+    px->free = px->local_free = NULL;
+    for (int i = 0; i < 2; i++) {
+      if (lists[i] == NULL) continue;
+      if (src->free == NULL) {
+        src->free = lists[i];
+      } else if (src->local_free == NULL) {
+        src->local_free = lists[i];
+      } else {
+        for (fa_block_t *b = lists[i], *next; b != NULL; b = next, each++) {
+          next = b->next;
+          b->tag = 0;
+          fa_heap_free(heap->domain, heap, b);
+        }
+      }
+    }
+    if (rest > each) {   /* else the frees above counted them all */
+      fa_store(src->used, src->used - (rest - each));
+      if (src->used == 0) _fa_page_retire(heap, src);
+    }
+  } else if (from < to && src != NULL &&
+             src->start + (size_t)src->capacity * src->bsize == px->start + (size_t)to * px->bsize) {
+    fa_store(src->capacity, src->capacity - (to - from));   /* never handed out */
+    fa_store(src->used, src->used - (to - from));
+    from = to;
+    if (src->used == 0) _fa_page_retire(heap, src);
+  }
+  /* what is left, block by block: each free counts itself in its page
+   * (those lent from src were counted as used when lent) */
+  fa_block_t *lists[2] = {px->free, px->local_free};
+  px->free = px->local_free = NULL;
+  fa_block_t *b;
+  for (int i = 0; i < 2; i++) {
+    for (b = lists[i]; b != NULL;) {
+      fa_block_t *next = b->next;
+      b->tag = 0;   /* handed out, and freed at once */
+      fa_heap_free(heap->domain, heap, b);
+      b = next;
+    }
+  }
+  for (uint32_t i = from; i < to; i++) {
+    b = (fa_block_t *)(px->start + (size_t)i * px->bsize);
+    b->tag = 0;
+    fa_heap_free(heap->domain, heap, b);
+  }
+}
+
+static void fa_prof_drop_spares(fa_prof_heap_t *ph, fa_heap_t *heap) {
   while (ph->spares > 0) {
     fa_page_t *page = ph->spare[--ph->spares];
     _fa_span_free(heap, fa_ptr_segment(page), page);
   }
-  for (unsigned cls = 0; cls < FA_NUM_CLASSES; cls++) {
-    fa_page_t *px = &ph->proxy[cls], *src = px->head;
-    uint32_t popped = px->used;
-    bool mixed = ph->mixed[cls];   /* lent lists hold others' blocks too */
-    fa_prof_charge(ph, cls);
-    uint32_t from = px->capacity, to = px->reserved;
-    fa_store(px->capacity, 0u);
-    fa_store(px->reserved, 0u);
-    px->head = NULL;
-    uint32_t lent = px->span_pages;
-    px->span_pages = 0;
-    if (src != NULL && lent > popped && !mixed) {
-      /* the rest of lent lists: whole where the page has room, else
-       * block by block (which counts itself); then the page's count */
-      uint32_t rest = lent - popped, each = 0;
-      fa_block_t *lists[2] = {px->free, px->local_free};
-      px->free = px->local_free = NULL;
-      for (int i = 0; i < 2; i++) {
-        if (lists[i] == NULL) continue;
-        if (src->free == NULL) {
-          src->free = lists[i];
-        } else if (src->local_free == NULL) {
-          src->local_free = lists[i];
-        } else {
-          for (fa_block_t *b = lists[i], *next; b != NULL; b = next, each++) {
-            next = b->next;
-            b->tag = 0;
-            fa_heap_free(heap->domain, heap, b);
-          }
-        }
-      }
-      if (rest > each) {   /* else the frees above counted them all */
-        fa_store(src->used, src->used - (rest - each));
-        if (src->used == 0) _fa_page_retire(heap, src);
-      }
-    } else if (from < to && src != NULL &&
-               src->start + (size_t)src->capacity * src->bsize == px->start + (size_t)to * px->bsize) {
-      fa_store(src->capacity, src->capacity - (to - from));   /* never handed out */
-      fa_store(src->used, src->used - (to - from));
-      from = to;
-      if (src->used == 0) _fa_page_retire(heap, src);
-    }
-    /* what is left, block by block: each free counts itself in its page
-     * (those lent from src were counted as used when lent) */
-    fa_block_t *lists[2] = {px->free, px->local_free};
-    px->free = px->local_free = NULL;
-    fa_block_t *b;
-    for (int i = 0; i < 2; i++) {
-      for (b = lists[i]; b != NULL;) {
-        fa_block_t *next = b->next;
-        b->tag = 0;   /* handed out, and freed at once */
-        fa_heap_free(heap->domain, heap, b);
-        b = next;
-      }
-    }
-    for (uint32_t i = from; i < to; i++) {
-      b = (fa_block_t *)(px->start + (size_t)i * px->bsize);
-      b->tag = 0;
-      fa_heap_free(heap->domain, heap, b);
-    }
-  }
+}
+
+/* Everything back: the proxies and the spare spans (thread exit, trim,
+ * statistics, memory pressure). */
+void _fa_prof_flush(fa_heap_t *heap) {
+  fa_prof_heap_t *ph = fa_prof_heap_of(heap, false);
+  if (ph == NULL) return;
+  fa_prof_drop_spares(ph, heap);
+  for (unsigned cls = 0; cls < FA_NUM_CLASSES; cls++) fa_prof_flush_class(ph, heap, cls);
+}
+
+/* The heartbeat's share: only what sat idle since the heartbeat before
+ * last.  A class that malloc keeps refilling keeps its proxy, and the
+ * spare spans stay while samples keep taking them: giving them all back
+ * at every heartbeat, to fill them again at once, cost larson about 2%
+ * (a heartbeat every few thousand operations, ~25,000 cycles each).  What
+ * a proxy holds is bounded as before (the blocks up to the class's next
+ * sample, and the rcache's bounds of other threads' blocks), and an idle
+ * class gives it back within two heartbeats. */
+void _fa_prof_tick(fa_heap_t *heap) {
+  fa_prof_heap_t *ph = fa_prof_heap_of(heap, false);
+  if (ph == NULL) return;
+  uint32_t now = ++ph->epoch;
+  if (ph->spares > 0 && now - ph->spare_epoch > 1) fa_prof_drop_spares(ph, heap);
+  for (unsigned cls = 0; cls < FA_NUM_CLASSES; cls++)
+    if (now - ph->filled[cls] > 1) fa_prof_flush_class(ph, heap, cls);
 }
 
 /* Every malloc that misses the inline path, when profiling is on. */
@@ -598,6 +669,7 @@ void *_fa_prof_malloc(fa_heap_t *heap, size_t n) {
     fa_prof_seed(t);
     t->left -= (int64_t)(n < INT64_MAX ? n : INT64_MAX);
     if (t->left > 0) return _fa_malloc_raw(heap, n);
+    t->left = fa_prof_interval(t);
     return fa_prof_sample(heap, n, t);
   }
   if (n > FA_MEDIUM_MAX) {
@@ -638,8 +710,9 @@ void *_fa_prof_malloc(fa_heap_t *heap, size_t n) {
  * back to the free spans, where it would soon be purged, and the next
  * sample's span faulted in again.  A kept span stays a large span with
  * `used` 0, which the statistics, the heap walk and the checks read as
- * free, and its block carries the free tag; _fa_prof_flush (heartbeat,
- * thread exit, memory pressure) gives the spans back. */
+ * free, and its block carries the free tag; _fa_prof_flush (thread exit,
+ * memory pressure) gives the spans back, and _fa_prof_tick (heartbeat)
+ * when no sample took or kept one since the heartbeat before last. */
 bool _fa_prof_spare(fa_heap_t *heap, fa_page_t *page) {
   fa_prof_heap_t *ph = heap->prof;
   if (ph == NULL || ph->spares >= FA_PROF_SPARES || page->span_pages != 1 ||
@@ -648,6 +721,7 @@ bool _fa_prof_spare(fa_heap_t *heap, fa_page_t *page) {
   fa_block_t *b = (fa_block_t *)page->start;
   b->tag = fa_block_tag(b);
   ph->spare[ph->spares++] = page;
+  ph->spare_epoch = ph->epoch;
   return true;
 }
 

@@ -754,6 +754,45 @@ START_TEST(test_double_free_of_kept_block_aborts) {
 }
 END_TEST
 
+/* FANCY_PROF (prof.c, _fa_prof_tick): a heartbeat keeps a class's proxy
+ * that was filled since the heartbeat before, and gives back one that sat
+ * idle since the heartbeat before last.  Profiling is switched on for a
+ * new thread's heap (its tables lead to the proxies from its first
+ * malloc on), with no samples. */
+static void *prof_tick_job(void *arg) {
+  (void)arg;
+  enum { N = 48 };
+  void *p = fancy_malloc(N);   /* the heap's first: fills the class's proxy */
+  fa_heap_t *heap = fa_heap_get();
+  fa_page_t *page = span_of(p), *px = heap->direct[(N + 15) >> 4];
+  fancy_free(p);
+  ck_assert_ptr_ne(px, page);
+  ck_assert_uint_lt(px->capacity, px->reserved);   /* a run of the page's blocks */
+  ck_assert_uint_gt(page->used, 0);                /* counted as used while lent */
+  _fa_heap_heartbeat(heap);
+  ck_assert_uint_lt(px->capacity, px->reserved);   /* filled since the last: kept */
+  _fa_heap_heartbeat(heap);
+  ck_assert_uint_eq(px->reserved, 0);              /* idle for two: given back */
+  ck_assert_ptr_null(px->free);
+  ck_assert_uint_eq(page->used, 0);
+  return NULL;
+}
+
+START_TEST(test_prof_heartbeat_keeps_busy_proxies) {
+  if (_fa_opt.check) return;   /* profiling is off in checked mode */
+  bool prof = _fa_opt.prof;
+  size_t rate = _fa_opt.prof_sample;
+  _fa_opt.prof_sample = (size_t)1 << 50;
+  _fa_opt.prof = true;
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, prof_tick_job, NULL), 0);
+  ck_assert_int_eq(pthread_join(t, NULL), 0);
+  _fa_opt.prof = prof;
+  _fa_opt.prof_sample = rate;
+  check_valid();
+}
+END_TEST
+
 static Suite *white_suite(void) {
   Suite *s = suite_create("white-box");
   TCase *tc = tcase_create("internals");
@@ -782,6 +821,7 @@ static Suite *white_suite(void) {
   tcase_add_test(tc, test_remote_free_reused_by_freeing_thread);
   tcase_add_test_raise_signal(tc, test_double_free_of_kept_block_aborts, SIGABRT);
   tcase_add_test(tc, test_kept_blocks_bounded_in_bytes);
+  tcase_add_test(tc, test_prof_heartbeat_keeps_busy_proxies);
   suite_add_tcase(s, tc);
   return s;
 }

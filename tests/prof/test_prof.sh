@@ -42,7 +42,7 @@ ok "another thread's freed block serves the next malloc, profiling on as off"
 "$h" off || fail "fancy_prof_dump with profiling off"
 ok "ENOTSUP when off"
 
-# prof.c: the unwinder may allocate (glibc loads libgcc_s on first use);
+# prof.c: the unwinder may allocate (libgcc mallocs to sort frame tables);
 # under LD_PRELOAD those allocations come back into the sampler, which must
 # not sample them again.  Every allocation is sampled here.
 lib=$top_builddir/lib/.libs/libfancymalloc.so.1
