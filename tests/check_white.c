@@ -508,7 +508,9 @@ START_TEST(test_huge_cache_cuts_inside_piece) {
                 minflt_now() - f0);
   ck_assert_uint_eq(atomic_load(&_fa_counters.mapped), mapped);
   char *c = fancy_malloc(second);                /* the tail beyond b, warm too */
-  ck_assert_ptr_eq(c, p + 2 * FA_SEGMENT_SIZE);
+  ck_assert_ptr_nonnull(c);
+  if (!_fa_opt.check)   /* checked mode's blocks are bigger: the tail is short */
+    ck_assert_ptr_eq(c, p + 2 * FA_SEGMENT_SIZE);
   fancy_free(a);
   fancy_free(b);
   fancy_free(c);
