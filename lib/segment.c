@@ -477,12 +477,29 @@ void _fa_segments_release_domain(fa_domain_t *d) {
   pthread_mutex_unlock(&_fa_segments_lock);
 }
 
+/* The earlier of two times (ms), 0 standing for none. */
+static uint64_t fa_time_min(uint64_t a, uint64_t b) {
+  return a == 0 || (b != 0 && b < a) ? b : a;
+}
+
+/* When span became free if it is a dirty free span (0 is read as 1, so
+ * that it counts), else 0. */
+static uint64_t fa_span_dirty_since(const fa_page_t *span) {
+  if (span->kind != FA_PAGE_FREE || span->zeroed) return 0;
+  return span->free_time ? span->free_time : 1;
+}
+
+/* When the oldest dirty free span of abandoned seg is due to be purged,
+ * 0 if none is dirty. */
+static uint64_t fa_abandoned_seg_due(const fa_segment_t *seg, uint64_t delay) {
+  return seg->dirty_time != 0 ? seg->dirty_time + delay : 0;
+}
+
 /* Some dirty free span of an abandoned segment is due at `due` (ms);
  * segments lock held. */
 static void fa_abandoned_due_at(uint64_t due) {
   uint64_t cur = atomic_load_explicit(&_fa_abandoned_dirty_due, memory_order_relaxed);
-  if (cur == 0 || due < cur)
-    atomic_store_explicit(&_fa_abandoned_dirty_due, due, memory_order_relaxed);
+  atomic_store_explicit(&_fa_abandoned_dirty_due, fa_time_min(cur, due), memory_order_relaxed);
   _fa_purge_due_at(due);
 }
 
@@ -494,8 +511,7 @@ static void fa_segment_abandon(fa_segment_t *seg) {
   uint64_t oldest = 0;
   for (size_t i = FA_FIRST_PAGE; i < FA_PAGES_PER_SEGMENT; i++) {
     fa_page_t *page = &seg->pages[i];
-    if (page->kind == FA_PAGE_FREE && !page->zeroed && (oldest == 0 || page->free_time < oldest))
-      oldest = page->free_time ? page->free_time : 1;
+    oldest = fa_time_min(oldest, fa_span_dirty_since(page));
     page->in_bin = 0;
     page->dirty = 0;
   }
@@ -545,13 +561,12 @@ static void fa_segment_purge_abandoned(fa_segment_t *seg, uint64_t now, uint64_t
   for (size_t idx = FA_FIRST_PAGE; idx < FA_PAGES_PER_SEGMENT;) {
     fa_page_t *page = &seg->pages[idx];
     size_t n = page->span_pages ? page->span_pages : 1;
-    if (page->kind == FA_PAGE_FREE && !page->zeroed) {
-      if (now - page->free_time >= delay) {
-        fa_test_point(FA_TP_ABANDONED_PURGE, seg);
-        fa_span_purge(NULL, seg, page);
-      } else if (oldest == 0 || page->free_time < oldest) {
-        oldest = page->free_time ? page->free_time : 1;
-      }
+    uint64_t since = fa_span_dirty_since(page);
+    if (since != 0 && now - page->free_time >= delay) {
+      fa_test_point(FA_TP_ABANDONED_PURGE, seg);
+      fa_span_purge(NULL, seg, page);
+    } else {
+      oldest = fa_time_min(oldest, since);
     }
     idx += n;
   }
@@ -580,8 +595,7 @@ size_t _fa_abandoned_collect(size_t max, bool blocking) {
   while (seg != NULL) {
     fa_segment_t *next = seg->next;
     if (!fa_abandoned_has_work(seg, now, delay)) {
-      if (seg->dirty_time != 0 && (due == 0 || seg->dirty_time + delay < due))
-        due = seg->dirty_time + delay;
+      due = fa_time_min(due, fa_abandoned_seg_due(seg, delay));
       seg = next;
       continue;
     }
@@ -614,8 +628,7 @@ size_t _fa_abandoned_collect(size_t max, bool blocking) {
       released++;
     } else {
       fa_segment_purge_abandoned(seg, now, delay);
-      if (seg->dirty_time != 0 && (due == 0 || seg->dirty_time + delay < due))
-        due = seg->dirty_time + delay;
+      due = fa_time_min(due, fa_abandoned_seg_due(seg, delay));
     }
     seg = next;
   }
@@ -904,10 +917,8 @@ void _fa_purge_due_run(void) {
   _fa_heaps_purge(now, _fa_opt.purge_delay, FA_PURGE_PER_CALL);
   /* Abandoned segments' free spans (at most as many segments as spans
    * above; a busy lock or more left to do: the next call goes on). */
-  if (_fa_abandoned_purge_due(now)) {
-    _fa_abandoned_collect(FA_PURGE_PER_CALL, false);
-    if (_fa_abandoned_purge_due(now)) _fa_purge_due_at(now + 1);
-  }
+  if (_fa_abandoned_purge_due(now)) _fa_abandoned_collect(FA_PURGE_PER_CALL, false);
+  /* re-armed (it was cleared above) for what is left or not yet due */
   uint64_t adue = atomic_load_explicit(&_fa_abandoned_dirty_due, memory_order_relaxed);
   if (adue != 0) _fa_purge_due_at(adue);
   /* Cached segments (the rest of _fa_reclaim_tick is left to the
