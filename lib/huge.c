@@ -214,6 +214,23 @@ static uintptr_t fa_huge_piece_cut(fa_huge_piece_t *c, size_t size) {
   return addr;
 }
 
+/* Lock held.  Slot c (empty) takes the run [addr, addr + size), freed at
+ * time; the inverse of fa_huge_piece_cut.  Its units must be marked. */
+static void fa_huge_piece_add(fa_huge_piece_t *c, uintptr_t addr, size_t size, uint64_t time) {
+  *c = (fa_huge_piece_t){addr, size, time};
+  fa_huge_cache_bytes += size;
+  fa_count(huge, size);
+}
+
+/* Lock held.  The piece freed longest ago, NULL if there is none. */
+static fa_huge_piece_t *fa_huge_piece_oldest(void) {
+  fa_huge_piece_t *oldest = NULL;
+  for (size_t i = 0; i < FA_HUGE_PIECES; i++)
+    if (fa_huge_cache[i].addr != 0 && (oldest == NULL || fa_huge_cache[i].time < oldest->time))
+      oldest = &fa_huge_cache[i];
+  return oldest;
+}
+
 /* Lock held.  Give piece c back to the kernel. */
 static void fa_huge_piece_unmap(fa_huge_piece_t *c) {
   uintptr_t addr = c->addr;
@@ -270,9 +287,7 @@ static void fa_huge_piece_take(fa_huge_piece_t *c, uintptr_t a, size_t size) {
   if (tail == 0) return;
   for (size_t i = 0; i < FA_HUGE_PIECES; i++) {
     if (fa_huge_cache[i].addr != 0) continue;
-    fa_huge_cache[i] = (fa_huge_piece_t){a + size, tail, c->time};
-    fa_huge_cache_bytes += tail;
-    fa_count(huge, tail);
+    fa_huge_piece_add(&fa_huge_cache[i], a + size, tail, c->time);
     return;
   }
   fa_huge_unmark(a + size, tail);
@@ -311,11 +326,8 @@ static uintptr_t fa_huge_cache_take(size_t size, size_t align, bool huge_pages) 
   void *q = _fa_os_remap((void *)addr, have, size, align, huge_pages);
   if (q == NULL) {   /* still there (several mappings, or no room): a piece again */
     errno = saved_errno;
-    grow->addr = addr;
-    grow->size = have;
-    fa_huge_cache_bytes += have;
-    fa_count(huge, have);
     fa_huge_mark(addr, have, FA_UNIT_HUGE);
+    fa_huge_piece_add(grow, addr, have, grow->time);
     return 0;
   }
   fa_huge_mark((uintptr_t)q, size, FA_UNIT_HUGE);
@@ -339,20 +351,15 @@ static bool fa_huge_cache_put(uintptr_t addr, size_t size, uint64_t now) {
   }
   fa_huge_making = addr, fa_huge_making_size = size;
   for (;;) {
-    fa_huge_piece_t *slot = NULL, *oldest = NULL;
-    for (size_t i = 0; i < FA_HUGE_PIECES; i++) {
-      fa_huge_piece_t *c = &fa_huge_cache[i];
-      if (c->addr == 0) slot = c;
-      else if (oldest == NULL || c->time < oldest->time) oldest = c;
-    }
+    fa_huge_piece_t *slot = NULL;
+    for (size_t i = 0; i < FA_HUGE_PIECES && slot == NULL; i++)
+      if (fa_huge_cache[i].addr == 0) slot = &fa_huge_cache[i];
     if (slot != NULL && size <= FA_HUGE_CACHE_BYTES - fa_huge_cache_bytes) {
-      *slot = (fa_huge_piece_t){addr, size, now};
-      fa_huge_cache_bytes += size;
-      fa_count(huge, size);
+      fa_huge_piece_add(slot, addr, size, now);
       fa_huge_making_size = 0;
       return true;
     }
-    fa_huge_piece_unmap(oldest);   /* not NULL: the slots or the bytes are full */
+    fa_huge_piece_unmap(fa_huge_piece_oldest());   /* there is one: slots or bytes are full */
   }
 }
 
@@ -376,10 +383,7 @@ size_t _fa_huge_cache_trim(size_t *budget) {
   size_t n = 0;
   pthread_mutex_lock(&_fa_huge_lock);
   while (fa_huge_cache_bytes > *budget) {
-    fa_huge_piece_t *c = NULL;
-    for (size_t i = 0; i < FA_HUGE_PIECES; i++)
-      if (fa_huge_cache[i].addr != 0 && (c == NULL || fa_huge_cache[i].time < c->time))
-        c = &fa_huge_cache[i];
+    fa_huge_piece_t *c = fa_huge_piece_oldest();
     if (c == NULL) break;
     fa_huge_piece_unmap(c);
     n++;
