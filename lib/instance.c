@@ -39,6 +39,7 @@ void _fa_domain_default_init(void) {
   _fa_domain_default.memory_limit = _fa_opt.memory_limit;
   _fa_domain_default.reclaim = _fa_opt.reclaim;
   _fa_domain_default.huge_pages = _fa_opt.huge_pages;
+  _fa_domain_default.huge_blocks = _fa_opt.huge_pages || _fa_opt.huge_blocks;
   _fa_domain_default.populate = _fa_opt.populate;
 }
 
@@ -103,6 +104,7 @@ fancy_allocator_t *fancy_allocator_create(const fancy_allocator_config_t *config
   d->memory_limit = c.memory_limit;
   d->reclaim = fa_setting(c.reclamation, _fa_opt.reclaim);
   d->huge_pages = fa_setting(c.huge_pages, _fa_opt.huge_pages);
+  d->huge_blocks = fa_setting(c.huge_pages, _fa_opt.huge_pages || _fa_opt.huge_blocks);
   d->populate = fa_setting(c.populate, _fa_opt.populate);
   atomic_store_explicit(&d->mapped, 0, memory_order_relaxed);
   if (pthread_key_create(&d->key, fa_domain_thread_done) != 0) {

@@ -52,6 +52,7 @@ typedef struct fa_options_s {
   size_t arena_size;      /* FANCY_ARENA_SIZE: per-thread retention budget */
   size_t memory_limit;    /* FANCY_MEMORY_LIMIT: 0 = none */
   bool huge_pages;        /* FANCY_HUGE_PAGES */
+  bool huge_blocks;       /* FANCY_HUGE_BLOCKS: huge pages for big malloc blocks */
   bool populate;          /* FANCY_POPULATE */
   bool reclaim;           /* FANCY_RECLAIM: background thread */
   uint64_t purge_delay;   /* FANCY_PURGE_DELAY, ms */

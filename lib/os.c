@@ -5,6 +5,8 @@
  */
 #include "internal.h"
 
+#include <stdlib.h>
+#include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -241,4 +243,20 @@ bool _fa_os_move(void *src, size_t size, void *dst) {
   if (mremap(src, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, dst) == MAP_FAILED) return false;
   fa_uncount(mapped, size);   /* dst's own pages are gone */
   return true;
+}
+
+size_t _fa_os_thp_size(void) {
+  /* Read once; two threads that race here read the same files. */
+  static _Atomic size_t known;   /* 0 unknown, 1 none, else the size */
+  size_t v = atomic_load_explicit(&known, memory_order_relaxed);
+  if (v != 0) return v == 1 ? 0 : v;
+  char buf[128];
+  v = 1;
+  if (_fa_read_file("/sys/kernel/mm/transparent_hugepage/enabled", buf, sizeof buf) > 0 &&
+      strstr(buf, "[never]") == NULL &&
+      _fa_read_file("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", buf, sizeof buf) > 0 &&
+      strtoul(buf, NULL, 10) == ((size_t)2 << 20))
+    v = (size_t)2 << 20;
+  atomic_store_explicit(&known, v, memory_order_relaxed);
+  return v == 1 ? 0 : v;
 }

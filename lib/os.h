@@ -46,6 +46,10 @@ FA_HIDDEN void *_fa_os_remap(void *p, size_t old_size, size_t new_size, size_t a
  * copied, nothing faults).  src is unmapped afterwards.  false, nothing
  * changed, if the kernel refuses. */
 FA_HIDDEN bool _fa_os_move(void *src, size_t size, void *dst);
+/* The kernel's transparent huge page (PMD) size when it is 2 MiB and THP
+ * is not "never" (/sys/kernel/mm/transparent_hugepage), else 0: a 16 or
+ * 64 KiB page kernel's are 32 and 512 MiB, no step for a malloc block. */
+FA_HIDDEN size_t _fa_os_thp_size(void);
 /* An internal table of size bytes (zero-filled, address space reserved
  * without commit charge, not counted against the memory limit). */
 FA_HIDDEN void *_fa_os_map_table(size_t size);

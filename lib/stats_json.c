@@ -150,9 +150,9 @@ static void fa_json_document(fa_json_t *j) {
   fa_json(j, "\"abandoned\":{\"segments\":%zu,\"blocks_live\":%zu,\"bytes_live\":%zu},",
           abandoned.segments, abandoned.blocks_live, abandoned.bytes_live);
   fa_json(j, "\"options\":{\"arena_size\":%zu,\"memory_limit\":%zu,\"soft_limit\":%zu,"
-             "\"huge_pages\":%s,",
+             "\"huge_pages\":%s,\"huge_blocks\":%s,",
           _fa_opt.arena_size, _fa_opt.memory_limit, _fa_opt.soft_limit,
-          fa_bool(_fa_opt.huge_pages));
+          fa_bool(_fa_opt.huge_pages), fa_bool(_fa_opt.huge_blocks));
   fa_json(j, "\"populate\":%s,\"reclaim\":%s,\"purge_delay_ms\":%zu,\"segment_cache\":%zu,",
           fa_bool(_fa_opt.populate), fa_bool(_fa_opt.reclaim), (size_t)_fa_opt.purge_delay,
           _fa_opt.segment_cache);

@@ -220,6 +220,7 @@ typedef struct fa_domain_s {
   size_t arena_size;        /* per-thread retention budget */
   size_t memory_limit;      /* 0 = none */
   bool reclaim, huge_pages, populate;
+  bool huge_blocks;         /* huge.c: big blocks in huge-page steps */
   _Atomic size_t mapped;    /* its segments and huge blocks, bytes */
   pthread_key_t key;        /* the thread's heap (not for the default) */
   uint64_t generation;      /* in its handle: a stale handle is caught (instance.c) */

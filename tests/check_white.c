@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -595,6 +596,76 @@ START_TEST(test_huge_cache_moves_pieces) {
 }
 END_TEST
 
+/* Does the mapping that holds p carry MADV_HUGEPAGE ("hg" in its
+ * VmFlags in /proc/self/smaps)?  -1 if p is in no mapping. */
+static int vma_hugepage(const void *p) {
+  FILE *f = fopen("/proc/self/smaps", "r");
+  ck_assert_ptr_nonnull(f);
+  char line[512];
+  int found = -1;
+  bool inside = false;
+  while (found < 0 && fgets(line, sizeof line, f) != NULL) {
+    unsigned long lo, hi;
+    if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+      inside = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+    else if (inside && strncmp(line, "VmFlags:", 8) == 0)
+      found = strstr(line, " hg") != NULL;
+  }
+  fclose(f);
+  return found;
+}
+
+/* README "Huge pages": "a block of 4 MiB and more that is not calloc's is
+ * mapped in whole 2 MiB huge pages and advised MADV_HUGEPAGE"; smaller
+ * blocks, calloc's, and an instance with huge_pages < 0 keep 4 KiB steps
+ * and no advice; a block cut from a warm piece keeps both. */
+START_TEST(test_huge_blocks_in_huge_pages) {
+  /* FANCY_HUGE_BLOCKS=0 (and not FANCY_HUGE_PAGES=1): 4 KiB steps */
+  size_t thp = _fa_opt.huge_blocks || _fa_opt.huge_pages ? _fa_os_thp_size() : 0;
+  size_t page = FA_OS_PAGE_SIZE;
+  bool exact = _fa_opt.check;   /* checked mode reports the size asked for */
+  size_t big = (5u << 20) + 1, small = (3u << 20) + 1;
+  char *p = fancy_malloc(big), *c = fancy_calloc(1, big), *s = fancy_malloc(small);
+  ck_assert(p != NULL && c != NULL && s != NULL);
+  if (!exact) {
+    ck_assert_uint_eq(fancy_malloc_usable_size(p), thp ? 6u << 20 : (big + page - 1) & ~(page - 1));
+    ck_assert_uint_eq(fancy_malloc_usable_size(c), (big + page - 1) & ~(page - 1));
+    ck_assert_uint_eq(fancy_malloc_usable_size(s), (small + page - 1) & ~(page - 1));
+  }
+  if (_fa_os_thp_size() != 0) {
+    ck_assert_int_eq(vma_hugepage(p), thp != 0);
+    if (!exact)   /* (checked mode's calloc is a malloc and a memset) */
+      ck_assert_int_eq(vma_hugepage(c), _fa_opt.huge_pages);   /* FANCY_HUGE_PAGES=1: all */
+    ck_assert_int_eq(vma_hugepage(s), _fa_opt.huge_pages);
+  }
+  memset(p, 1, big);
+  fancy_free(p);
+  char *q = fancy_malloc((4u << 20) + 5);   /* cut from p's warm pages */
+  ck_assert_ptr_nonnull(q);
+  if (_fa_opt.purge_delay != 0) ck_assert_ptr_eq(q, p);
+  if (!exact && thp != 0) ck_assert_uint_eq(fancy_malloc_usable_size(q), 6u << 20);
+  if (_fa_os_thp_size() != 0) ck_assert_int_eq(vma_hugepage(q), thp != 0);
+  fancy_free(q);
+  fancy_free(c);
+  fancy_free(s);
+  /* Off for an instance that says so (in a new mapping: a warm piece
+   * keeps the advice it was mapped with, whoever takes it). */
+  fancy_trim(0);
+  fancy_allocator_config_t cfg = {0};
+  cfg.huge_pages = -1;
+  fancy_allocator_t *a = fancy_allocator_create(&cfg);
+  ck_assert_ptr_nonnull(a);
+  char *o = fancy_allocator_malloc(a, big);
+  ck_assert_ptr_nonnull(o);
+  if (!exact) ck_assert_uint_eq(fancy_allocator_usable_size(a, o), (big + page - 1) & ~(page - 1));
+  if (_fa_os_thp_size() != 0) ck_assert_int_eq(vma_hugepage(o), 0);
+  fancy_allocator_free(a, o);
+  fancy_allocator_destroy(a);
+  fancy_trim(0);
+  check_valid();
+}
+END_TEST
+
 /* calloc never gets a warm (dirty) mapping, and a cached mapping goes back
  * to the OS on trim (or after the purge delay): the address is no longer
  * ours and mapped bytes drop. */
@@ -819,6 +890,7 @@ static Suite *white_suite(void) {
   tcase_add_test(tc, test_huge_cache_cuts_inside_piece);
   tcase_add_test(tc, test_huge_cache_cut_keeps_units_marked);
   tcase_add_test(tc, test_huge_cache_calloc_and_trim);
+  tcase_add_test(tc, test_huge_blocks_in_huge_pages);
   tcase_add_test(tc, test_refill_reuses_holes);
   tcase_add_test(tc, test_remote_free_reused_by_freeing_thread);
   tcase_add_test_raise_signal(tc, test_double_free_of_kept_block_aborts, SIGABRT);

@@ -23,7 +23,7 @@ run() {
   cmp -s "$tmp/expected" "$tmp/out" || { cat "$tmp/out" >&2; fail "workload with $*: wrong output"; }
 }
 
-for bad in FANCY_ARENA_SIZE=banana FANCY_MEMORY_LIMIT=12q FANCY_HUGE_PAGES=maybe \
+for bad in FANCY_ARENA_SIZE=banana FANCY_MEMORY_LIMIT=12q FANCY_HUGE_PAGES=maybe FANCY_HUGE_BLOCKS=2 \
            FANCY_POPULATE=2 FANCY_RECLAIM=yesno FANCY_PURGE_DELAY=soon \
            FANCY_SEGMENT_CACHE=-1 FANCY_STATS=verbose FANCY_VERBOSE=loud \
            FANCY_CHECK=please FANCY_ARENA_SIZE= FANCY_MEMORY_LIMIT=1x; do
@@ -37,7 +37,7 @@ for bad in FANCY_ARENA_SIZE=banana FANCY_MEMORY_LIMIT=12q FANCY_HUGE_PAGES=maybe
   ok "$bad: $(cat "$tmp/err")"
 done
 
-for good in FANCY_ARENA_SIZE=32m FANCY_MEMORY_LIMIT=1g FANCY_HUGE_PAGES=1 \
+for good in FANCY_ARENA_SIZE=32m FANCY_MEMORY_LIMIT=1g FANCY_HUGE_PAGES=1 FANCY_HUGE_BLOCKS=0 \
             FANCY_POPULATE=yes FANCY_RECLAIM=on FANCY_PURGE_DELAY=0 \
             FANCY_SEGMENT_CACHE=0 FANCY_STATS=0 FANCY_VERBOSE=off FANCY_CHECK=1 \
             FANCY_ARENA_SIZE=4096 FANCY_MEMORY_LIMIT=2GiB; do

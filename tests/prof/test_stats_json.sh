@@ -27,6 +27,7 @@ assert heaps == t["bytes_live"] - t["bytes_huge"], (heaps, t)
 assert sum(h["self"] for h in doc["heaps"]) == 1
 assert doc["abandoned"]["blocks_live"] >= 100, doc["abandoned"]
 assert doc["options"]["prof"] is False and doc["prof"]["enabled"] is False
+assert doc["options"]["huge_blocks"] is True  # FANCY_HUGE_BLOCKS: on by default
 # FANCY_STATS=json: the document at exit, on stderr
 atexit = [l for l in open(sys.argv[2]).read().splitlines() if l.startswith("{")]
 assert len(atexit) == 1, open(sys.argv[2]).read()
