@@ -52,15 +52,18 @@ static void *fa_os_mmap(void *hint, size_t size, int prot, int flags) {
 
 /* Reserve size bytes of address space aligned to align: over-map, then
  * trim the unaligned head and tail.  MAP_NORESERVE: what stays is
- * committed by fa_os_commit (or is PROT_NONE, a remap's destination). */
-static void *fa_os_reserve_aligned(size_t size, size_t align, int prot) {
-  size_t total = size + align - FA_OS_PAGE_SIZE;
+ * committed by fa_os_commit (or is PROT_NONE, a remap's destination).
+ * The guard bytes before it stay reserved too, never to be mapped by
+ * anyone (a chunk of segments: see _fa_os_map_segment). */
+static void *fa_os_reserve_aligned(size_t size, size_t align, int prot, size_t guard) {
+  size_t total = size + align - FA_OS_PAGE_SIZE + guard;
   if (total < size) return NULL;
   uint8_t *raw = fa_os_mmap(NULL, total, prot, MAP_NORESERVE);
   if (raw == NULL) return NULL;
-  uint8_t *aligned = (uint8_t *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
-  size_t head = (size_t)(aligned - raw);
-  size_t tail = total - head - size;
+  uint8_t *aligned =
+      (uint8_t *)(((uintptr_t)raw + guard + align - 1) & ~(uintptr_t)(align - 1));
+  size_t head = (size_t)(aligned - raw) - guard;
+  size_t tail = total - head - guard - size;
   if (head) munmap(raw, head);
   if (tail) munmap(aligned + size, tail);
   return aligned;
@@ -102,7 +105,7 @@ void *_fa_os_map_aligned(size_t size, size_t align, bool populate, bool huge_pag
     errno = ENOMEM;
     return NULL;
   }
-  void *p = fa_os_reserve_aligned(size, align, PROT_NONE);
+  void *p = fa_os_reserve_aligned(size, align, PROT_NONE, 0);
   if (p == NULL || !fa_os_commit(p, size)) {
     fa_uncount(mapped, size);
     errno = ENOMEM;
@@ -134,11 +137,11 @@ void *_fa_os_map_segment(bool populate, bool huge_pages) {
   pthread_mutex_lock(&fa_chunk_lock);
   if (fa_chunk_next == fa_chunk_end) {
     size_t bytes = fa_chunk_segments * FA_SEGMENT_SIZE;
-    uint8_t *chunk = fa_os_reserve_aligned(bytes, FA_SEGMENT_SIZE, PROT_NONE);
+    uint8_t *chunk = fa_os_reserve_aligned(bytes, FA_SEGMENT_SIZE, PROT_NONE, FA_PAGE_SIZE);
     if (chunk != NULL && !fa_os_commit(chunk, bytes)) chunk = NULL;
     if (chunk == NULL && bytes > FA_SEGMENT_SIZE) {   /* short of address space */
       bytes = FA_SEGMENT_SIZE;
-      chunk = fa_os_reserve_aligned(bytes, FA_SEGMENT_SIZE, PROT_NONE);
+      chunk = fa_os_reserve_aligned(bytes, FA_SEGMENT_SIZE, PROT_NONE, FA_PAGE_SIZE);
       if (chunk != NULL && !fa_os_commit(chunk, bytes)) chunk = NULL;
     }
     if (chunk == NULL) {
@@ -155,6 +158,12 @@ void *_fa_os_map_segment(bool populate, bool huge_pages) {
   fa_chunk_next += FA_SEGMENT_SIZE;
   pthread_mutex_unlock(&fa_chunk_lock);
   fa_os_prepare(p, FA_SEGMENT_SIZE, populate, huge_pages);
+  /* The guard page (types.h, FA_GUARD_PAGE); the first segment of a chunk
+   * has one before it as well (the chunk's reservation keeps FA_PAGE_SIZE
+   * in front), against an overrun of a huge block mapped right below.
+   * Should the kernel refuse (its count of mappings exhausted), the
+   * segment works unguarded. */
+  mprotect((uint8_t *)p + FA_GUARD_PAGE * FA_PAGE_SIZE, FA_PAGE_SIZE, PROT_NONE);
   return p;
 }
 
@@ -220,7 +229,7 @@ void *_fa_os_remap(void *p, size_t old_size, size_t new_size, size_t align, bool
   if (q != MAP_FAILED) return q;
   /* Move it: reserve an aligned destination, then let the kernel move the
    * pages there (no copy). */
-  void *dest = fa_os_reserve_aligned(new_size, align, PROT_NONE);
+  void *dest = fa_os_reserve_aligned(new_size, align, PROT_NONE, 0);
   if (dest != NULL) {
     fa_count(mmap_calls, 1);
     q = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dest);

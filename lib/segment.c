@@ -206,7 +206,7 @@ static void fa_segment_adopt(fa_heap_t *heap, fa_segment_t *seg) {
   fa_segment_set_owner(seg, heap);
   atomic_store_explicit(&seg->xmask, 0, memory_order_relaxed);
   size_t idx = FA_FIRST_PAGE;
-  while (idx < FA_PAGES_PER_SEGMENT) {
+  while (idx < FA_GUARD_PAGE) {
     fa_page_t *page = &seg->pages[idx];
     page -= page->span_offset;          /* a merge may have moved the start */
     size_t first = _fa_segment_index(seg, page);
@@ -461,7 +461,7 @@ void _fa_segments_release_domain(fa_domain_t *d) {
     }
     fa_segment_set_owner(seg, NULL);
     /* Everything not known to be zero was committed: give it back. */
-    for (size_t idx = FA_FIRST_PAGE; idx < FA_PAGES_PER_SEGMENT;) {
+    for (size_t idx = FA_FIRST_PAGE; idx < FA_GUARD_PAGE;) {
       fa_page_t *page = &seg->pages[idx];
       size_t n = page->span_pages ? page->span_pages : 1;
       if (!(page->kind == FA_PAGE_FREE && page->zeroed))
@@ -509,7 +509,7 @@ static void fa_abandoned_due_at(uint64_t due) {
 static void fa_segment_abandon(fa_segment_t *seg) {
   /* The dying heap's bins and dirty list are discarded with it. */
   uint64_t oldest = 0;
-  for (size_t i = FA_FIRST_PAGE; i < FA_PAGES_PER_SEGMENT; i++) {
+  for (size_t i = FA_FIRST_PAGE; i < FA_GUARD_PAGE; i++) {
     fa_page_t *page = &seg->pages[i];
     oldest = fa_time_min(oldest, fa_span_dirty_since(page));
     page->in_bin = 0;
@@ -558,7 +558,7 @@ static void fa_span_purge(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *span);
  * and set seg->dirty_time to the oldest one left dirty; lock held. */
 static void fa_segment_purge_abandoned(fa_segment_t *seg, uint64_t now, uint64_t delay) {
   uint64_t oldest = 0;
-  for (size_t idx = FA_FIRST_PAGE; idx < FA_PAGES_PER_SEGMENT;) {
+  for (size_t idx = FA_FIRST_PAGE; idx < FA_GUARD_PAGE;) {
     fa_page_t *page = &seg->pages[idx];
     size_t n = page->span_pages ? page->span_pages : 1;
     uint64_t since = fa_span_dirty_since(page);
@@ -715,7 +715,7 @@ static bool fa_span_free(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *page) {
       idx = _fa_segment_index(seg, left);
     }
   }
-  if (idx + pages < FA_PAGES_PER_SEGMENT) {
+  if (idx + pages < FA_GUARD_PAGE) {
     fa_page_t *right = &seg->pages[idx + pages];
     if (right->kind == FA_PAGE_FREE) {
       fa_span_unlink(heap, right);
@@ -754,7 +754,7 @@ static bool fa_span_grow(fa_heap_t *heap, fa_page_t *page, size_t pages) {
   size_t cur = page->span_pages;
   if (pages <= cur) return true;
   size_t need = pages - cur;
-  if (idx + cur >= FA_PAGES_PER_SEGMENT) return false;
+  if (idx + cur >= FA_GUARD_PAGE) return false;
   fa_page_t *right = &seg->pages[idx + cur];
   if (right->kind != FA_PAGE_FREE || right->span_pages < need) return false;
   size_t have = right->span_pages;

@@ -44,10 +44,10 @@ static void fa_stats_collect(fa_domain_t *d, fancy_stats_t *st) {
     if (d != NULL && seg->domain != d) continue;
     committed_pages += FA_FIRST_PAGE;   /* the header */
     size_t idx = FA_FIRST_PAGE;
-    while (idx < FA_PAGES_PER_SEGMENT) {
+    while (idx < FA_GUARD_PAGE) {
       fa_page_t *page = &seg->pages[idx];
       size_t n = fa_load(page->span_pages);
-      if (n == 0 || idx + n > FA_PAGES_PER_SEGMENT) n = 1;   /* moving under us */
+      if (n == 0 || idx + n > FA_GUARD_PAGE) n = 1;   /* moving under us */
       switch (fa_load(page->kind)) {
       case FA_PAGE_CLASS: {
         unsigned cls = fa_load(page->cls);

@@ -52,10 +52,10 @@ static void fa_json_segment(fa_segment_t *seg, fa_heap_figures_t *f) {
   bool abandoned = seg->state == FA_SEG_ABANDONED;
   f->segments++;
   size_t idx = FA_FIRST_PAGE;
-  while (idx < FA_PAGES_PER_SEGMENT) {
+  while (idx < FA_GUARD_PAGE) {
     fa_page_t *page = &seg->pages[idx];
     size_t n = fa_load(page->span_pages);
-    if (n == 0 || idx + n > FA_PAGES_PER_SEGMENT) n = 1;
+    if (n == 0 || idx + n > FA_GUARD_PAGE) n = 1;
     switch (fa_load(page->kind)) {
     case FA_PAGE_CLASS: {
       unsigned cls = fa_load(page->cls);

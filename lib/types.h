@@ -8,7 +8,7 @@
  * aligned to 4 MiB, so the segment of any block is `p & ~FA_SEGMENT_MASK`.
  * A segment is cut into 64 pages of 64 KiB.  Page 0 holds the segment
  * header (fa_segment_t, with one fa_page_t descriptor per page); pages
- * 1..63 hold blocks.  Consecutive pages form *spans*: a span is either
+ * 1..62 hold blocks, page 63 is a guard (FA_GUARD_PAGE).  Consecutive pages form *spans*: a span is either
  *   - a class span: blocks of one size class (the document's slabs), or
  *   - a large span: one block of more than FA_MEDIUM_MAX bytes, or
  *   - a free span: kept in the owning heap's span bins, coalesced with its
@@ -141,7 +141,12 @@
 #define FA_PAGE_SIZE ((size_t)1 << FA_PAGE_SHIFT)
 #define FA_PAGES_PER_SEGMENT (FA_SEGMENT_SIZE / FA_PAGE_SIZE)   /* 64 */
 #define FA_FIRST_PAGE 1                           /* page 0 is the header */
-#define FA_SEGMENT_USABLE_PAGES (FA_PAGES_PER_SEGMENT - FA_FIRST_PAGE)
+/* The last page is a guard (PROT_NONE, os.c): an overrun of the block
+ * that ends a segment faults there instead of rewriting the header of the
+ * next segment, which may be another instance's.  Pages [FA_FIRST_PAGE,
+ * FA_GUARD_PAGE) hold spans; the guard is never in one. */
+#define FA_GUARD_PAGE (FA_PAGES_PER_SEGMENT - 1)
+#define FA_SEGMENT_USABLE_PAGES (FA_GUARD_PAGE - FA_FIRST_PAGE)
 
 #define FA_VA_BITS 47                             /* user address space */
 /* The kernel's page size: 4 KiB on x86-64, 4, 16 or 64 KiB on arm64.

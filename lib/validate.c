@@ -59,7 +59,7 @@ static bool fa_check_class_page(const fa_page_t *page, bool with_xfree) {
   return true;
 }
 
-/* Spans tile pages 1..63, tails point back, no two free spans touch, and
+/* Spans tile pages 1..62, tails point back, no two free spans touch, and
  * the free page count agrees. */
 static bool fa_check_segment(fa_segment_t *seg, bool deep) {
   FA_CHECK(seg->cookie == (FA_SEGMENT_MAGIC ^ (uint64_t)(uintptr_t)seg ^ _fa_secret),
@@ -69,10 +69,10 @@ static bool fa_check_segment(fa_segment_t *seg, bool deep) {
   if (!deep) return true;
   size_t idx = FA_FIRST_PAGE, free_pages = 0;
   bool prev_free = false;
-  while (idx < FA_PAGES_PER_SEGMENT) {
+  while (idx < FA_GUARD_PAGE) {
     fa_page_t *page = &seg->pages[idx];
     size_t n = page->span_pages;
-    FA_CHECK(page->span_offset == 0 && n >= 1 && idx + n <= FA_PAGES_PER_SEGMENT,
+    FA_CHECK(page->span_offset == 0 && n >= 1 && idx + n <= FA_GUARD_PAGE,
              "heap inconsistency: segment %p page %zu: bad span (%zu pages, offset %u)",
              (void *)seg, idx, n, page->span_offset);
     FA_CHECK(page->head == page, "heap inconsistency: segment %p page %zu: bad head", (void *)seg,

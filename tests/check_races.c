@@ -380,7 +380,7 @@ static size_t resident_pages(fa_segment_t *seg, fa_page_t *span) {
  * many are still dirty. */
 static size_t dirty_spans(fa_segment_t *seg) {
   size_t dirty = 0;
-  for (size_t idx = FA_FIRST_PAGE; idx < FA_PAGES_PER_SEGMENT;) {
+  for (size_t idx = FA_FIRST_PAGE; idx < FA_GUARD_PAGE;) {
     fa_page_t *page = &seg->pages[idx];
     if (page->kind == FA_PAGE_FREE) {
       if (page->zeroed) ck_assert_msg(!page->dirty, "a purged span is on a dirty list");
@@ -507,7 +507,7 @@ START_TEST(test_abandoned_purge_skips_adopted) {
   ck_assert_int_eq(seg->state, FA_SEG_OWNED);
   ck_assert_uint_eq(dirty_spans(seg), 1);
   span = NULL;                        /* the adopter split off a page of it */
-  for (size_t idx = FA_FIRST_PAGE; idx < FA_PAGES_PER_SEGMENT && span == NULL;) {
+  for (size_t idx = FA_FIRST_PAGE; idx < FA_GUARD_PAGE && span == NULL;) {
     fa_page_t *page = &seg->pages[idx];
     if (page->kind == FA_PAGE_FREE && !page->zeroed) span = page;
     idx += page->span_pages ? page->span_pages : 1;

@@ -9,6 +9,7 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -596,6 +597,69 @@ START_TEST(test_huge_cache_moves_pieces) {
 }
 END_TEST
 
+/* fancy_allocator_malloc(3), NOTES: "a buffer overrun in one instance
+ * cannot corrupt the blocks of another" (issue 14).  The block that ends
+ * a segment of instance a is followed by the segment's guard page, not by
+ * the header of the next segment, here instance b's: an overrun faults on
+ * the guard, and both instances stay valid.  (Checked mode catches a
+ * smaller overrun at free: check_mode.c, "buffer overrun".) */
+static sigjmp_buf guard_jmp;
+static void guard_segv(int sig) {
+  (void)sig;
+  siglongjmp(guard_jmp, 1);
+}
+
+START_TEST(test_instance_overrun_hits_guard) {
+  if (_fa_opt.check) return;
+  fancy_allocator_t *a = fancy_allocator_create(NULL), *b = fancy_allocator_create(NULL);
+  ck_assert(a != NULL && b != NULL);
+  /* Two blocks of half the usable pages fill a segment; a and b take
+   * turns, so their segments alternate in the order they are carved. */
+  size_t n = FA_SEGMENT_USABLE_PAGES / 2 * FA_PAGE_SIZE;
+  enum { N = 64 };
+  static void *pa[N], *pb[N];
+  char *end = NULL;
+  int used = 0;
+  for (; used < N && end == NULL; used++) {
+    pa[used] = fancy_allocator_malloc(a, n);
+    pb[used] = fancy_allocator_malloc(b, n);
+    ck_assert(pa[used] != NULL && pb[used] != NULL);
+    for (int i = 0; i <= used && end == NULL; i++) {
+      uintptr_t seg = (uintptr_t)fa_ptr_segment(pa[i]);
+      uintptr_t e = (uintptr_t)pa[i] + fancy_allocator_usable_size(a, pa[i]);
+      uintptr_t next = seg + FA_SEGMENT_SIZE;
+      if (e == seg + FA_GUARD_PAGE * FA_PAGE_SIZE && fa_unit_kind(next) == FA_UNIT_SEGMENT &&
+          ((fa_segment_t *)next)->domain == fa_ptr_segment(pb[0])->domain)
+        end = (char *)e;
+    }
+  }
+  ck_assert_msg(end != NULL, "no segment of a followed by one of b");
+  struct sigaction sa, old;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = guard_segv;
+  ck_assert_int_eq(sigaction(SIGSEGV, &sa, &old), 0);
+  volatile int faulted = 0;
+  if (sigsetjmp(guard_jmp, 1) == 0) {
+    volatile char *v = end;
+    for (int k = 0; k < 24; k++) v[k] = 0x41;   /* 24 bytes past the block */
+  } else {
+    faulted = 1;
+  }
+  sigaction(SIGSEGV, &old, NULL);
+  ck_assert_msg(faulted, "an overrun past the last block of a segment wrote on");
+  ck_assert(fancy_allocator_validate(b));
+  ck_assert(fancy_allocator_validate(a));
+  for (int i = 0; i < used; i++) {
+    fancy_allocator_free(a, pa[i]);
+    fancy_allocator_free(b, pb[i]);
+  }
+  ck_assert(fancy_allocator_validate(b));
+  fancy_allocator_destroy(a);
+  fancy_allocator_destroy(b);
+  check_valid();
+}
+END_TEST
+
 /* Does the mapping that holds p carry MADV_HUGEPAGE ("hg" in its
  * VmFlags in /proc/self/smaps)?  -1 if p is in no mapping. */
 static int vma_hugepage(const void *p) {
@@ -891,6 +955,7 @@ static Suite *white_suite(void) {
   tcase_add_test(tc, test_huge_cache_cut_keeps_units_marked);
   tcase_add_test(tc, test_huge_cache_calloc_and_trim);
   tcase_add_test(tc, test_huge_blocks_in_huge_pages);
+  tcase_add_test(tc, test_instance_overrun_hits_guard);
   tcase_add_test(tc, test_refill_reuses_holes);
   tcase_add_test(tc, test_remote_free_reused_by_freeing_thread);
   tcase_add_test_raise_signal(tc, test_double_free_of_kept_block_aborts, SIGABRT);
