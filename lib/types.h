@@ -8,7 +8,8 @@
  * aligned to 4 MiB, so the segment of any block is `p & ~FA_SEGMENT_MASK`.
  * A segment is cut into 64 pages of 64 KiB.  Page 0 holds the segment
  * header (fa_segment_t, with one fa_page_t descriptor per page); pages
- * 1..62 hold blocks, page 63 is a guard (FA_GUARD_PAGE).  Consecutive pages form *spans*: a span is either
+ * 1..62 hold blocks, page 63 is a guard (FA_GUARD_PAGE).  Consecutive
+ * pages form *spans*: a span is either
  *   - a class span: blocks of one size class (the document's slabs), or
  *   - a large span: one block of more than FA_MEDIUM_MAX bytes, or
  *   - a free span: kept in the owning heap's span bins, coalesced with its
