@@ -188,7 +188,9 @@ FA_HIDDEN void _fa_heaps_unlock_all(void);
 FA_HIDDEN void _fa_heaps_reinit_locks(void);
 
 /* ------------------------------------------------------------------------
- * Segments, spans and the address map (segment.c)
+ * The address map (addrmap.c), segments (segment.c), the spans inside
+ * them (span.c), and purging on a clock (purge.c).  A function named
+ * *_locked wants the lock that its un-suffixed twin takes.
  * ---------------------------------------------------------------------- */
 enum { FA_UNIT_NONE = 0, FA_UNIT_SEGMENT = 1, FA_UNIT_HUGE = 2 };
 #define FA_UNITS ((size_t)1 << (FA_VA_BITS - FA_SEGMENT_SHIFT))   /* 2^25 */
@@ -224,12 +226,23 @@ FA_HIDDEN void _fa_segment_release(fa_heap_t *heap, fa_segment_t *seg);
 FA_HIDDEN void _fa_segments_release_domain(fa_domain_t *d);
 FA_HIDDEN size_t _fa_segment_index(const fa_segment_t *seg, const fa_page_t *page);
 FA_HIDDEN void _fa_span_purge(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *span);
+/* span.c, for segment.c: heap's lock held, or heap NULL for a segment that
+ * nobody owns, under _fa_segments_lock. */
+FA_HIDDEN void _fa_span_unlink(fa_heap_t *heap, fa_page_t *span);
+FA_HIDDEN void _fa_span_file(fa_heap_t *heap, fa_page_t *span);
+FA_HIDDEN void _fa_span_make_free(fa_heap_t *heap, fa_page_t *page, size_t pages, bool zeroed,
+                                  uint64_t now);
+FA_HIDDEN void _fa_span_purge_unowned(fa_segment_t *seg, fa_page_t *span);
+/* segment.c, for span.c: heap's lock held; false when no segment could be
+ * had (limit or mmap). */
+FA_HIDDEN bool _fa_segment_acquire(fa_heap_t *heap);
 FA_HIDDEN size_t _fa_segment_cache_decay(uint64_t now, uint64_t delay, bool force, bool blocking);
 FA_HIDDEN size_t _fa_segment_cache_trim(size_t *budget);
 FA_HIDDEN size_t _fa_abandoned_collect(size_t max, bool blocking);
 FA_HIDDEN bool _fa_abandoned_purge_due(uint64_t now);
 FA_HIDDEN bool _fa_memory_pressure(fa_heap_t *heap);
 FA_HIDDEN size_t _fa_heap_purge(fa_heap_t *heap, uint64_t now, uint64_t delay, size_t max);
+FA_HIDDEN size_t _fa_heap_purge_locked(fa_heap_t *heap, uint64_t now, uint64_t delay, size_t max);
 FA_HIDDEN size_t _fa_heaps_purge(uint64_t now, uint64_t delay, size_t max);
 /* The earliest time (ms) some free memory is due to be purged, 0: none. */
 extern _Atomic uint64_t _fa_purge_due FA_HIDDEN;
@@ -444,6 +457,10 @@ static inline fa_segment_t *fa_ptr_segment(const void *p) {
 /* The first page of the span holding p. */
 static inline fa_page_t *fa_segment_span_of(fa_segment_t *seg, const void *p) {
   return seg->pages[((uintptr_t)p - (uintptr_t)seg) >> FA_PAGE_SHIFT].head;
+}
+
+static inline size_t fa_span_bytes(const fa_page_t *span) {
+  return (size_t)span->span_pages << FA_PAGE_SHIFT;
 }
 
 static inline uint8_t *fa_page_address(fa_segment_t *seg, const fa_page_t *page) {

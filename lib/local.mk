@@ -13,7 +13,7 @@ noinst_LTLIBRARIES += lib/libfancycore.la
 lib_libfancycore_la_SOURCES = \
 	lib/types.h lib/internal.h lib/os.h lib/track.h lib/glibc_malloc.h \
 	lib/alloc.c lib/free.c lib/aligned.c lib/huge.c \
-	lib/page.c lib/segment.c lib/heap.c lib/purge.c \
+	lib/page.c lib/addrmap.c lib/segment.c lib/span.c lib/heap.c lib/purge.c \
 	lib/os.c lib/procfile.c lib/limit.c lib/cgroup.c lib/options.c lib/stats.c lib/validate.c lib/init.c lib/instance.c \
 	lib/foreign.c \
 	lib/prof.c lib/stats_json.c lib/visit.c

@@ -21,6 +21,18 @@
 #include <time.h>
 
 
+_Atomic uint64_t _fa_purge_due;
+
+/* Some free memory may be purged from time `due` (ms) on. */
+void _fa_purge_due_at(uint64_t due) {
+  if (due == 0) due = 1;
+  uint64_t cur = atomic_load_explicit(&_fa_purge_due, memory_order_relaxed);
+  while ((cur == 0 || due < cur) &&
+         !atomic_compare_exchange_weak_explicit(&_fa_purge_due, &cur, due, memory_order_relaxed,
+                                                memory_order_relaxed)) {
+  }
+}
+
 static pthread_mutex_t fa_reclaim_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool fa_reclaim_started;
 static pthread_t fa_reclaim_thread;
@@ -107,3 +119,57 @@ int _fa_trim(fa_heap_t *heap, size_t pad) {
 }
 
 int fancy_trim(size_t pad) FANCY_NOEXCEPT { return _fa_trim(fa_heap_get(), pad); }
+
+/* Purge, in every heap, the free spans that have been free for delay ms,
+ * at most max spans in all; returns how many, and leaves _fa_purge_due
+ * at the time the next one is due (now when max was reached, or a heap
+ * was busy: the next call goes on). */
+size_t _fa_heaps_purge(uint64_t now, uint64_t delay, size_t max) {
+  size_t n = 0;
+  uint64_t next = 0;
+  for (fa_heap_t *h = __atomic_load_n(&_fa_heaps, __ATOMIC_ACQUIRE); h != NULL;
+       h = h->pool_next) {
+    if (n >= max) {
+      next = now;
+      break;
+    }
+    if (!fa_heap_trylock(h)) {   /* busy: its thread is at work */
+      next = now + 1;
+      continue;
+    }
+    if (fa_load(h->alive)) {
+      n += _fa_heap_purge_locked(h, now, delay, max - n);
+      fa_page_t *span = h->dirty_first;
+      if (span != NULL && (next == 0 || span->free_time + delay < next))
+        next = span->free_time + delay;
+    }
+    fa_heap_unlock(h);
+  }
+  if (next != 0) _fa_purge_due_at(next);
+  return n;
+}
+
+/* An allocator call of any thread, past the time some free memory became
+ * due to be purged: purge a bounded share of it, in every heap (one
+ * thread at a time; the others go on at once). */
+void _fa_purge_due_run(void) {
+  uint64_t due = atomic_load_explicit(&_fa_purge_due, memory_order_relaxed);
+  uint64_t now = _fa_clock_ms();
+  if (due == 0 || now < due) return;
+  if (!atomic_compare_exchange_strong_explicit(&_fa_purge_due, &due, 0, memory_order_relaxed,
+                                               memory_order_relaxed))
+    return;
+  _fa_heaps_purge(now, _fa_opt.purge_delay, FA_PURGE_PER_CALL);
+  /* Abandoned segments' free spans (at most as many segments as spans
+   * above; a busy lock or more left to do: the next call goes on). */
+  if (_fa_abandoned_purge_due(now)) _fa_abandoned_collect(FA_PURGE_PER_CALL, false);
+  /* re-armed (it was cleared above) for what is left or not yet due */
+  uint64_t adue = atomic_load_explicit(&_fa_abandoned_dirty_due, memory_order_relaxed);
+  if (adue != 0) _fa_purge_due_at(adue);
+  /* Cached segments (the rest of _fa_reclaim_tick is left to the
+   * heartbeats: this runs far more often). */
+  if (__atomic_load_n(&_fa_cached_count, __ATOMIC_RELAXED) != 0 &&
+      _fa_segment_cache_decay(now, _fa_opt.purge_delay, false, false) == 0 &&
+      __atomic_load_n(&_fa_cached_count, __ATOMIC_RELAXED) != 0)
+    _fa_purge_due_at(now + 1);
+}

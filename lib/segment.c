@@ -1,13 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * segment.c - 4 MiB segments, the spans of pages inside them, and the map
- * of the address space.
- *
- * Free spans are the document's "segregated bins with __builtin_clz lookup,
- * boundary tags and immediate coalescing", applied to runs of 64 KiB pages:
- * a freed span merges with its free neighbours at once (the last page of
- * every span records the distance to its first), and lands in one of 16
- * bins by size.
+ * segment.c - the life of a 4 MiB segment (types.h, "Life of a segment"):
+ * owned by a heap, abandoned at its thread's exit and adopted, cached
+ * empty, purged to the reserve, and taken back from any heap under memory
+ * pressure.  The spans inside a segment are span.c's; the map from an
+ * address to its segment is addrmap.c's.
  *
  * Segments are never unmapped.  A thread that frees a block remotely may
  * still touch the segment header for a few instructions after its push, so
@@ -17,9 +14,6 @@
  */
 #include "internal.h"
 
-static uint8_t fa_unit_map_none[1];
-uint8_t *_fa_unit_map = fa_unit_map_none;
-size_t _fa_unit_count;
 pthread_mutex_t _fa_segments_lock = PTHREAD_MUTEX_INITIALIZER;
 fa_segment_t *_fa_all_segments;
 fa_segment_t *_fa_abandoned;
@@ -29,136 +23,9 @@ size_t _fa_abandoned_count;
 size_t _fa_cached_count;
 _Atomic int _fa_abandoned_xpending;
 _Atomic uint64_t _fa_abandoned_dirty_due;
-_Atomic uint64_t _fa_purge_due;
-
-/* Some free memory may be purged from time `due` (ms) on. */
-void _fa_purge_due_at(uint64_t due) {
-  if (due == 0) due = 1;
-  uint64_t cur = atomic_load_explicit(&_fa_purge_due, memory_order_relaxed);
-  while ((cur == 0 || due < cur) &&
-         !atomic_compare_exchange_weak_explicit(&_fa_purge_due, &cur, due, memory_order_relaxed,
-                                                memory_order_relaxed)) {
-  }
-}
-
-/* Process set-up; without the map nothing can be allocated (a segment
- * or huge block must be findable from its address). */
-void _fa_unit_map_init(void) {
-  void *map = _fa_os_map_table(FA_UNITS);
-  if (map == NULL) return;
-  __atomic_store_n(&_fa_unit_map, (uint8_t *)map, __ATOMIC_RELAXED);
-  __atomic_store_n(&_fa_unit_count, FA_UNITS, __ATOMIC_RELEASE);
-}
-
-void _fa_segmap_set(uintptr_t addr, unsigned kind) {
-  uintptr_t unit = addr >> FA_SEGMENT_SHIFT;
-  if (unit < _fa_unit_count) __atomic_store_n(&_fa_unit_map[unit], (uint8_t)kind, __ATOMIC_RELEASE);
-}
 
 size_t _fa_segment_index(const fa_segment_t *seg, const fa_page_t *page) {
   return (size_t)(page - seg->pages);
-}
-
-static size_t fa_span_bytes(const fa_page_t *span) {
-  return (size_t)span->span_pages << FA_PAGE_SHIFT;
-}
-
-/* ------------------------------------------------------------------------
- * Span bins and the dirty list (owner only)
- * ---------------------------------------------------------------------- */
-static unsigned fa_span_bin(size_t pages) {
-  if (pages <= 8) return (unsigned)pages - 1;
-  unsigned b = 63u - (unsigned)__builtin_clzll(pages);          /* >= 3 */
-  unsigned bin = 8 + (b - 3) * 2 + (unsigned)((pages >> (b - 1)) & 1);
-  return bin < FA_SPAN_BINS ? bin : FA_SPAN_BINS - 1;
-}
-
-static void fa_bin_insert(fa_heap_t *heap, fa_page_t *span) {
-  unsigned bin = fa_span_bin(span->span_pages);
-  span->prev = NULL;
-  span->next = heap->bins[bin];
-  if (span->next) span->next->prev = span;
-  heap->bins[bin] = span;
-  heap->bin_mask |= 1u << bin;
-  span->in_bin = 1;
-}
-
-static void fa_bin_remove(fa_heap_t *heap, fa_page_t *span) {
-  if (!span->in_bin) return;
-  unsigned bin = fa_span_bin(span->span_pages);
-  if (span->prev) span->prev->next = span->next;
-  else heap->bins[bin] = span->next;
-  if (span->next) span->next->prev = span->prev;
-  if (heap->bins[bin] == NULL) heap->bin_mask &= ~(1u << bin);
-  span->next = span->prev = NULL;
-  span->in_bin = 0;
-}
-
-/* File span on heap's dirty list, which stays sorted by free_time (oldest
- * first): a span that keeps an older age (the rest of a split span, the
- * spans of an adopted segment) goes before younger ones, or it would wait
- * behind them to be purged. */
-static void fa_dirty_append(fa_heap_t *heap, fa_page_t *span) {
-  fa_page_t *after = heap->dirty_last;
-  while (after != NULL && after->free_time > span->free_time) after = after->dprev;
-  span->dprev = after;
-  span->dnext = after ? after->dnext : heap->dirty_first;
-  if (span->dnext) span->dnext->dprev = span;
-  else heap->dirty_last = span;
-  if (after) after->dnext = span;
-  else heap->dirty_first = span;
-  heap->dirty_pages += span->span_pages;
-  span->dirty = 1;
-  _fa_purge_due_at(span->free_time + _fa_opt.purge_delay);
-}
-
-static void fa_dirty_remove(fa_heap_t *heap, fa_page_t *span) {
-  if (!span->dirty) return;
-  if (span->dprev) span->dprev->dnext = span->dnext;
-  else heap->dirty_first = span->dnext;
-  if (span->dnext) span->dnext->dprev = span->dprev;
-  else heap->dirty_last = span->dprev;
-  heap->dirty_pages -= span->span_pages;
-  span->dnext = span->dprev = NULL;
-  span->dirty = 0;
-}
-
-/* Take a free span off the heap's lists (heap may be NULL for segments
- * that nobody owns, whose spans are on no list). */
-static void fa_span_unlink(fa_heap_t *heap, fa_page_t *span) {
-  if (heap == NULL) return;
-  fa_bin_remove(heap, span);
-  fa_dirty_remove(heap, span);
-}
-
-void _fa_span_set_tails(fa_page_t *page, size_t pages) {
-  fa_store(page->span_pages, (uint32_t)pages);
-  page->span_offset = 0;
-  page->head = page;
-  for (size_t i = 1; i < pages; i++) {
-    page[i].span_offset = (uint32_t)i;
-    page[i].head = page;
-    fa_store(page[i].kind, (uint8_t)FA_PAGE_UNUSED);
-    fa_store(page[i].capacity, 0u);
-  }
-}
-
-/* Make [page, page+pages) one free span and file it. */
-static void fa_span_make_free(fa_heap_t *heap, fa_page_t *page, size_t pages, bool zeroed,
-                              uint64_t now) {
-  _fa_span_set_tails(page, pages);
-  fa_store(page->kind, (uint8_t)FA_PAGE_FREE);
-  fa_store(page->capacity, 0u);   /* free's inline check fails */
-  fa_store(page->used, 0u);
-  page->free = page->local_free = NULL;
-  atomic_store_explicit(&page->xfree, 0, memory_order_relaxed);
-  page->zeroed = zeroed;
-  page->in_bin = page->dirty = 0;
-  page->free_time = now;
-  if (heap != NULL) {
-    fa_bin_insert(heap, page);
-    if (!zeroed) fa_dirty_append(heap, page);
-  }
 }
 
 /* ------------------------------------------------------------------------
@@ -196,7 +63,7 @@ static void fa_segment_own(fa_heap_t *heap, fa_segment_t *seg, bool zeroed) {
   heap->segment_count++;
   fa_segment_set_owner(seg, heap);
   seg->free_pages = FA_SEGMENT_USABLE_PAGES;
-  fa_span_make_free(heap, &seg->pages[FA_FIRST_PAGE], FA_SEGMENT_USABLE_PAGES, zeroed,
+  _fa_span_make_free(heap, &seg->pages[FA_FIRST_PAGE], FA_SEGMENT_USABLE_PAGES, zeroed,
                     _fa_clock_ms());
 }
 
@@ -213,8 +80,7 @@ static void fa_segment_adopt(fa_heap_t *heap, fa_segment_t *seg) {
     switch (page->kind) {
     case FA_PAGE_FREE:
       if (!page->in_bin) {
-        fa_bin_insert(heap, page);
-        if (!page->zeroed) fa_dirty_append(heap, page);   /* keeps its age */
+        _fa_span_file(heap, page);   /* keeps its age */
       }
       break;
     case FA_PAGE_CLASS:
@@ -270,7 +136,7 @@ bool _fa_segment_reclaim(fa_heap_t *heap, fa_segment_t *seg) {
 
 /* Find a segment for heap: one abandoned by an exited thread, a warm empty
  * one, a purged one from the reserve, or a new mapping, in that order. */
-static bool fa_segment_acquire(fa_heap_t *heap) {
+bool _fa_segment_acquire(fa_heap_t *heap) {
   fa_domain_t *d = heap->domain;
   pthread_mutex_lock(&_fa_segments_lock);
   /* Segments with live blocks stay in their instance; they are charged
@@ -387,7 +253,7 @@ static void fa_segment_park(fa_segment_t *seg) {
 void _fa_segment_release(fa_heap_t *heap, fa_segment_t *seg) {
   fa_page_t *span = &seg->pages[FA_FIRST_PAGE];
   fa_assert(span->kind == FA_PAGE_FREE && span->span_pages == FA_SEGMENT_USABLE_PAGES);
-  fa_span_unlink(heap, span);
+  _fa_span_unlink(heap, span);
   span->in_bin = span->dirty = 0;
   fa_segment_set_owner(seg, NULL);
   pthread_mutex_lock(&_fa_segments_lock);
@@ -470,7 +336,7 @@ void _fa_segments_release_domain(fa_domain_t *d) {
     }
     _fa_os_purge(fa_page_address(seg, &seg->pages[FA_FIRST_PAGE]),
                  (size_t)FA_SEGMENT_USABLE_PAGES << FA_PAGE_SHIFT);
-    fa_span_make_free(NULL, &seg->pages[FA_FIRST_PAGE], FA_SEGMENT_USABLE_PAGES, true, 0);
+    _fa_span_make_free(NULL, &seg->pages[FA_FIRST_PAGE], FA_SEGMENT_USABLE_PAGES, true, 0);
     seg->free_pages = FA_SEGMENT_USABLE_PAGES;
     fa_segment_to_reserve(seg);
   }
@@ -539,7 +405,7 @@ void _fa_segments_leave_heap(fa_heap_t *heap) {
     fa_segment_t *next = seg->next;
     seg->next = seg->prev = NULL;
     if (seg->free_pages == FA_SEGMENT_USABLE_PAGES) {
-      fa_span_unlink(heap, &seg->pages[FA_FIRST_PAGE]);
+      _fa_span_unlink(heap, &seg->pages[FA_FIRST_PAGE]);
       fa_segment_set_owner(seg, NULL);
       fa_segment_park(seg);
     } else {
@@ -552,8 +418,6 @@ void _fa_segments_leave_heap(fa_heap_t *heap) {
   if (abandoned != 0) atomic_store_explicit(&_fa_abandoned_xpending, 1, memory_order_relaxed);
 }
 
-static void fa_span_purge(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *span);
-
 /* Purge the free spans of abandoned seg that have been free for delay ms
  * and set seg->dirty_time to the oldest one left dirty; lock held. */
 static void fa_segment_purge_abandoned(fa_segment_t *seg, uint64_t now, uint64_t delay) {
@@ -564,7 +428,7 @@ static void fa_segment_purge_abandoned(fa_segment_t *seg, uint64_t now, uint64_t
     uint64_t since = fa_span_dirty_since(page);
     if (since != 0 && now - page->free_time >= delay) {
       fa_test_point(FA_TP_ABANDONED_PURGE, seg);
-      fa_span_purge(NULL, seg, page);
+      _fa_span_purge_unowned(seg, page);
     } else {
       oldest = fa_time_min(oldest, since);
     }
@@ -645,184 +509,6 @@ bool _fa_abandoned_purge_due(uint64_t now) {
 }
 
 /* ------------------------------------------------------------------------
- * Spans
- * ---------------------------------------------------------------------- */
-static fa_page_t *fa_bins_find(fa_heap_t *heap, size_t pages) {
-  unsigned bin = fa_span_bin(pages);
-  for (fa_page_t *s = heap->bins[bin]; s != NULL; s = s->next)
-    if (s->span_pages >= pages) return s;
-  uint32_t mask = heap->bin_mask & ~((2u << bin) - 1);
-  if (mask == 0) return NULL;
-  return heap->bins[__builtin_ctz(mask)];
-}
-
-/* A run of pages pages for heap; its first page is returned with the
- * tails set, kind still FREE (the caller gives it a role). */
-static fa_page_t *fa_span_alloc(fa_heap_t *heap, size_t pages) {
-  fa_assert(pages >= 1 && pages <= FA_SEGMENT_USABLE_PAGES);
-  bool collected = false;
-  for (;;) {
-    fa_page_t *span = fa_bins_find(heap, pages);
-    if (span != NULL) {
-      fa_segment_t *seg = fa_ptr_segment(span);
-      uint64_t free_time = span->free_time;
-      fa_span_unlink(heap, span);
-      size_t have = span->span_pages;
-      if (have > pages)   /* the rest keeps its age and state */
-        fa_span_make_free(heap, span + pages, have - pages, span->zeroed, free_time);
-      if (span->zeroed) fa_count(committed, pages << FA_PAGE_SHIFT);
-      _fa_span_set_tails(span, pages);
-      seg->free_pages -= (uint32_t)pages;
-      return span;
-    }
-    if (fa_segment_acquire(heap)) continue;
-    if (collected) return NULL;
-    /* Out of memory (limit or mmap): take back what other threads freed
-     * into this heap, give back what is only kept warm (cached segments,
-     * freed huge mappings), and try once more. */
-    collected = true;
-    _fa_heap_collect_remote(heap, true);
-    _fa_memory_pressure(heap);
-  }
-}
-
-fa_page_t *_fa_span_alloc(fa_heap_t *heap, size_t pages) {
-  fa_heap_lock(heap);
-  fa_page_t *span = fa_span_alloc(heap, pages);
-  if (span != NULL) fa_soft_check(heap, 0);   /* committed may have grown */
-  fa_heap_unlock(heap);
-  return span;
-}
-
-/* Return a span (class, large or an unattached run) to the free spans,
- * merging it with free neighbours.  heap is the owner, or NULL while the
- * segment has none (abandoned, under the segments lock). */
-static void fa_span_purge(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *span);
-
-static bool fa_span_free(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *page) {
-  size_t idx = _fa_segment_index(seg, page);
-  size_t pages = page->span_pages;
-  bool zeroed = false;
-  seg->free_pages += (uint32_t)pages;
-  if (idx > FA_FIRST_PAGE) {
-    fa_page_t *left = &seg->pages[idx - 1];
-    left -= left->span_offset;
-    if (left->kind == FA_PAGE_FREE) {
-      fa_span_unlink(heap, left);
-      if (left->zeroed) fa_count(committed, fa_span_bytes(left));
-      pages += left->span_pages;
-      page = left;
-      idx = _fa_segment_index(seg, left);
-    }
-  }
-  if (idx + pages < FA_GUARD_PAGE) {
-    fa_page_t *right = &seg->pages[idx + pages];
-    if (right->kind == FA_PAGE_FREE) {
-      fa_span_unlink(heap, right);
-      if (right->zeroed) fa_count(committed, fa_span_bytes(right));
-      pages += right->span_pages;
-    }
-  }
-  /* memcheck: the pages are the allocator's again (no-op without it). */
-  if (fa_unlikely(_fa_opt.check))
-    fa_track_undefined(fa_page_address(seg, page), pages << FA_PAGE_SHIFT);
-  fa_span_make_free(heap, page, pages, zeroed, _fa_clock_ms());
-  /* Above the soft limit (limit.c) freed memory goes back at once. */
-  if (fa_soft_over() && heap != NULL) {
-    fa_span_purge(heap, seg, page);
-    _fa_soft_recheck();
-  }
-  if (heap != NULL && pages == FA_SEGMENT_USABLE_PAGES &&
-      (seg->reclaimed || heap->segment_count * FA_SEGMENT_SIZE > heap->domain->arena_size)) {
-    _fa_segment_release(heap, seg);
-    return true;
-  }
-  return false;
-}
-
-bool _fa_span_free(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *page) {
-  fa_heap_lock(heap);
-  bool released = fa_span_free(heap, seg, page);
-  fa_heap_unlock(heap);
-  return released;
-}
-
-/* Grow a large span in place into the free span right after it. */
-static bool fa_span_grow(fa_heap_t *heap, fa_page_t *page, size_t pages) {
-  fa_segment_t *seg = fa_ptr_segment(page);
-  size_t idx = _fa_segment_index(seg, page);
-  size_t cur = page->span_pages;
-  if (pages <= cur) return true;
-  size_t need = pages - cur;
-  if (idx + cur >= FA_GUARD_PAGE) return false;
-  fa_page_t *right = &seg->pages[idx + cur];
-  if (right->kind != FA_PAGE_FREE || right->span_pages < need) return false;
-  size_t have = right->span_pages;
-  bool zeroed = right->zeroed;
-  uint64_t free_time = right->free_time;
-  fa_span_unlink(heap, right);
-  if (have > need) fa_span_make_free(heap, right + need, have - need, zeroed, free_time);
-  if (zeroed) fa_count(committed, need << FA_PAGE_SHIFT);
-  seg->free_pages -= (uint32_t)need;
-  _fa_span_set_tails(page, pages);
-  return true;
-}
-
-bool _fa_span_grow(fa_heap_t *heap, fa_page_t *page, size_t pages) {
-  fa_heap_lock(heap);
-  bool grown = fa_span_grow(heap, page, pages);
-  if (grown) fa_soft_check(heap, 0);
-  fa_heap_unlock(heap);
-  return grown;
-}
-
-/* Give the pages of a large span past the first `pages` back. */
-void _fa_span_shrink(fa_heap_t *heap, fa_page_t *page, size_t pages) {
-  size_t cur = page->span_pages;
-  if (pages >= cur) return;
-  fa_heap_lock(heap);
-  fa_page_t *tail = page + pages;
-  _fa_span_set_tails(page, pages);
-  _fa_span_set_tails(tail, cur - pages);
-  fa_store(tail->kind, (uint8_t)FA_PAGE_LARGE);
-  fa_span_free(heap, fa_ptr_segment(page), tail);
-  fa_heap_unlock(heap);
-}
-
-static void fa_span_purge(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *span) {
-  if (span->zeroed) return;
-  _fa_os_purge(fa_page_address(seg, span), fa_span_bytes(span));
-  fa_uncount(committed, fa_span_bytes(span));
-  span->zeroed = 1;
-  if (heap != NULL) fa_dirty_remove(heap, span);
-}
-
-void _fa_span_purge(fa_heap_t *heap, fa_segment_t *seg, fa_page_t *span) {
-  fa_heap_lock(heap);
-  fa_span_purge(heap, seg, span);
-  fa_heap_unlock(heap);
-}
-
-/* Purge up to max free spans of heap that have been free for delay ms;
- * heap's lock held. */
-static size_t fa_heap_purge(fa_heap_t *heap, uint64_t now, uint64_t delay, size_t max) {
-  size_t n = 0;
-  fa_page_t *span;
-  while (n < max && (span = heap->dirty_first) != NULL && now - span->free_time >= delay) {
-    fa_span_purge(heap, fa_ptr_segment(span), span);
-    n++;
-  }
-  return n;
-}
-
-size_t _fa_heap_purge(fa_heap_t *heap, uint64_t now, uint64_t delay, size_t max) {
-  fa_heap_lock(heap);
-  size_t n = fa_heap_purge(heap, now, delay, max);
-  fa_heap_unlock(heap);
-  return n;
-}
-
-/* ------------------------------------------------------------------------
  * Other threads' heaps.  Free spans and empty segments are the process's
  * memory even while a heap holds them: any thread may purge the first and
  * take the second back, with the heap's lock (trylock: a busy heap is
@@ -840,7 +526,7 @@ static bool fa_heap_release_empty(fa_heap_t *heap) {
   while (seg != NULL) {
     fa_segment_t *next = seg->next;
     if (seg->free_pages == FA_SEGMENT_USABLE_PAGES) {
-      fa_span_unlink(heap, &seg->pages[FA_FIRST_PAGE]);
+      _fa_span_unlink(heap, &seg->pages[FA_FIRST_PAGE]);
       fa_segment_set_owner(seg, NULL);
       fa_list_remove(&heap->segments, seg);
       heap->segment_count--;
@@ -873,58 +559,4 @@ bool _fa_memory_pressure(fa_heap_t *heap) {
   if (_fa_segment_cache_decay(0, 0, true, true) > 0) any = true;
   if (_fa_huge_cache_decay(0, 0, true) > 0) any = true;
   return any;
-}
-
-/* Purge, in every heap, the free spans that have been free for delay ms,
- * at most max spans in all; returns how many, and leaves _fa_purge_due
- * at the time the next one is due (now when max was reached, or a heap
- * was busy: the next call goes on). */
-size_t _fa_heaps_purge(uint64_t now, uint64_t delay, size_t max) {
-  size_t n = 0;
-  uint64_t next = 0;
-  for (fa_heap_t *h = __atomic_load_n(&_fa_heaps, __ATOMIC_ACQUIRE); h != NULL;
-       h = h->pool_next) {
-    if (n >= max) {
-      next = now;
-      break;
-    }
-    if (!fa_heap_trylock(h)) {   /* busy: its thread is at work */
-      next = now + 1;
-      continue;
-    }
-    if (fa_load(h->alive)) {
-      n += fa_heap_purge(h, now, delay, max - n);
-      fa_page_t *span = h->dirty_first;
-      if (span != NULL && (next == 0 || span->free_time + delay < next))
-        next = span->free_time + delay;
-    }
-    fa_heap_unlock(h);
-  }
-  if (next != 0) _fa_purge_due_at(next);
-  return n;
-}
-
-/* An allocator call of any thread, past the time some free memory became
- * due to be purged: purge a bounded share of it, in every heap (one
- * thread at a time; the others go on at once). */
-void _fa_purge_due_run(void) {
-  uint64_t due = atomic_load_explicit(&_fa_purge_due, memory_order_relaxed);
-  uint64_t now = _fa_clock_ms();
-  if (due == 0 || now < due) return;
-  if (!atomic_compare_exchange_strong_explicit(&_fa_purge_due, &due, 0, memory_order_relaxed,
-                                               memory_order_relaxed))
-    return;
-  _fa_heaps_purge(now, _fa_opt.purge_delay, FA_PURGE_PER_CALL);
-  /* Abandoned segments' free spans (at most as many segments as spans
-   * above; a busy lock or more left to do: the next call goes on). */
-  if (_fa_abandoned_purge_due(now)) _fa_abandoned_collect(FA_PURGE_PER_CALL, false);
-  /* re-armed (it was cleared above) for what is left or not yet due */
-  uint64_t adue = atomic_load_explicit(&_fa_abandoned_dirty_due, memory_order_relaxed);
-  if (adue != 0) _fa_purge_due_at(adue);
-  /* Cached segments (the rest of _fa_reclaim_tick is left to the
-   * heartbeats: this runs far more often). */
-  if (__atomic_load_n(&_fa_cached_count, __ATOMIC_RELAXED) != 0 &&
-      _fa_segment_cache_decay(now, _fa_opt.purge_delay, false, false) == 0 &&
-      __atomic_load_n(&_fa_cached_count, __ATOMIC_RELAXED) != 0)
-    _fa_purge_due_at(now + 1);
 }
