@@ -28,6 +28,7 @@
 #include "bench_common.h"
 
 #include <getopt.h>
+#include <malloc.h>
 #include <stdatomic.h>
 
 static struct {
@@ -47,6 +48,7 @@ typedef struct {
 
 typedef struct {
 	unsigned id, round;
+	const char *stage; /* for the report of a damaged block */
 	pthread_t tid;
 	uint64_t ops, bytes_handed;
 } worker_t;
@@ -71,14 +73,25 @@ static void *blk_new(bench_rng_t *r, worker_t *w)
 
 /* The block must still hold what blk_new wrote: a block that was also
  * given to someone else has been overwritten by then. */
+/* Where a damaged block was found and what it looks like: a run of
+ * zero bytes from its start is what a page given back to the kernel
+ * (MADV_DONTNEED) while the block was live leaves. */
+static __attribute__((noreturn)) void blk_bad(const void *p, const worker_t *w, const char *what)
+{
+	const uint8_t *c = p;
+	size_t us = malloc_usable_size((void *)p), z = 0;
+	while (z < us && !c[z]) z++;
+	fprintf(stderr, "churn: block %p, freed by round %u thread %u (%s), usable size %zu:"
+		" %s; its first %zu bytes are zero\n", p, w->round, w->id, w->stage, us, what, z);
+	exit(3);
+}
+
 static uint64_t blk_free(void *p, worker_t *w)
 {
 	blk_hdr_t *b = p;
 	uint64_t sz = b->size;
-	if (sz < 16 || sz > BENCH_MIX14_MAX) {
-		fprintf(stderr, "churn: block %p: header overwritten (size %" PRIu64 ")\n", p, sz);
-		exit(3);
-	}
+	if (sz < 16 || sz > BENCH_MIX14_MAX)
+		blk_bad(p, w, "header overwritten");
 	/* Whole words, OR-ed together: the loop vectorises; the byte at
 	 * fault is looked for only when something differs. */
 	const uint8_t *c = (const uint8_t *)(b + 1);
@@ -91,12 +104,13 @@ static uint64_t blk_free(void *p, worker_t *w)
 	for (uint64_t i = n & ~7ULL; i < n; i++)
 		diff |= c[i] ^ v;
 	if (diff) {
+		char what[160];
 		uint64_t i = 0;
 		while (i < n && c[i] == v) i++;
-		fprintf(stderr, "churn: block %p (id %" PRIu64 ", %" PRIu64
-			" B): byte %" PRIu64 " is 0x%02x, not 0x%02x (handed out twice?)\n",
-			p, b->id, sz, i + sizeof *b, i < n ? c[i] : 0, v);
-		exit(3);
+		snprintf(what, sizeof what, "id %" PRIu64 ", %" PRIu64 " B, byte %" PRIu64
+			 " is 0x%02x, not 0x%02x (handed out twice?)", b->id, sz, i + sizeof *b,
+			 i < n ? c[i] : 0, v);
+		blk_bad(p, w, what);
 	}
 	free(p);
 	w->ops++;
@@ -113,6 +127,7 @@ static void *work(void *arg)
 
 	/* 1. free a random half of what was handed over */
 	uint64_t h = cfg.handoff;
+	w->stage = "handed over";
 	for (uint64_t i = 0; i < h; i++) {
 		if (s->p[i] && (bench_rng_next(&rng) >> 63)) {
 			blk_free(s->p[i], w);
@@ -120,6 +135,7 @@ static void *work(void *arg)
 		}
 	}
 	/* 2. the thread's own short-lived blocks */
+	w->stage = "own";
 	void **own = calloc(cfg.own, sizeof *own);
 	if (!own) bench_die("calloc of %" PRIu64 " slots failed", cfg.own);
 	for (uint64_t i = 0; i < cfg.ops; i++) {
@@ -218,7 +234,7 @@ int main(int argc, char **argv)
 	long end_rss = u.vmrss_kb;
 
 	/* The last round's blocks are checked too. */
-	worker_t last = { 0 };
+	worker_t last = { .round = cfg.rounds, .stage = "the last round's, in main" };
 	for (unsigned i = 0; i < cfg.threads; i++)
 		for (uint64_t k = 0; k < cfg.handoff; k++)
 			blk_free(slots[i].p[k], &last);
