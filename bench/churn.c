@@ -5,8 +5,8 @@
  * every round retires T threads (and their heaps) and creates T new ones.
  * There are T hand-over slots of --handoff H blocks.  In round g, thread
  * i takes slot (i + g) % T (what some thread of round g-1 left there):
- *   1. checks and frees a random half of the H blocks handed to it, so
- *      half of the blocks survive each round (a block lives 2 rounds on
+ *   1. checks and frees each of the H blocks handed to it with
+ *      probability 1/2, so half of the blocks survive each round (a block lives 2 rounds on
  *      average, some for many; they pin the dead threads' memory);
  *   2. churns its own blocks: --ops allocations into --own slots, each
  *      replacing (checking and freeing) what the slot held, then frees
@@ -125,7 +125,7 @@ static void *work(void *arg)
 	bench_rng_t rng;
 	bench_rng_seed(&rng, cfg.seed, (uint64_t)g * 4096 + w->id);
 
-	/* 1. free a random half of what was handed over */
+	/* 1. free each block handed over with probability 1/2 */
 	uint64_t h = cfg.handoff;
 	w->stage = "handed over";
 	for (uint64_t i = 0; i < h; i++) {
