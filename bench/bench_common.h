@@ -135,6 +135,19 @@ static inline uint32_t bench_ring_size(bench_rng_t *r, int small_only)
 	return bench_rng_range(r, 4096, 32768);
 }
 
+/* Issue 14's mix (churn, phases): 60% 16-256 B, 30% 512-4096 B,
+ * 9.5% 4-64 KiB and 0.5% 64-512 KiB, above most allocators' small and
+ * medium classes (glibc's first mmap threshold is 128 KiB). */
+#define BENCH_MIX14_MAX (512u * 1024)
+static BENCH_UNUSED uint32_t bench_mix14_size(bench_rng_t *r)
+{
+	uint32_t c = bench_rng_range(r, 0, 999);
+	if (c < 600) return bench_rng_range(r, 16, 256);
+	if (c < 900) return bench_rng_range(r, 512, 4096);
+	if (c < 995) return bench_rng_range(r, 4097, 65536);
+	return bench_rng_range(r, 65537, BENCH_MIX14_MAX);
+}
+
 /* ------------------------------------------------------------------ */
 /* Clocks                                                              */
 /* ------------------------------------------------------------------ */

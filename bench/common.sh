@@ -187,10 +187,11 @@ machine_header() {
 	} >"$1"
 }
 
-# summarize RAW_CSV : group rows by allocator,workload,threads; print the
-# median of every metric column plus the min and max of mops.
+# summarize RAW_CSV [COLS] : group rows by allocator,workload,threads; print
+# the median of every metric column plus the min and max of mops and, after
+# those, of each column in COLS (as COL_min,COL_max).
 summarize() {
-	awk -F, '
+	awk -F, -v spread="${2:-}" '
 	/^#/ { next }
 	!hdr { for (i = 1; i <= NF; i++) { h[i] = $i; col[$i] = i } nf = NF; hdr = 1; next }
 	{
@@ -209,7 +210,9 @@ summarize() {
 	}
 	END {
 		skip["allocator"] = skip["alloc_version"] = skip["workload"] = skip["threads"] = skip["rep"] = 1
+		ns = split(spread, sp, " ")
 		printf "allocator,alloc_version,workload,threads,reps,mops_min,mops_max"
+		for (j = 1; j <= ns; j++) printf ",%s_min,%s_max", sp[j], sp[j]
 		for (i = 1; i <= nf; i++) if (!(h[i] in skip)) printf ",%s", h[i]
 		printf "\n"
 		for (o = 1; o <= ng; o++) {
@@ -217,6 +220,7 @@ summarize() {
 			split(g, gk, SUBSEP)
 			median(g, col["mops"])
 			printf "%s,%s,%s,%s,%d,%s,%s", gk[1], ver[g], gk[2], gk[3], cnt[g], fmt(lo), fmt(hi)
+			for (j = 1; j <= ns; j++) { median(g, col[sp[j]]); printf ",%s,%s", fmt(lo), fmt(hi) }
 			for (i = 1; i <= nf; i++) if (!(h[i] in skip)) printf ",%s", fmt(median(g, i))
 			printf "\n"
 		}

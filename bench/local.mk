@@ -91,3 +91,16 @@ bench_softlimit_CFLAGS = $(bench_cflags)
 bench_softlimit_LDFLAGS =
 bench_softlimit_LDADD = $(bench_ldadd) -ldl
 EXTRA_DIST += bench/softlimit.sh
+
+## Thread generations and idle phases (issue 14): bench/churn.sh runs
+## bench/churn, bench/phases.sh runs bench/phases, under every allocator.
+noinst_PROGRAMS += bench/churn bench/phases
+bench_churn_SOURCES = bench/churn.c bench/bench_common.h
+bench_churn_CFLAGS = $(bench_cflags)
+bench_churn_LDFLAGS =
+bench_churn_LDADD = $(bench_ldadd)
+bench_phases_SOURCES = bench/phases.c bench/bench_common.h
+bench_phases_CFLAGS = $(bench_cflags)
+bench_phases_LDFLAGS =
+bench_phases_LDADD = $(bench_ldadd)
+EXTRA_DIST += bench/churn.sh bench/phases.sh
