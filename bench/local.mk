@@ -91,3 +91,6 @@ bench_softlimit_CFLAGS = $(bench_cflags)
 bench_softlimit_LDFLAGS =
 bench_softlimit_LDADD = $(bench_ldadd) -ldl
 EXTRA_DIST += bench/softlimit.sh
+
+## Issue 13's peak-RSS causes (bench/README.md): helpers run by hand.
+EXTRA_DIST += bench/peak_rss.sh bench/rss_sample.c
