@@ -104,3 +104,6 @@ bench_phases_CFLAGS = $(bench_cflags)
 bench_phases_LDFLAGS =
 bench_phases_LDADD = $(bench_ldadd)
 EXTRA_DIST += bench/churn.sh bench/phases.sh
+
+## Issue 13's peak-RSS causes (bench/README.md): helpers run by hand.
+EXTRA_DIST += bench/peak_rss.sh bench/rss_sample.c
