@@ -531,6 +531,69 @@ START_TEST(test_abandoned_purge_skips_adopted) {
 }
 END_TEST
 
+/* 2c. A thread is paused in its exit right after its segments left its
+ * heap (abandoned) and before the heap is reset: its dirty list still
+ * names the free span it left.  Another thread adopts the segment and
+ * allocates a block from that span; a third purges every heap's due
+ * spans (_fa_heaps_purge, as an allocator call or the background thread
+ * does).  Before the fix it walked the exiting heap's stale dirty list and
+ * purged the adopter's live block: the block read back as zeros. */
+enum { EV_D_WRITTEN = 2, EV_D_CHECK, EV_D_DONE };
+
+typedef struct {
+  unsigned char *b;
+  bool intact;
+} dirty_adopter_t;
+
+static void *exiting_with_dirty_main(void *arg) {
+  exited_t *x = arg;
+  x->live = fancy_malloc(100 * KIB);
+  x->freed = fancy_malloc(1 * MIB);
+  memset(x->freed, 1, 1 * MIB);
+  fancy_free(x->freed);               /* on this heap's dirty list */
+  arm(FA_TP_HEAP_DONE_UNLOCKED);      /* stops inside its own exit */
+  return NULL;
+}
+
+static void *dirty_adopter_main(void *arg) {
+  dirty_adopter_t *a = arg;
+  a->b = fancy_malloc(1 * MIB);       /* needs a segment: the abandoned one */
+  memset(a->b, 0x5a, 1 * MIB);
+  ev_set(EV_D_WRITTEN);
+  ev_wait(EV_D_CHECK);
+  a->intact = true;
+  for (size_t i = 0; i < 1 * MIB; i++)
+    if (a->b[i] != 0x5a) a->intact = false;
+  fancy_free(a->b);
+  ev_set(EV_D_DONE);
+  ev_wait(EV_END);
+  return NULL;
+}
+
+START_TEST(test_purge_skips_exiting_heap) {
+  exited_t x = {0};
+  pthread_t xt = start(exiting_with_dirty_main, &x);
+  ev_wait(EV_PAUSED);                 /* in _fa_heap_done, its segment abandoned */
+  fa_segment_t *seg = fa_ptr_segment(x.live);
+  ck_assert_int_eq(seg->state, FA_SEG_ABANDONED);
+  dirty_adopter_t a = {0};
+  pthread_t at = start(dirty_adopter_main, &a);
+  ev_wait(EV_D_WRITTEN);
+  ck_assert_msg(fa_ptr_segment(a.b) == seg, "the adopter did not take the segment");
+  atomic_fetch_add(&_fa_test_clock_skew, LONG_DELAY + 1);
+  _fa_heaps_purge(_fa_clock_ms(), _fa_opt.purge_delay, 64);   /* (a stale list never empties) */
+  ev_set(EV_D_CHECK);
+  ev_wait(EV_D_DONE);
+  ck_assert_msg(a.intact, "another thread's purge zeroed a live block of the adopter");
+  ev_set(EV_RESUME);
+  pthread_join(xt, NULL);
+  ev_set(EV_END);
+  pthread_join(at, NULL);
+  fancy_free(x.live);
+  ck_assert(fancy_validate_heap());
+}
+END_TEST
+
 static Suite *races_suite(void) {
   Suite *s = suite_create("races");
   TCase *tc = tcase_create("hand-over");
@@ -545,6 +608,7 @@ static Suite *races_suite(void) {
   tcase_add_loop_test(tc, test_exit_span_purged_after_delay, 0, 2);
   tcase_add_test(tc, test_adopt_waits_for_abandoned_purge);
   tcase_add_test(tc, test_abandoned_purge_skips_adopted);
+  tcase_add_test(tc, test_purge_skips_exiting_heap);
   suite_add_tcase(s, tc);
   return s;
 }
