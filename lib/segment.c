@@ -488,11 +488,11 @@ size_t _fa_abandoned_collect(size_t max, bool blocking) {
       if (page->span_offset != 0) continue;
       if (page->kind != FA_PAGE_CLASS && page->kind != FA_PAGE_LARGE) continue;
       _fa_page_collect_lists(page);
-      if (page->used == 0) {
-        /* Nobody's: only pages with live blocks stay committed. */
-        _fa_span_free(NULL, seg, page);
-        _fa_span_purge(NULL, seg, page->head);
-      }
+      /* Nobody's: a free span from now, purged after FANCY_PURGE_DELAY
+       * like the rest (below), or by whoever adopts the segment; at once
+       * would fault it in again at every generation of a program whose
+       * threads hand their blocks on (bench/churn: 64% of its purges). */
+      if (page->used == 0) _fa_span_free(NULL, seg, page);
     }
     if (seg->free_pages == FA_SEGMENT_USABLE_PAGES) {
       fa_list_remove(&_fa_abandoned, seg);

@@ -531,6 +531,51 @@ START_TEST(test_abandoned_purge_skips_adopted) {
 }
 END_TEST
 
+/* 2d. A page of an abandoned segment emptied later by another thread's
+ * free (one that has no heap to take the segment over with, as a thread
+ * whose remote-free cache flushes) is purged after FANCY_PURGE_DELAY too,
+ * counted from that free, not at once: bench/churn, whose threads hand
+ * their blocks on, spent most of its time faulting such pages back in.
+ * claim README-thread-exit-purge-remote */
+typedef struct {
+  void *live, *big;
+} exited2_t;
+
+static void *exiting_two_main(void *arg) {
+  exited2_t *x = arg;
+  x->live = fancy_malloc(100 * KIB);
+  x->big = fancy_malloc(200 * KIB);
+  memset(x->big, 1, 200 * KIB);
+  return NULL;
+}
+
+static void *heapless_free_main(void *arg) {
+  fancy_free(arg);                    /* its first call: no heap */
+  return NULL;
+}
+
+START_TEST(test_abandoned_remote_free_purged_after_delay) {
+  exited2_t x = {0};
+  pthread_join(start(exiting_two_main, &x), NULL);
+  fa_segment_t *seg = fa_ptr_segment(x.live);
+  ck_assert_int_eq(seg->state, FA_SEG_ABANDONED);
+  fa_page_t *span = fa_segment_span_of(seg, x.big);
+  pthread_join(start(heapless_free_main, x.big), NULL);
+  ck_assert_int_eq(seg->state, FA_SEG_ABANDONED);   /* not taken over */
+  _fa_abandoned_collect(SIZE_MAX, true);
+  span = fa_segment_span_of(seg, x.big);
+  ck_assert_int_eq(span->kind, FA_PAGE_FREE);
+  ck_assert_msg(!span->zeroed && resident_pages(seg, span) > 0,
+                "a page emptied by a remote free was purged at once");
+  atomic_fetch_add(&_fa_test_clock_skew, LONG_DELAY + 1);
+  _fa_purge_due_run();                /* any thread's allocator call */
+  span = fa_segment_span_of(seg, x.big);
+  ck_assert_msg(span->zeroed, "not purged after FANCY_PURGE_DELAY");
+  ck_assert_uint_eq(resident_pages(seg, span), 0);
+  fancy_free(x.live);
+}
+END_TEST
+
 /* 2c. A thread is paused in its exit right after its segments left its
  * heap (abandoned) and before the heap is reset: its dirty list still
  * names the free span it left.  Another thread adopts the segment and
@@ -609,6 +654,7 @@ static Suite *races_suite(void) {
   tcase_add_test(tc, test_adopt_waits_for_abandoned_purge);
   tcase_add_test(tc, test_abandoned_purge_skips_adopted);
   tcase_add_test(tc, test_purge_skips_exiting_heap);
+  tcase_add_test(tc, test_abandoned_remote_free_purged_after_delay);
   suite_add_tcase(s, tc);
   return s;
 }
