@@ -24,9 +24,9 @@
  *
  * Huge pages (FANCY_HUGE_BLOCKS, on by default): a block of
  * FA_HUGE_GRAIN_MIN and more that is not calloc's is mapped in whole
- * huge-page steps (_fa_os_thp_size: 2 MiB) and advised MADV_HUGEPAGE, so every block, piece and
- * move starts and ends on a 2 MiB boundary and the kernel keeps whole huge
- * pages through cuts and moves (a move of an unaligned range splits them
+ * huge-page steps (_fa_os_thp_size: 2 MiB) and advised MADV_HUGEPAGE, so
+ * every block, piece and move starts and ends on a 2 MiB boundary and the
+ * kernel keeps whole huge pages through cuts and moves (a move of an unaligned range splits them
  * into 4 KiB pages, a cut or free does nothing to them).  A fault then
  * fills 2 MiB and a move carries 2 MiB per page-table entry, about 35
  * times cheaper per byte than 4 KiB pages, most on a virtual machine,

@@ -305,7 +305,9 @@ START_TEST(claim_fancyalloc_statistics_add_up) {
   ck_assert_uint_ge(st.bytes_mapped, st.bytes_committed);
   fa_report_t inst = fa_report(a), def = fa_report(fancy_allocator_default());
   ck_assert_uint_ge(inst.live, 40 * FA_MIB + 1000);
-  ck_assert_uint_lt(inst.live, 41 * FA_MIB);
+  /* (40 MiB goes in 2 MiB huge-page steps: checked mode's 16 more bytes
+   * make it 42; with the default instance's 3 MiB it would be 45) */
+  ck_assert_uint_lt(inst.live, 43 * FA_MIB);
   ck_assert_uint_ge(inst.committed, inst.live);
   ck_assert_uint_ge(inst.mapped, inst.committed);
   ck_assert_uint_lt(inst.committed, 48 * FA_MIB);   /* not the process's */
