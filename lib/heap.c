@@ -23,6 +23,14 @@ static void fa_heap_lock_init(fa_heap_t *heap) {
   heap->lock_depth = 0;
 }
 
+/* The heap's span bins and dirty list name no span any more. */
+static void fa_heap_forget_spans(fa_heap_t *heap) {
+  memset(heap->bins, 0, sizeof heap->bins);
+  heap->bin_mask = 0;
+  heap->dirty_first = heap->dirty_last = NULL;
+  heap->dirty_pages = 0;
+}
+
 /* Field by field: xpending may be set at any time by a remote freer
  * holding a stale pointer, so it is only ever written atomically. */
 static void fa_heap_reset(fa_heap_t *heap) {
@@ -31,10 +39,7 @@ static void fa_heap_reset(fa_heap_t *heap) {
   memset(heap->queues, 0, sizeof heap->queues);
   memset(heap->rcache, 0, sizeof heap->rcache);   /* flushed, or dropped with its domain */
   for (unsigned c = 0; c < FA_NUM_CLASSES; c++) fa_rcache_reset(heap, c);   /* statistics read them */
-  memset(heap->bins, 0, sizeof heap->bins);
-  heap->bin_mask = 0;
-  heap->dirty_first = heap->dirty_last = NULL;
-  heap->dirty_pages = 0;
+  fa_heap_forget_spans(heap);
   heap->segments = NULL;
   heap->segment_count = 0;
   atomic_store_explicit(&heap->xpending, 0, memory_order_relaxed);
@@ -170,6 +175,11 @@ void _fa_heap_done(fa_heap_t *heap) {
    * FANCY_PURGE_DELAY.  Purging at once cost larson a sixth of its time in
    * TLB shootdowns, and its next thread the page faults to get them back. */
   _fa_segments_leave_heap(heap);
+  /* Its bins and dirty list go with its segments, before the unlock: from
+   * there on another thread may adopt a segment and allocate its free
+   * spans, while other threads' purges (_fa_heaps_purge) walk this heap's
+   * dirty list until fa_heap_reset below. */
+  fa_heap_forget_spans(heap);
   fa_heap_unlock(heap);
   fa_test_point(FA_TP_HEAP_DONE_UNLOCKED, heap);
   pthread_mutex_lock(&_fa_heaps_lock);

@@ -20,7 +20,6 @@
 
 #include <time.h>
 
-
 _Atomic uint64_t _fa_purge_due;
 
 /* Some free memory may be purged from time `due` (ms) on. */

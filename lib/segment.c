@@ -391,8 +391,7 @@ static void fa_segment_abandon(fa_segment_t *seg) {
 
 /* heap's thread is exiting (heap's lock held): every segment leaves it,
  * the empty ones to the shared pool, the others abandoned with their free
- * lists and spans intact, and the heap forgets its span bins and dirty
- * list.  One hold of the lock for all of it: a fork in the middle would
+ * lists and spans intact.  One hold of the lock for all of it: a fork in the middle would
  * leave the child segments that are on no heap's list but still name
  * this heap as their owner, which the child's next thread on this heap
  * would then free into as its own. */
@@ -415,14 +414,6 @@ void _fa_segments_leave_heap(fa_heap_t *heap) {
     }
     seg = next;
   }
-  /* The heap's bins and dirty list go with its segments: from here on
-   * another thread may adopt a segment and allocate its free spans, while
-   * other threads' purges (_fa_heaps_purge) still walk this heap's dirty
-   * list until fa_heap_reset. */
-  memset(heap->bins, 0, sizeof heap->bins);
-  heap->bin_mask = 0;
-  heap->dirty_first = heap->dirty_last = NULL;
-  heap->dirty_pages = 0;
   pthread_mutex_unlock(&_fa_segments_lock);
   if (abandoned != 0) atomic_store_explicit(&_fa_abandoned_xpending, 1, memory_order_relaxed);
 }
