@@ -591,11 +591,7 @@ typedef struct {
 } dirty_adopter_t;
 
 static void *exiting_with_dirty_main(void *arg) {
-  exited_t *x = arg;
-  x->live = fancy_malloc(100 * KIB);
-  x->freed = fancy_malloc(1 * MIB);
-  memset(x->freed, 1, 1 * MIB);
-  fancy_free(x->freed);               /* on this heap's dirty list */
+  exiting_dirty_main(arg);            /* the freed span: on this heap's dirty list */
   arm(FA_TP_HEAP_DONE_UNLOCKED);      /* stops inside its own exit */
   return NULL;
 }
