@@ -21,7 +21,7 @@ static void *fa_large_alloc(fa_heap_t *heap, size_t n) {
   page->inv = 0;
   page->shift = 0;
   fa_store(page->capacity, 0u);   /* not a class span: free's inline check fails */
-  page->reserved = 0;
+  page->reserved = page->limit = 0;
   fa_store(page->used, 1u);
   page->free = page->local_free = NULL;
   atomic_store_explicit(&page->xfree, 0, memory_order_relaxed);

@@ -101,7 +101,10 @@ void _fa_heap_set_direct(fa_heap_t *heap, unsigned cls, fa_page_t *page) {
    * above the previous class size up to its own. */
   size_t hi = _fa_class_size[cls] / 16;
   size_t lo = cls == 0 ? 0 : _fa_class_size[cls - 1] / 16 + 1;
-  for (size_t i = lo; i <= hi; i++) heap->direct[i] = page;
+  /* one entry or an even number of them (up to 16), two at a time: a
+   * refill that switches pages runs this */
+  if (((hi - lo) & 1) == 0) heap->direct[lo++] = page;
+  for (size_t i = lo; i < hi; i += 2) heap->direct[i] = heap->direct[i + 1] = page;
 }
 
 /* Collect the blocks other threads freed into pages of this heap.  Unless

@@ -511,8 +511,18 @@ static inline fa_heap_t *fa_domain_thread_heap(fa_domain_t *d) {
   return (fa_heap_t *)pthread_getspecific(d->key);
 }
 
+/* Let fa_page_take hand out `step` more never-used blocks of page, and
+ * twice as many the next time (see fa_page_t). */
+static inline void fa_page_extend(fa_page_t *page) {
+  uint32_t limit = page->capacity + page->step;
+  page->limit = limit < page->reserved ? limit : page->reserved;
+  if (page->step < 0x4000) page->step = (uint16_t)(page->step * 2);
+}
+
 /* A block of a class span, from its free list or else from its fresh
- * zero memory (without touching it); NULL when it has neither. */
+ * zero memory (without touching it), up to its limit, which it raises
+ * when nothing was freed into it since; NULL when it has none of these
+ * (the slow path collects the other lists then). */
 static inline void *fa_page_take(fa_page_t *page) {
   fa_block_t *b = page->free;
   if (fa_likely(b != NULL)) {
@@ -522,14 +532,15 @@ static inline void *fa_page_take(fa_page_t *page) {
     return b;
   }
   uint32_t cap = page->capacity;
-  if (cap < page->reserved) {
-    b = (fa_block_t *)(page->start + (size_t)cap * page->bsize);
-    fa_store(page->capacity, cap + 1);
-    fa_store(page->used, page->used + 1);
-    if (!page->zeroed) b->tag = 0;    /* see fa_page_t */
-    return b;
+  if (fa_unlikely(cap == page->limit)) {
+    if (cap == page->reserved || page->local_free != NULL) return NULL;
+    fa_page_extend(page);
   }
-  return NULL;
+  b = (fa_block_t *)(page->start + (uint32_t)(cap * page->bsize));   /* < 2^32: one span */
+  fa_store(page->capacity, cap + 1);
+  fa_store(page->used, page->used + 1);
+  if (!page->zeroed) b->tag = 0;    /* see fa_page_t */
+  return b;
 }
 
 /* The heap's list of other threads' blocks for cls is empty (the inline

@@ -101,6 +101,13 @@ void _fa_queue_remove(fa_heap_t *heap, fa_page_t *page) {
 /* ------------------------------------------------------------------------
  * Class spans
  * ---------------------------------------------------------------------- */
+/* The first raise of a span's limit: FA_EXTEND_BYTES of blocks, at least
+ * FA_EXTEND_MIN. */
+static uint32_t fa_page_first_step(const fa_page_t *page) {
+  uint32_t step = FA_EXTEND_BYTES / page->bsize;
+  return step > FA_EXTEND_MIN ? step : FA_EXTEND_MIN;
+}
+
 static void fa_page_init(fa_segment_t *seg, fa_page_t *page, unsigned cls) {
   size_t bsize = _fa_class_size[cls];
   page->start = fa_page_address(seg, page);
@@ -111,6 +118,8 @@ static void fa_page_init(fa_segment_t *seg, fa_page_t *page, unsigned cls) {
   page->inv = inv;
   page->shift = (uint8_t)shift;
   page->reserved = (uint32_t)(((size_t)page->span_pages << FA_PAGE_SHIFT) / bsize);
+  page->limit = 0;   /* fa_page_extend raises it */
+  page->step = (uint16_t)fa_page_first_step(page);
   fa_store(page->capacity, 0u);
   fa_store(page->used, 0u);
   page->free = page->local_free = NULL;
@@ -171,10 +180,21 @@ bool _fa_page_retire(fa_heap_t *heap, fa_page_t *page) {
   return _fa_span_free(heap, fa_ptr_segment(page), page);
 }
 
+/* page's limit is reached and its lists were just collected: when they
+ * gave back fewer blocks than its first step, raise the limit too, so
+ * that this slow-path call buys at least that many. */
+static __attribute__((noinline)) void fa_page_extend_if_short(fa_page_t *page) {
+  if (page->capacity - page->used < fa_page_first_step(page)) fa_page_extend(page);
+}
+
+/* Can page hand out a block: what was freed into it first, then
+ * never-used blocks (see fa_page_t). */
 static bool fa_page_ready(fa_page_t *page) {
   if (page->free != NULL) return true;
   _fa_page_collect_lists(page);
-  return page->free != NULL || page->capacity < page->reserved;
+  if (fa_unlikely(page->capacity == page->limit) && page->capacity < page->reserved)
+    fa_page_extend_if_short(page);
+  return page->free != NULL || page->capacity < page->limit;
 }
 
 /* A class span of cls with a free block, first in its queue.  Looks at
@@ -220,6 +240,7 @@ fa_page_t *_fa_page_find(fa_heap_t *heap, unsigned cls) {
   page = _fa_span_alloc(heap, fa_class_span_pages(bsize));
   if (page == NULL) return NULL;
   fa_page_init(fa_ptr_segment(page), page, cls);
+  fa_page_extend(page);
   fa_queue_push_front(heap, page);
   return page;
 }

@@ -467,7 +467,7 @@ static size_t fa_prof_fill_each(fa_page_t *px, fa_heap_t *heap, unsigned cls, si
 static void fa_prof_fill(fa_prof_heap_t *ph, fa_heap_t *heap, unsigned cls, size_t m) {
   fa_page_t *px = &ph->proxy[cls], *rc = &heap->rcache[cls];
   fa_page_t *src = heap->queues[cls].first;
-  px->capacity = px->reserved = 0;
+  px->capacity = px->reserved = px->limit = 0;
   px->head = NULL;        /* the page lent from, when one page lent */
   px->span_pages = 0;     /* how many of its free blocks */
   size_t placed = 0;
@@ -502,8 +502,9 @@ static void fa_prof_fill(fa_prof_heap_t *ph, fa_heap_t *heap, unsigned cls, size
       px->start = src->start + (size_t)src->capacity * src->bsize;
       px->bsize = src->bsize;
       px->zeroed = src->zeroed;
-      px->reserved = (uint32_t)k;
+      px->reserved = px->limit = (uint32_t)k;
       fa_store(src->capacity, src->capacity + (uint32_t)k);
+      if (src->limit < src->capacity) src->limit = src->capacity;
       fa_store(src->used, src->used + (uint32_t)k);
     } else {
       placed = fa_prof_fill_each(px, heap, cls, m);
@@ -571,6 +572,7 @@ static void fa_prof_flush_class(fa_prof_heap_t *ph, fa_heap_t *heap, unsigned cl
   uint32_t from = px->capacity, to = px->reserved;
   fa_store(px->capacity, 0u);
   fa_store(px->reserved, 0u);
+  px->limit = 0;
   px->head = NULL;
   uint32_t lent = px->span_pages;
   px->span_pages = 0;
@@ -691,7 +693,7 @@ void *_fa_prof_malloc(fa_heap_t *heap, size_t n) {
   /* empty: it no longer holds anything of the page it was lent from */
   px->head = NULL;
   px->span_pages = 0;
-  px->capacity = px->reserved = 0;
+  px->capacity = px->reserved = px->limit = 0;
   int64_t bsize = (int64_t)_fa_class_size[cls];
   ph->left[cls] -= bsize;
   if (ph->left[cls] <= 0) {

@@ -172,6 +172,11 @@
 /* How many pages of a class queue a refill looks at before taking a new
  * page, so that a refill does bounded work. */
 #define FA_MAX_CANDIDATES 4
+/* A class span's never-used blocks are handed out FA_EXTEND_BYTES of them
+ * first, then twice as many each time, at least FA_EXTEND_MIN blocks:
+ * see fa_page_t's invariants. */
+#define FA_EXTEND_BYTES 4096
+#define FA_EXTEND_MIN 4
 /* Free-span bins: 1..8 pages exactly, then two bins per doubling. */
 #define FA_SPAN_BINS 16
 /* Heartbeat: every so many generic (slow-path) calls the heap collects
@@ -246,7 +251,19 @@ typedef struct fa_domain_s {
  *   capacity - used = |free| + |local_free| (blocks handed out and freed);
  *   capacity <= reserved = blocks that fit in the span.
  * No free list is ever carved: once free and local_free are empty,
- * malloc hands out block number `capacity` and counts it (fa_page_take).
+ * malloc hands out block number `capacity` and counts it (fa_page_take),
+ * up to `limit` (capacity <= limit <= reserved).  limit is raised
+ * (fa_page_extend) only when free and local_free are empty, by malloc
+ * itself, or by the slow path after it moved the other lists over and got
+ * fewer blocks back than the span's first step: blocks freed into the
+ * span are reused before it hands out more never-used ones, so its memory
+ * is touched as the program needs it.  Each raise adds `step` blocks and
+ * doubles it (FA_EXTEND_BYTES of blocks first, at least FA_EXTEND_MIN), so
+ * that a span whose frees go elsewhere (a large, randomly freed working
+ * set) reaches its end in a few raises, as mimalloc extends its pages.
+ * The slow path, not malloc's inline path, moves local_free over: a
+ * malloc that took the block free() had just pushed would wait on that
+ * store (measured: glibc-thread 1.4x slower).
  * In a span that was zero when it became a class span (fresh or purged
  * memory) that writes nothing into the block, so the first touch, and the
  * page fault, happen in the caller and not inside malloc; in a reused
@@ -273,10 +290,12 @@ typedef struct fa_page_s {
   uint8_t kind;                 /* fa_page_kind_t */
   uint8_t cls;                  /* size class of a class span */
   uint8_t zeroed;               /* span memory known to be zero */
+  uint32_t limit;               /* never-used blocks handed out up to here */
   /* cold */
-  uint32_t span_offset;         /* pages back to the span's first page */
   uint8_t dirty;                /* on the heap's dirty list */
   uint8_t in_bin;               /* on one of the heap's span bins */
+  uint16_t step;                /* blocks the next raise of limit adds */
+  uint32_t span_offset;         /* pages back to the span's first page */
   /* blocks freed by other threads: the list's head, and in the top
    * 64 - FA_XFREE_SHIFT bits how many blocks it holds (fa_xfree_list,
    * fa_xfree_count), so that the owner takes the batch without walking

@@ -35,11 +35,12 @@ static bool fa_check_list(const fa_page_t *page, const fa_block_t *b, size_t *co
 }
 
 static bool fa_check_class_page(const fa_page_t *page, bool with_xfree) {
-  FA_CHECK(page->bsize == _fa_class_size[page->cls] && page->capacity <= page->reserved &&
+  FA_CHECK(page->bsize == _fa_class_size[page->cls] && page->capacity <= page->limit &&
+               page->limit <= page->reserved &&
                (size_t)page->reserved * page->bsize <= (size_t)page->span_pages << FA_PAGE_SHIFT &&
                page->used <= page->capacity && (page->bsize >> page->shift) * page->inv == 1,
-           "heap inconsistency: class page %p has bsize %u used %u capacity %u reserved %u",
-           (void *)page->start, page->bsize, page->used, page->capacity, page->reserved);
+           "heap inconsistency: class page %p has bsize %u used %u capacity %u limit %u reserved %u",
+           (void *)page->start, page->bsize, page->used, page->capacity, page->limit, page->reserved);
   size_t n = 0;
   if (!fa_check_list(page, page->free, &n) || !fa_check_list(page, page->local_free, &n))
     return false;

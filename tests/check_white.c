@@ -785,6 +785,52 @@ START_TEST(test_refill_reuses_holes) {
 }
 END_TEST
 
+/* Blocks freed into a span are handed out again before the span hands out
+ * more never-used ones than its first step (claim README "a span hands out
+ * its never-used blocks 4 KiB of them at first ... and moves on to more
+ * only after the blocks freed into it meanwhile are used again"): a span's
+ * memory is touched as the program needs it, not all of it before the
+ * first reuse (espresso, glibc-thread: bench/README "Reusing freed blocks
+ * first").  A new thread, so that its class queue starts empty: its span
+ * hands out its first FA_EXTEND_BYTES, two of them are freed, and the next
+ * two mallocs take those two, not never-used blocks. */
+static void *reuse_before_fresh(void *arg) {
+  enum { SZ = 448, MAX = 64 };
+  size_t *out = arg;
+  void *b[MAX];
+  int n = 0;
+  b[n++] = fancy_malloc(SZ);
+  fa_page_t *page = span_of(b[0]);
+  while (n < MAX && page->capacity < page->limit) b[n++] = fancy_malloc(SZ);
+  uint32_t cap = page->capacity;
+  fancy_free(b[5]);
+  fancy_free(b[2]);
+  void *again[2] = {fancy_malloc(SZ), fancy_malloc(SZ)};
+  out[0] = again[0] == b[2] && again[1] == b[5];   /* the last freed first */
+  out[1] = page->capacity - cap;                     /* never-used blocks taken */
+  out[2] = page->reserved - cap;
+  out[3] = (size_t)n;
+  b[2] = again[0], b[5] = again[1];
+  for (int i = 0; i < n; i++) fancy_free(b[i]);
+  return NULL;
+}
+
+START_TEST(test_freed_blocks_reused_before_fresh) {
+  if (_fa_opt.prof) return;              /* the sampling proxy lends its own runs */
+  size_t out[4];
+  pthread_t t;
+  pthread_create(&t, NULL, reuse_before_fresh, out);
+  pthread_join(t, NULL);
+  ck_assert_msg(out[3] <= FA_EXTEND_BYTES / 448 + 1, "the first step handed out %zu blocks",
+                out[3]);
+  ck_assert_msg(out[2] > 0, "the span was used up: nothing to choose between");
+  ck_assert_msg(out[0] == 1 && out[1] == 0,
+                "two frees, two mallocs: reused %zu, %zu never-used blocks handed out instead",
+                out[0], out[1]);
+  check_valid();
+}
+END_TEST
+
 /* A block of another live thread's page, freed here, serves this thread's
  * next malloc of its class (most recent first) instead of going back:
  * its page still counts it as used.  Statistics hand kept blocks back.
@@ -961,6 +1007,7 @@ static Suite *white_suite(void) {
   tcase_add_test(tc, test_huge_blocks_in_huge_pages);
   tcase_add_test(tc, test_instance_overrun_hits_guard);
   tcase_add_test(tc, test_refill_reuses_holes);
+  tcase_add_test(tc, test_freed_blocks_reused_before_fresh);
   tcase_add_test(tc, test_remote_free_reused_by_freeing_thread);
   tcase_add_test_raise_signal(tc, test_double_free_of_kept_block_aborts, SIGABRT);
   tcase_add_test(tc, test_kept_blocks_bounded_in_bytes);
