@@ -113,9 +113,12 @@ static void fa_page_init(fa_segment_t *seg, fa_page_t *page, unsigned cls) {
   page->start = fa_page_address(seg, page);
   fa_store(page->bsize, (uint32_t)bsize);
   unsigned shift = (unsigned)__builtin_ctz((unsigned)bsize);
-  uint32_t odd = (uint32_t)bsize >> shift, inv = odd;
-  for (int i = 0; i < 5; i++) inv *= 2 - odd * inv;   /* Newton: odd * inv == 1 */
-  page->inv = inv;
+  /* every class size is 1, 3, 5 or 7 times a power of two: odd * inv == 1
+   * modulo 2^32 (fancy_validate_heap checks it) */
+  static const uint32_t odd_inverse[8] = {0, 1, 0, 0xaaaaaaabu, 0, 0xcccccccdu, 0, 0xb6db6db7u};
+  uint32_t odd = (uint32_t)bsize >> shift;
+  fa_assert(odd < 8 && odd_inverse[odd] != 0);
+  page->inv = odd_inverse[odd];
   page->shift = (uint8_t)shift;
   page->reserved = (uint32_t)(((size_t)page->span_pages << FA_PAGE_SHIFT) / bsize);
   page->limit = 0;   /* fa_page_extend raises it */
@@ -197,6 +200,19 @@ static bool fa_page_ready(fa_page_t *page) {
   return page->free != NULL || page->capacity < page->limit;
 }
 
+/* After a span allocation: a span that joined the back of queue q after
+ * `last` (adoption puts an exited thread's spans there) with at least an
+ * eighth of its blocks to hand out, or NULL.  `last` is only compared:
+ * it may be gone.  Looks at FA_MAX_CANDIDATES + 1 spans at most. */
+static fa_page_t *fa_page_adopted_ready(fa_page_queue_t *q, const fa_page_t *last) {
+  fa_page_t *page = q->last;
+  for (int i = 0; page != NULL && page != last && i <= FA_MAX_CANDIDATES; i++, page = page->prev)
+    if (fa_page_ready(page) && page->reserved - page->used > page->reserved / 8) return page;
+  return NULL;
+}
+
+static fa_page_t *fa_page_new(fa_heap_t *heap, unsigned cls);
+
 /* A class span of cls with a free block, first in its queue.  Looks at
  * no more than FA_MAX_CANDIDATES + 1 spans before taking a new one, and
  * takes the one with the most blocks to hand out, or the first with at
@@ -236,10 +252,30 @@ fa_page_t *_fa_page_find(fa_heap_t *heap, unsigned cls) {
     page = q->first;
     if (page != NULL && fa_page_ready(page)) return page;
   }
-  size_t bsize = _fa_class_size[cls];
-  page = _fa_span_alloc(heap, fa_class_span_pages(bsize));
+  return fa_page_new(heap, cls);
+}
+
+/* A new class span of cls for heap, first in its queue; NULL when out of
+ * memory.  Kept out of _fa_page_find's loop (registers). */
+static __attribute__((noinline)) fa_page_t *fa_page_new(fa_heap_t *heap, unsigned cls) {
+  fa_page_queue_t *q = &heap->queues[cls];
+  fa_page_t *last = q->last;
+  fa_page_t *page = _fa_span_alloc(heap, fa_class_span_pages(_fa_class_size[cls]));
   if (page == NULL) return NULL;
   fa_page_init(fa_ptr_segment(page), page, cls);
+  /* Getting the span may have adopted an exited thread's segment, whose
+   * spans of this class joined the back of the queue: one with room
+   * serves instead, and the new span goes back untouched (else a thread
+   * that allocates a few blocks leaves every adopted span as it found
+   * it, and touches a span of its own: mleak10 in bench/README). */
+  fa_page_t *adopted = fa_page_adopted_ready(q, last);
+  if (adopted != NULL) {
+    _fa_span_free(heap, fa_ptr_segment(page), page);
+    fa_queue_to_back(q, adopted);   /* unlinks it; then to the front */
+    fa_queue_unlink_last(q);
+    fa_queue_push_front(heap, adopted);
+    return adopted;
+  }
   fa_page_extend(page);
   fa_queue_push_front(heap, page);
   return page;
