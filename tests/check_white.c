@@ -833,8 +833,10 @@ END_TEST
 
 /* A new thread whose first malloc adopts an exited thread's segment takes
  * its block from that thread's part-used span of the class, not from a
- * span of its own (mleak10: 5000 threads each keeping one 128-byte block
- * touched one 64 KiB span per live block; bench/README "Peak RSS"). */
+ * span of its own (claim README "Thread exit": the adopting thread
+ * allocates from the adopted segment's part-used spans first; mleak10:
+ * 5000 threads each keeping one 128-byte block touched one 64 KiB span per
+ * live block, bench/README "Peak RSS"). */
 static void *malloc_128(void *arg) {
   *(void **)arg = fancy_malloc(128);
   return NULL;
