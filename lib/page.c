@@ -86,6 +86,13 @@ static void fa_queue_unlink_last(fa_page_queue_t *q) {
   page->prev = NULL;
 }
 
+/* page, somewhere in q, becomes its first (and the class's current) page. */
+static void fa_queue_to_front(fa_heap_t *heap, fa_page_queue_t *q, fa_page_t *page) {
+  fa_queue_to_back(q, page);   /* unlinks it; then to the front */
+  fa_queue_unlink_last(q);
+  fa_queue_push_front(heap, page);
+}
+
 void _fa_queue_remove(fa_heap_t *heap, fa_page_t *page) {
   fa_page_queue_t *q = &heap->queues[page->cls];
   if (page->prev) page->prev->next = page->next;
@@ -239,9 +246,7 @@ fa_page_t *_fa_page_find(fa_heap_t *heap, unsigned cls) {
     page = next;
   }
   if (best != NULL && q->first != best) {
-    fa_queue_to_back(q, best);   /* unlinks it; then to the front */
-    fa_queue_unlink_last(q);
-    fa_queue_push_front(heap, best);
+    fa_queue_to_front(heap, q, best);
   } else if (moved != NULL) {
     _fa_heap_set_direct(heap, cls, q->first);
   }
@@ -271,9 +276,7 @@ static __attribute__((noinline)) fa_page_t *fa_page_new(fa_heap_t *heap, unsigne
   fa_page_t *adopted = fa_page_adopted_ready(q, last);
   if (adopted != NULL) {
     _fa_span_free(heap, fa_ptr_segment(page), page);
-    fa_queue_to_back(q, adopted);   /* unlinks it; then to the front */
-    fa_queue_unlink_last(q);
-    fa_queue_push_front(heap, adopted);
+    fa_queue_to_front(heap, q, adopted);
     return adopted;
   }
   fa_page_extend(page);
