@@ -553,13 +553,18 @@ static inline void fa_rcache_reset(fa_heap_t *heap, unsigned cls) {
   _fa_heap_set_direct(heap, cls, heap->queues[cls].first);
 }
 
-/* malloc fast path: a table load and a pop, in the given heap. */
-static inline void *fa_heap_malloc(fa_heap_t *heap, size_t n) {
+/* malloc fast path: a table load and a pop, in the given heap; NULL when
+ * it does not apply (then _fa_malloc_generic does). */
+static inline void *fa_heap_malloc_fast(fa_heap_t *heap, size_t n) {
   fa_page_t *page;
   if (fa_likely(n <= FA_DIRECT_MAX)) page = heap->direct[(n + 15) >> 4];
   else if (fa_likely(n <= FA_MEDIUM_MAX)) page = heap->mdirect[fa_medium_index(n)];
-  else return _fa_malloc_generic(heap, n);
-  void *p = fa_page_take(page);
+  else return NULL;
+  return fa_page_take(page);
+}
+
+static inline void *fa_heap_malloc(fa_heap_t *heap, size_t n) {
+  void *p = fa_heap_malloc_fast(heap, n);
   if (fa_likely(p != NULL)) return p;
   return _fa_malloc_generic(heap, n);
 }

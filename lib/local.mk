@@ -5,6 +5,7 @@
 ##   libfancyalloc.la   installed; exports only fancy_*; safe to -l link.
 ##   libfancymalloc.la  installed with --enable-malloc-replacement; the
 ##                      same allocator plus the malloc family (override.c)
+##                      C++'s operator new and delete (override_cxx.c)
 ##                      and glibc's introspection calls (introspect.c),
 ##                      for LD_PRELOAD or -lfancymalloc.
 ##   libfancycore.la    not installed; white-box tests link it directly.
@@ -27,7 +28,9 @@ lib_libfancyalloc_la_LDFLAGS = $(AM_LDFLAGS) -version-info $(FA_LT_VERSION_INFO)
 
 if FA_MALLOC_REPLACEMENT
 lib_LTLIBRARIES += lib/libfancymalloc.la
-lib_libfancymalloc_la_SOURCES = lib/override.c lib/introspect.c lib/version.c
+lib_libfancymalloc_la_SOURCES = lib/override.c lib/override_cxx.c lib/introspect.c lib/version.c
+# C++ exceptions pass through override_cxx.c's frames (std::bad_alloc)
+lib_libfancymalloc_la_CFLAGS = $(AM_CFLAGS) -fexceptions
 lib_libfancymalloc_la_LIBADD = lib/libfancycore.la $(PTHREAD_LIBS)
 lib_libfancymalloc_la_LDFLAGS = $(AM_LDFLAGS) -version-info $(FA_LT_VERSION_INFO) \
 	-no-undefined -shared

@@ -13,6 +13,8 @@
 ##   test_sqlite       sqlite3: 100k rows, indexes, integrity check, queries
 ##   test_sort         sort(1) of 50 MB, in memory and as an external merge
 ##   test_cxx          cxx_threads.cc under LD_PRELOAD and -lfancymalloc
+##   test_cxx_new      C++'s operator new/delete are libfancymalloc's, and
+##                     fail as libstdc++'s do (cxx_new.cc, C++17)
 ##   test_ctor         allocation in constructors, before the allocator's own
 ##   test_fork         fork while other threads allocate
 ##   test_foreign_free free() of glibc's own blocks goes to glibc's free
@@ -35,6 +37,7 @@ FA_PRELOAD_TESTS = \
 	tests/preload/test_sqlite.sh \
 	tests/preload/test_sort.sh \
 	tests/preload/test_cxx.sh \
+	tests/preload/test_cxx_new.sh \
 	tests/preload/test_ctor.sh \
 	tests/preload/test_fork.sh \
 	tests/preload/test_foreign_free.sh \
@@ -101,6 +104,21 @@ EXTRA_PROGRAMS += tests/preload/cxx_threads_linked
 FA_PRELOAD_CXX += tests/preload/cxx_threads_linked$(EXEEXT)
 tests_preload_cxx_threads_linked_SOURCES = tests/preload/cxx_threads.cc
 tests_preload_cxx_threads_linked_LDADD = lib/libfancymalloc.la $(PTHREAD_LIBS)
+endif
+if FA_HAVE_CXX17
+# std::align_val_t and the aligned operators are C++17.
+EXTRA_PROGRAMS += tests/preload/cxx_new
+FA_PRELOAD_CXX += tests/preload/cxx_new$(EXEEXT)
+tests_preload_cxx_new_SOURCES = tests/preload/cxx_new.cc
+tests_preload_cxx_new_CXXFLAGS = $(AM_CXXFLAGS) -std=c++17
+tests_preload_cxx_new_LDADD = $(PTHREAD_LIBS)
+if FA_MALLOC_REPLACEMENT
+EXTRA_PROGRAMS += tests/preload/cxx_new_linked
+FA_PRELOAD_CXX += tests/preload/cxx_new_linked$(EXEEXT)
+tests_preload_cxx_new_linked_SOURCES = tests/preload/cxx_new.cc
+tests_preload_cxx_new_linked_CXXFLAGS = $(AM_CXXFLAGS) -std=c++17
+tests_preload_cxx_new_linked_LDADD = lib/libfancymalloc.la $(PTHREAD_LIBS)
+endif
 endif
 CLEANFILES += $(FA_PRELOAD_CXX) tests/preload/cxx-probe.cc tests/preload/cxx-probe$(EXEEXT)
 
