@@ -191,10 +191,14 @@ bool _fa_page_retire(fa_heap_t *heap, fa_page_t *page) {
 }
 
 /* page's limit is reached and its lists were just collected: when they
- * gave back fewer blocks than its first step, raise the limit too, so
- * that this slow-path call buys at least that many. */
+ * gave back fewer blocks than a quarter of its first step (or none),
+ * raise the limit too, so that this slow-path call buys at least that
+ * many.  A whole first step was measured too: every class span then kept
+ * a step of free blocks beside its live ones and reached three pages
+ * where one served (glibc-thread, 700 KiB per thread for 60 KiB live). */
 static __attribute__((noinline)) void fa_page_extend_if_short(fa_page_t *page) {
-  if (page->capacity - page->used < fa_page_first_step(page)) fa_page_extend(page);
+  uint32_t few = fa_page_first_step(page) / 4;
+  if (page->capacity - page->used < (few > 0 ? few : 1)) fa_page_extend(page);
 }
 
 /* Can page hand out a block: what was freed into it first, then

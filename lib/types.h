@@ -174,9 +174,11 @@
 #define FA_MAX_CANDIDATES 4
 /* A class span's never-used blocks are handed out FA_EXTEND_BYTES of them
  * first, then twice as many each time, at least FA_EXTEND_MIN blocks:
- * see fa_page_t's invariants. */
+ * see fa_page_t's invariants.  One: a block of 4 KiB or more is a step
+ * of its own (four of 32 KiB touched 128 KiB for a class that may never
+ * hold more than one live block). */
 #define FA_EXTEND_BYTES 4096
-#define FA_EXTEND_MIN 4
+#define FA_EXTEND_MIN 1
 /* Free-span bins: 1..8 pages exactly, then two bins per doubling. */
 #define FA_SPAN_BINS 16
 /* Heartbeat: every so many generic (slow-path) calls the heap collects
@@ -255,7 +257,8 @@ typedef struct fa_domain_s {
  * up to `limit` (capacity <= limit <= reserved).  limit is raised
  * (fa_page_extend) only when free and local_free are empty, by malloc
  * itself, or by the slow path after it moved the other lists over and got
- * fewer blocks back than the span's first step: blocks freed into the
+ * fewer blocks back than a quarter of the span's first step (or none:
+ * fa_page_extend_if_short): blocks freed into the
  * span are reused before it hands out more never-used ones, so its memory
  * is touched as the program needs it.  Each raise adds `step` blocks and
  * doubles it (FA_EXTEND_BYTES of blocks first, at least FA_EXTEND_MIN), so
