@@ -106,17 +106,18 @@ tests_preload_cxx_threads_linked_SOURCES = tests/preload/cxx_threads.cc
 tests_preload_cxx_threads_linked_LDADD = lib/libfancymalloc.la $(PTHREAD_LIBS)
 endif
 if FA_HAVE_CXX17
-# std::align_val_t and the aligned operators are C++17.
+# std::align_val_t and the aligned operators are C++17; clang before 19
+# declares the sized operator delete only with -fsized-deallocation.
 EXTRA_PROGRAMS += tests/preload/cxx_new
 FA_PRELOAD_CXX += tests/preload/cxx_new$(EXEEXT)
 tests_preload_cxx_new_SOURCES = tests/preload/cxx_new.cc
-tests_preload_cxx_new_CXXFLAGS = $(AM_CXXFLAGS) -std=c++17
+tests_preload_cxx_new_CXXFLAGS = $(AM_CXXFLAGS) -std=c++17 -fsized-deallocation
 tests_preload_cxx_new_LDADD = $(PTHREAD_LIBS)
 if FA_MALLOC_REPLACEMENT
 EXTRA_PROGRAMS += tests/preload/cxx_new_linked
 FA_PRELOAD_CXX += tests/preload/cxx_new_linked$(EXEEXT)
 tests_preload_cxx_new_linked_SOURCES = tests/preload/cxx_new.cc
-tests_preload_cxx_new_linked_CXXFLAGS = $(AM_CXXFLAGS) -std=c++17
+tests_preload_cxx_new_linked_CXXFLAGS = $(AM_CXXFLAGS) -std=c++17 -fsized-deallocation
 tests_preload_cxx_new_linked_LDADD = lib/libfancymalloc.la $(PTHREAD_LIBS)
 endif
 endif
