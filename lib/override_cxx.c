@@ -72,12 +72,11 @@ static inline void *fa_cxx_new(size_t n, const char *name, bool nothrow) {
   return fa_cxx_new_slow(n, name, nothrow);
 }
 
+/* An alignment that is not a power of two fails here too (EINVAL), and
+ * libstdc++'s then throws std::bad_alloc. */
 static inline void *fa_cxx_new_aligned(size_t n, size_t al, const char *name, bool nothrow) {
-  /* not a power of two: libstdc++'s throws std::bad_alloc */
-  if (fa_likely(al != 0 && (al & (al - 1)) == 0)) {
-    void *p = _fa_aligned_alloc(fa_heap_get(), al, n);
-    if (fa_likely(p != NULL)) return p;
-  }
+  void *p = fancy_aligned_alloc(al, n);
+  if (fa_likely(p != NULL)) return p;
   return fa_cxx_new_aligned_failed(name, n, al, nothrow);
 }
 
