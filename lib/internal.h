@@ -20,6 +20,8 @@
 #include <string.h>
 
 #define FA_HIDDEN __attribute__((visibility("hidden")))
+/* libfancymalloc's own exports (override.c, override_cxx.c, introspect.c) */
+#define FA_EXPORT __attribute__((visibility("default")))
 #define fa_likely(x) __builtin_expect(!!(x), 1)
 #define fa_unlikely(x) __builtin_expect(!!(x), 0)
 #define FA_NOINLINE __attribute__((noinline))

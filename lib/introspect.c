@@ -16,9 +16,6 @@
 #include <limits.h>
 #include "glibc_malloc.h"
 
-
-#define FA_EXPORT __attribute__((visibility("default")))
-
 /* Figures of one thread heap (or of the abandoned segments). */
 #define FA_INFO_HEAPS 64    /* more heaps are added into the last one */
 typedef struct fa_heap_figures_s {

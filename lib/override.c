@@ -16,8 +16,6 @@
 /* Tells the core that foreign pointers may legitimately reach free(). */
 int _fa_override_mode = 1;
 
-#define FA_EXPORT __attribute__((visibility("default")))
-
 FA_EXPORT void *malloc(size_t size) { return fa_malloc_inline(size); }
 FA_EXPORT void free(void *p) { fa_free_inline(p); }
 FA_EXPORT void cfree(void *p);

@@ -30,7 +30,6 @@
 
 #include <dlfcn.h>
 
-#define FA_EXPORT __attribute__((visibility("default")))
 #define FA_UNUSED_ARG __attribute__((unused))
 
 #if __SIZEOF_POINTER__ == 8
