@@ -30,8 +30,6 @@ void *_fa_aligned_alloc(fa_heap_t *heap, size_t alignment, size_t size) {
   return _fa_huge_alloc(heap, size, alignment, false);
 }
 
-static bool fa_is_power_of_two(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
-
 void *fancy_aligned_alloc(size_t alignment, size_t size) FANCY_NOEXCEPT {
   if (!fa_is_power_of_two(alignment)) {
     errno = EINVAL;

@@ -166,7 +166,7 @@ void *fancy_allocator_realloc(fancy_allocator_t *allocator, void *ptr,
 void *fancy_allocator_aligned_alloc(fancy_allocator_t *allocator, size_t alignment,
                                     size_t size) FANCY_NOEXCEPT {
   fa_domain_t *d = fa_instance(allocator);
-  if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
+  if (!fa_is_power_of_two(alignment)) {
     errno = EINVAL;
     return NULL;
   }

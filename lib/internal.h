@@ -40,6 +40,8 @@
  * data race in the C11 sense (so ThreadSanitizer stays quiet). */
 #define fa_store(field, v) __atomic_store_n(&(field), (v), __ATOMIC_RELAXED)
 #define fa_load(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
+
+static inline bool fa_is_power_of_two(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 /* field += d by its owner thread, where the walker may read it: one
  * add to memory (the fast paths' page->used), as plain C.  Under
  * ThreadSanitizer the relaxed load and store above instead, which no
