@@ -387,6 +387,8 @@ typedef enum fa_test_point_e {
   FA_TP_QUOTA_REFUSED,        /* fa_quota_charge: a charge was refused */
   FA_TP_ABANDONED_PURGE,      /* _fa_abandoned_collect: about to purge a due
                                  span of abandoned seg (segments lock held) */
+  FA_TP_STATS_COLLECTED,      /* _fa_stats_add_up: between its two readings
+                                 of the statistics (process, then instance) */
 } fa_test_point_t;
 #ifndef FA_TEST_HOOKS
 #define FA_TEST_HOOKS 0

@@ -175,12 +175,19 @@ void fancy_print_stats(FILE *out) FANCY_NOEXCEPT { _fa_stats_print(NULL, out); }
  * fancyalloc(7), for the instance and for the process.  The figures are
  * read without stopping other threads, and a charge is counted before its
  * mapping is made, so they are checked only when the calling thread's
- * heap is the only one alive. */
+ * heap is the only one alive, before and after the reading.  Even then a
+ * thread without a heap may free (a block it was handed, before its first
+ * malloc); that only lowers figures, so the process is read first and the
+ * instance second: read the other way round, a free in between showed the
+ * instance holding more than the process. */
 bool _fa_stats_add_up(fa_domain_t *d) {
   if (FA_LOAD(threads) > 1) return true;
-  fancy_stats_t st[2];
-  fa_stats_collect(d, &st[0]);
+  size_t created = FA_LOAD(threads_created);
+  fancy_stats_t st[2];   /* the instance, the process */
   fa_stats_collect(NULL, &st[1]);
+  fa_test_point(FA_TP_STATS_COLLECTED, d);
+  fa_stats_collect(d, &st[0]);
+  if (FA_LOAD(threads) > 1 || FA_LOAD(threads_created) != created) return true;
   for (int i = 0; i < 2; i++) {
     const char *what = i == 0 ? "instance" : "process";
     if (st[i].bytes_live > st[i].bytes_committed || st[i].bytes_committed > st[i].bytes_mapped ||

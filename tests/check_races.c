@@ -302,6 +302,44 @@ START_TEST(test_fork_during_thread_exit) {
 END_TEST
 
 /* ------------------------------------------------------------------------
+ * 1b'. fancy_validate_heap compares the instance's statistics with the
+ * process's, when its heap is the only one alive.  A thread with no heap
+ * can still free a block it was handed; here it does so between the two
+ * readings.  Read instance first, the process then had less live than the
+ * instance, and a correct heap failed validation (seen once in CI, on
+ * stress_realloc under TSan).
+ * ---------------------------------------------------------------------- */
+enum { EV_V_BLOCK = 2, EV_V_DONE };
+
+typedef struct {
+  void *b;
+  bool valid;
+} validator_t;
+
+static void *validator_main(void *arg) {
+  validator_t *v = arg;
+  v->b = fancy_malloc(1000);
+  arm(FA_TP_STATS_COLLECTED);
+  v->valid = fancy_validate_heap();
+  ev_set(EV_V_DONE);
+  return NULL;
+}
+
+START_TEST(test_validate_beside_heapless_free) {
+  validator_t v = {0};
+  pthread_t vt = start(validator_main, &v);
+  ev_wait(EV_PAUSED);   /* between the two readings */
+  ck_assert_msg(atomic_load(&_fa_counters.threads) == 1,
+                "this thread has a heap: the comparison would be skipped");
+  fancy_free(v.b);      /* no heap here: a remote free into its page */
+  ev_set(EV_RESUME);
+  ev_wait(EV_V_DONE);
+  pthread_join(vt, NULL);
+  ck_assert_msg(v.valid, "a free by a thread without a heap failed another's validation");
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
  * 1c. Memory-limit accounting: under FANCY_MEMORY_LIMIT=256m, a thread
  * whose malloc(1 GiB) is being refused must not make another thread's
  * malloc(3 MiB) fail.  The refusing thread is stopped at the moment of the
@@ -643,6 +681,7 @@ static Suite *races_suite(void) {
   tcase_add_test(tc, test_adopt_stops_at_released_segment);
   tcase_add_test(tc, test_fork_during_thread_exit);
   tcase_add_test(tc, test_refused_charge_leaves_room);
+  tcase_add_test(tc, test_validate_beside_heapless_free);
   suite_add_tcase(s, tc);
   tc = tcase_create("exit purge");
   tcase_set_timeout(tc, 30);
