@@ -123,7 +123,13 @@ typedef struct fa_prof_heap_s {
   /* how many the proxy may hold: those of the fill and up to the
    * rcache's bounds of other threads' blocks */
   uint32_t cap[FA_NUM_CLASSES];
-  bool mixed[FA_NUM_CLASSES];     /* such blocks in a list lent from a page */
+  /* Such blocks kept in a list lent from a page: pushed and popped at
+   * its front, so they sit in front of what is left of the lent blocks.
+   * front: how many (as of seen, the proxy's `used` when last brought up
+   * to date); lent_popped: the lent blocks malloc took meanwhile. */
+  uint32_t front[FA_NUM_CLASSES];
+  uint32_t seen[FA_NUM_CLASSES];
+  uint32_t lent_popped[FA_NUM_CLASSES];
   fa_page_t proxy[FA_NUM_CLASSES];
   /* One-page spans of freed samples, kept for the next samples (see
    * _fa_prof_spare); their `used` is 0. */
@@ -428,13 +434,22 @@ fa_page_t *_fa_prof_direct(fa_heap_t *heap, unsigned cls) {
   return ph != NULL ? &ph->proxy[cls] : &_fa_page_empty;
 }
 
+/* The pops since the last look took the kept blocks in front first. */
+static void fa_prof_front_sync(fa_prof_heap_t *ph, unsigned cls) {
+  uint32_t pops = ph->proxy[cls].used - ph->seen[cls];
+  uint32_t k = pops < ph->front[cls] ? pops : ph->front[cls];
+  ph->seen[cls] = ph->proxy[cls].used;
+  ph->front[cls] -= k;
+  ph->lent_popped[cls] += pops - k;
+}
+
 /* The proxy's blocks taken by malloc since it was last looked at. */
 static void fa_prof_charge(fa_prof_heap_t *ph, unsigned cls) {
   fa_page_t *px = &ph->proxy[cls];
   ph->left[cls] -= (int64_t)px->used * _fa_class_size[cls];
   px->used = 0;
   ph->placed[cls] = ph->limit[cls] = 0;   /* until the next fill */
-  ph->mixed[cls] = false;
+  ph->front[cls] = ph->seen[cls] = ph->lent_popped[cls] = 0;
 }
 
 /* Block by block, up to m blocks (and FA_PROF_BATCH_BYTES), as malloc
@@ -541,7 +556,10 @@ bool _fa_prof_keep(fa_heap_t *heap, unsigned cls, fa_block_t *b) {
   b->next = px->free;
   px->free = b;
   ph->placed[cls]++;
-  if (px->head != NULL) ph->mixed[cls] = true;   /* see _fa_prof_flush */
+  if (px->head != NULL) {   /* in front of a lent list: see fa_prof_flush_class */
+    fa_prof_front_sync(ph, cls);
+    ph->front[cls]++;
+  }
   return true;
 }
 
@@ -562,12 +580,41 @@ bool _fa_prof_reserved(const void *p) {
   return found;
 }
 
+/* After the last block of warm, a list of page src. */
+static void fa_prof_append(const fa_page_t *src, fa_block_t *warm, fa_block_t *list) {
+  for (uint32_t n = 1; warm->next != NULL; n++, warm = warm->next)
+    if (n >= src->capacity) _fa_fatal("heap corruption: a free list of page %p loops", (void *)src->start);
+  warm->next = list;
+}
+
+/* The lists lent from page src go back to it whole, into its two list
+ * heads where they are empty, else each after the last block of one of
+ * the page's own lists.  Those blocks were freed on this thread since the
+ * fill and are warm, where the lent ones are cold: walking these block by
+ * block, each a cache miss, was most of what a thread's exit cost larson
+ * with profiling on. */
+static void fa_prof_give_back(fa_page_t *src, fa_block_t *const lent[2]) {
+  fa_block_t *warm[2] = {src->free, src->local_free};
+  int w = 0;
+  for (int i = 0; i < 2; i++) {
+    if (lent[i] == NULL) continue;
+    if (src->free == NULL) {
+      src->free = lent[i];
+    } else if (src->local_free == NULL) {
+      src->local_free = lent[i];
+    } else {   /* both taken: as many warm lists as lent ones left */
+      while (warm[w] == NULL) w++;
+      fa_prof_append(src, warm[w++], lent[i]);
+    }
+  }
+}
+
 /* What the proxy of class cls still holds goes back: a lent list or run
  * to its page at once when it can, else block by block, as frees. */
 static void fa_prof_flush_class(fa_prof_heap_t *ph, fa_heap_t *heap, unsigned cls) {
   fa_page_t *px = &ph->proxy[cls], *src = px->head;
-  uint32_t popped = px->used;
-  bool mixed = ph->mixed[cls];   /* lent lists hold others' blocks too */
+  fa_prof_front_sync(ph, cls);
+  uint32_t front = ph->front[cls], popped = ph->lent_popped[cls];
   fa_prof_charge(ph, cls);
   uint32_t from = px->capacity, to = px->reserved;
   fa_store(px->capacity, 0u);
@@ -576,30 +623,19 @@ static void fa_prof_flush_class(fa_prof_heap_t *ph, fa_heap_t *heap, unsigned cl
   px->head = NULL;
   uint32_t lent = px->span_pages;
   px->span_pages = 0;
-  if (src != NULL && lent > popped && !mixed) {
-    /* the rest of lent lists: whole where the page has room, else
-     * block by block (which counts itself); then the page's count */
-    uint32_t rest = lent - popped, each = 0;
+  if (src != NULL && lent > popped) {
+    /* other threads' blocks in front, block by block (each free counts
+     * itself); then the rest of the lent lists whole, and its count */
+    for (fa_block_t *b; front > 0 && (b = px->free) != NULL; front--) {
+      px->free = b->next;
+      b->tag = 0;
+      fa_heap_free(heap->domain, heap, b);
+    }
     fa_block_t *lists[2] = {px->free, px->local_free};
     px->free = px->local_free = NULL;
-    for (int i = 0; i < 2; i++) {
-      if (lists[i] == NULL) continue;
-      if (src->free == NULL) {
-        src->free = lists[i];
-      } else if (src->local_free == NULL) {
-        src->local_free = lists[i];
-      } else {
-        for (fa_block_t *b = lists[i], *next; b != NULL; b = next, each++) {
-          next = b->next;
-          b->tag = 0;
-          fa_heap_free(heap->domain, heap, b);
-        }
-      }
-    }
-    if (rest > each) {   /* else the frees above counted them all */
-      fa_store(src->used, src->used - (rest - each));
-      if (src->used == 0) _fa_page_retire(heap, src);
-    }
+    fa_prof_give_back(src, lists);
+    fa_store(src->used, src->used - (lent - popped));
+    if (src->used == 0) _fa_page_retire(heap, src);
   } else if (from < to && src != NULL &&
              src->start + (size_t)src->capacity * src->bsize == px->start + (size_t)to * px->bsize) {
     fa_store(src->capacity, src->capacity - (to - from));   /* never handed out */

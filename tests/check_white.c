@@ -1007,6 +1007,87 @@ START_TEST(test_prof_heartbeat_keeps_busy_proxies) {
 }
 END_TEST
 
+/* FANCY_PROF (prof.c, fa_prof_flush_class): a proxy lent both of a
+ * page's free lists, into which this thread's frees of another thread's
+ * blocks were kept (in front, popped first), gives back the kept blocks
+ * one by one and the rest of the lent lists whole, each after the tail of
+ * one of the page's own lists when both are taken again.  The page then
+ * counts exactly its live blocks, and the other thread's page gets its
+ * blocks back. */
+static void *prof_flush_job(void *arg) {
+  void **others = arg;   /* six blocks of the main thread's, of class 48 */
+  enum { N = 48, M = 16 };
+  void *mine[M];
+  for (int i = 0; i < M; i++) mine[i] = fancy_malloc(N);   /* a run lent */
+  fa_heap_t *heap = fa_heap_get();
+  fa_page_t *src = span_of(mine[0]), *px = heap->direct[(N + 15) >> 4];
+  for (int i = 0; i < M - 2; i++) fancy_free(mine[i]);
+  _fa_heap_heartbeat(heap);
+  _fa_heap_heartbeat(heap);                  /* idle: the run goes back */
+  ck_assert_uint_eq(px->reserved, 0);
+  _fa_page_collect_lists(src);               /* src->free: 14 blocks */
+  fancy_free(mine[M - 2]);                   /* src->local_free: 1 */
+  mine[0] = fancy_malloc(N);                 /* refill: lends both lists */
+  ck_assert_ptr_eq(px->head, src);
+  ck_assert_uint_ge(px->span_pages, 8);
+  ck_assert_ptr_eq(px->local_free, mine[M - 2]);
+  mine[1] = fancy_malloc(N);                 /* a lent block */
+  ck_assert_ptr_eq(span_of(mine[1]), src);
+  fancy_free(others[0]);                     /* kept, in front */
+  fancy_free(others[1]);
+  void *a = fancy_malloc(N);
+  ck_assert_ptr_eq(a, others[1]);            /* the kept ones first */
+  fancy_free(others[2]);
+  void *b = fancy_malloc(N), *c = fancy_malloc(N), *d = fancy_malloc(N);
+  ck_assert_ptr_eq(b, others[2]);
+  ck_assert_ptr_eq(c, others[0]);
+  ck_assert_ptr_eq(span_of(d), src);         /* lent again */
+  fancy_free(others[3]);                     /* two in front at the flush */
+  fancy_free(others[4]);
+  fancy_free(mine[0]);                       /* both of src's lists taken */
+  _fa_page_collect_lists(src);
+  fancy_free(mine[1]);
+  ck_assert_ptr_nonnull(src->free);
+  ck_assert_ptr_nonnull(src->local_free);
+  ck_assert_ptr_nonnull(px->local_free);     /* two lists to give back */
+  _fa_rcache_flush(heap);                    /* the proxies go back */
+  ck_assert_ptr_null(px->free);
+  ck_assert_ptr_null(px->local_free);
+  ck_assert_uint_eq(src->used, 2);           /* d and mine[M - 1] */
+  uint32_t n = 0;
+  for (fa_block_t *x = src->free; x != NULL; x = x->next, n++) ck_assert_ptr_eq(span_of(x), src);
+  for (fa_block_t *x = src->local_free; x != NULL; x = x->next, n++)
+    ck_assert_ptr_eq(span_of(x), src);
+  ck_assert_uint_eq(n, src->capacity - 2);   /* every other block of src, once */
+  check_valid();
+  fancy_free(d);
+  fancy_free(mine[M - 1]);
+  fancy_free(a);
+  fancy_free(b);
+  fancy_free(c);
+  return NULL;
+}
+
+START_TEST(test_prof_flush_returns_lent_list_whole) {
+  if (_fa_opt.check) return;   /* profiling is off in checked mode */
+  bool prof = _fa_opt.prof;
+  size_t rate = _fa_opt.prof_sample;
+  void *others[6];
+  fa_page_t *page = alloc_one_page(others, 6, 48);
+  _fa_opt.prof_sample = (size_t)1 << 50;
+  _fa_opt.prof = true;
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, prof_flush_job, others), 0);
+  ck_assert_int_eq(pthread_join(t, NULL), 0);
+  _fa_opt.prof = prof;
+  _fa_opt.prof_sample = rate;
+  fancy_free(others[5]);
+  _fa_page_collect_lists(page);
+  ck_assert_uint_eq(page->used, 0);          /* all six came back */
+  check_valid();
+}
+END_TEST
+
 static Suite *white_suite(void) {
   Suite *s = suite_create("white-box");
   TCase *tc = tcase_create("internals");
@@ -1040,6 +1121,7 @@ static Suite *white_suite(void) {
   tcase_add_test_raise_signal(tc, test_double_free_of_kept_block_aborts, SIGABRT);
   tcase_add_test(tc, test_kept_blocks_bounded_in_bytes);
   tcase_add_test(tc, test_prof_heartbeat_keeps_busy_proxies);
+  tcase_add_test(tc, test_prof_flush_returns_lent_list_whole);
   suite_add_tcase(s, tc);
   return s;
 }
