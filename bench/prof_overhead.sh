@@ -20,6 +20,13 @@
 # operation in microseconds, medians too: on a loaded machine, time spent
 # waiting for a CPU does not count there, as it does in mops.
 #
+# PEERS=1 measures the peers' own heap profilers the same way, at the same
+# mean rate, in the same interleaved runs: jemalloc (Debian's libjemalloc2,
+# MALLOC_CONF=prof:true,lg_prof_sample:19 against no MALLOC_CONF) and
+# gperftools tcmalloc (the full libtcmalloc.so.4, which samples;
+# TCMALLOC_SAMPLE_PARAMETER=524288 against 0).  Their rows follow
+# fancy's, workload named "ring/jemalloc" and so on.
+#
 # CALLGRIND=1 counts instructions instead (valgrind --tool=callgrind, user
 # space only, independent of the machine's load): ring (RING_OPS per
 # thread, all of the program) and larson (CG_LARSON_SECONDS, default 3, of
@@ -38,23 +45,42 @@ LARSON_SECONDS=${LARSON_SECONDS:-1}
 THREADS=${*:-1 2 4 8}
 mkdir -p "$RESULTS_DIR"
 csv=$RESULTS_DIR/prof_overhead.csv
-echo "workload,threads,rep,prof,mops,cpu_us_per_op" >"$csv"
+echo "workload,threads,rep,allocator,prof,mops,cpu_us_per_op" >"$csv"
+ALLOCS=fancy
+if [ "${PEERS:-0}" = 1 ]; then
+	JE_LIB=$(find_so libjemalloc.so.2 libjemalloc.so) || die "PEERS=1: no libjemalloc (apt-get install libjemalloc2)"
+	TC_LIB=$(find_so libtcmalloc.so.4 libtcmalloc.so) ||
+		die "PEERS=1: no libtcmalloc.so.4 (apt-get install libgoogle-perftools4)"
+	ALLOCS="fancy jemalloc tcmalloc"
+fi
 
-mops() {   # prof workload threads
-	case $2 in
-	ring) set -- "$1" "$BENCH_BIN/ring" -t "$3" -n "$RING_OPS" --sample 0 ;;
-	larson) set -- "$1" "$BENCH_BIN/larson" -t "$3" -d "$LARSON_SECONDS" --sample 0 ;;
+mops() {   # allocator prof workload threads
+	case $3 in
+	ring) set -- "$1" "$2" "$BENCH_BIN/ring" -t "$4" -n "$RING_OPS" --sample 0 ;;
+	larson) set -- "$1" "$2" "$BENCH_BIN/larson" -t "$4" -d "$LARSON_SECONDS" --sample 0 ;;
 	esac
-	prof=$1
-	shift
+	alloc=$1 prof=$2
+	shift 2
+	case $alloc.$prof in   # each profiler on at one sample per 512 KiB, or off
+	fancy.*) set -- env FANCY_PROF="$prof" LD_PRELOAD="$FANCY_LIB" "$@" ;;
+	jemalloc.0) set -- env -u MALLOC_CONF LD_PRELOAD="$JE_LIB" "$@" ;;
+	jemalloc.1) set -- env MALLOC_CONF=prof:true,lg_prof_sample:19 LD_PRELOAD="$JE_LIB" "$@" ;;
+	tcmalloc.0) set -- env TCMALLOC_SAMPLE_PARAMETER=0 LD_PRELOAD="$TC_LIB" "$@" ;;
+	tcmalloc.1) set -- env TCMALLOC_SAMPLE_PARAMETER=524288 LD_PRELOAD="$TC_LIB" "$@" ;;
+	esac
 	# mops, and CPU microseconds per operation (ring: ops per thread)
-	env FANCY_PROF="$prof" LD_PRELOAD="$FANCY_LIB" "$@" | awk -F= '
+	"$@" | awk -F= '
 		{ v[$1] = $2 }
 		END { ops = ("ops_total" in v) ? v["ops_total"] : v["ops"] * v["threads"]
 		      if (v["mops"] != "" && ops > 0)
 		        printf "%s,%.4f\n", v["mops"], (v["utime_s"] + v["stime_s"]) * 1e6 / ops }'
 }
 
+# sel workload threads allocator prof column: the median of that column
+sel() {
+	awk -F, -v w="$1" -v t="$2" -v a="$3" -v p="$4" -v c="$5" \
+		'$1 == w && $2 == t && $4 == a && $5 == p { print $c }' "$csv" | median
+}
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 if [ "${CALLGRIND:-0}" = 1 ]; then
@@ -91,26 +117,30 @@ if [ "${CALLGRIND:-0}" = 1 ]; then
 	exit 0
 fi
 
-printf '%-8s %7s %10s %10s %9s %9s %9s %9s\n' workload threads off_mops on_mops slowdown \
+printf '%-16s %7s %10s %10s %9s %9s %9s %9s\n' workload threads off_mops on_mops slowdown \
 	off_cpu on_cpu cpu_slow
 for w in ring larson; do
 	for t in $THREADS; do
 		r=1
 		while [ "$r" -le "$REPS" ]; do
-			for p in 0 1; do
-				m=$(mops "$p" "$w" "$t")
-				[ -n "$m" ] || die "$w -t $t with FANCY_PROF=$p printed no mops"
-				echo "$w,$t,$r,$p,$m" >>"$csv"
+			for a in $ALLOCS; do
+				for p in 0 1; do
+					m=$(mops "$a" "$p" "$w" "$t")
+					[ -n "$m" ] || die "$w -t $t under $a with profiling=$p printed no mops"
+					echo "$w,$t,$r,$a,$p,$m" >>"$csv"
+				done
 			done
 			r=$((r + 1))
 		done
-		off=$(awk -F, -v w="$w" -v t="$t" '$1 == w && $2 == t && $4 == 0 { print $5 }' "$csv" | median)
-		on=$(awk -F, -v w="$w" -v t="$t" '$1 == w && $2 == t && $4 == 1 { print $5 }' "$csv" | median)
-		coff=$(awk -F, -v w="$w" -v t="$t" '$1 == w && $2 == t && $4 == 0 { print $6 }' "$csv" | median)
-		con=$(awk -F, -v w="$w" -v t="$t" '$1 == w && $2 == t && $4 == 1 { print $6 }' "$csv" | median)
-		awk -v w="$w" -v t="$t" -v a="$off" -v b="$on" -v c="$coff" -v d="$con" \
-			'BEGIN { printf "%-8s %7s %10.4f %10.4f %8.1f%% %9.3f %9.3f %8.1f%%\n", w, t, a, b,
-				(a - b) / a * 100, c, d, (d - c) / c * 100 }'
+		for a in $ALLOCS; do
+			off=$(sel "$w" "$t" "$a" 0 6) on=$(sel "$w" "$t" "$a" 1 6)
+			coff=$(sel "$w" "$t" "$a" 0 7) con=$(sel "$w" "$t" "$a" 1 7)
+			name=$w
+			[ "$a" = fancy ] || name=$w/$a
+			awk -v w="$name" -v t="$t" -v a="$off" -v b="$on" -v c="$coff" -v d="$con" \
+				'BEGIN { printf "%-16s %7s %10.4f %10.4f %8.1f%% %9.3f %9.3f %8.1f%%\n", w, t, a, b,
+					(a - b) / a * 100, c, d, (d - c) / c * 100 }'
+		done
 	done
 done
 note "all runs in $csv"
