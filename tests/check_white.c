@@ -970,9 +970,7 @@ END_TEST
 
 /* FANCY_PROF (prof.c, _fa_prof_tick): a heartbeat keeps a class's proxy
  * that was filled since the heartbeat before, and gives back one that sat
- * idle since the heartbeat before last.  Profiling is switched on for a
- * new thread's heap (its tables lead to the proxies from its first
- * malloc on), with no samples. */
+ * idle since the heartbeat before last (run_profiled, below). */
 static void *prof_tick_job(void *arg) {
   (void)arg;
   enum { N = 48 };
@@ -992,17 +990,23 @@ static void *prof_tick_job(void *arg) {
   return NULL;
 }
 
-START_TEST(test_prof_heartbeat_keeps_busy_proxies) {
-  if (_fa_opt.check) return;   /* profiling is off in checked mode */
+/* Run job on a new thread with profiling on and no samples: its heap's
+ * tables lead to the proxies from its first malloc on. */
+static void run_profiled(void *(*job)(void *), void *arg) {
   bool prof = _fa_opt.prof;
   size_t rate = _fa_opt.prof_sample;
   _fa_opt.prof_sample = (size_t)1 << 50;
   _fa_opt.prof = true;
   pthread_t t;
-  ck_assert_int_eq(pthread_create(&t, NULL, prof_tick_job, NULL), 0);
+  ck_assert_int_eq(pthread_create(&t, NULL, job, arg), 0);
   ck_assert_int_eq(pthread_join(t, NULL), 0);
   _fa_opt.prof = prof;
   _fa_opt.prof_sample = rate;
+}
+
+START_TEST(test_prof_heartbeat_keeps_busy_proxies) {
+  if (_fa_opt.check) return;   /* profiling is off in checked mode */
+  run_profiled(prof_tick_job, NULL);
   check_valid();
 }
 END_TEST
@@ -1070,17 +1074,9 @@ static void *prof_flush_job(void *arg) {
 
 START_TEST(test_prof_flush_returns_lent_list_whole) {
   if (_fa_opt.check) return;   /* profiling is off in checked mode */
-  bool prof = _fa_opt.prof;
-  size_t rate = _fa_opt.prof_sample;
   void *others[6];
   fa_page_t *page = alloc_one_page(others, 6, 48);
-  _fa_opt.prof_sample = (size_t)1 << 50;
-  _fa_opt.prof = true;
-  pthread_t t;
-  ck_assert_int_eq(pthread_create(&t, NULL, prof_flush_job, others), 0);
-  ck_assert_int_eq(pthread_join(t, NULL), 0);
-  _fa_opt.prof = prof;
-  _fa_opt.prof_sample = rate;
+  run_profiled(prof_flush_job, others);
   fancy_free(others[5]);
   _fa_page_collect_lists(page);
   ck_assert_uint_eq(page->used, 0);          /* all six came back */
