@@ -52,6 +52,7 @@
 #define FA_HAVE_UNWIND 1
 #endif
 #endif
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <link.h>
 #include <signal.h>
@@ -293,9 +294,48 @@ typedef struct fa_unwind_s {
   uintptr_t cfa;
 } fa_unwind_t;
 
+/* libgcc's unwinder, found when the first sample is taken, as
+ * backtrace(3) finds it: linked against, libgcc_s would be loaded into
+ * every process that loads the library, profiling or not (84 KiB of
+ * resident memory, and one more object to map at each start). */
+typedef struct fa_unwinder_s {
+  _Unwind_Reason_Code (*backtrace)(_Unwind_Trace_Fn, void *);
+  _Unwind_Ptr (*get_ip)(struct _Unwind_Context *);
+  _Unwind_Word (*get_cfa)(struct _Unwind_Context *);
+} fa_unwinder_t;
+static fa_unwinder_t fa_unwinder;
+static _Atomic int fa_unwinder_state;   /* 0 not looked for, 1 found, 2 none */
+
+static bool fa_unwinder_find(void *from, fa_unwinder_t *u) {
+  void *f[3] = {dlsym(from, "_Unwind_Backtrace"), dlsym(from, "_Unwind_GetIP"),
+                dlsym(from, "_Unwind_GetCFA")};
+  if (f[0] == NULL || f[1] == NULL || f[2] == NULL) return false;
+  memcpy(&u->backtrace, &f[0], sizeof f[0]);   /* object to function pointer */
+  memcpy(&u->get_ip, &f[1], sizeof f[1]);
+  memcpy(&u->get_cfa, &f[2], sizeof f[2]);
+  return true;
+}
+
+/* Called under the sampling thread's guard: what dlopen allocates is not
+ * sampled.  Threads that race here find the same functions. */
+static const fa_unwinder_t *fa_prof_unwinder(void) {
+  int state = atomic_load_explicit(&fa_unwinder_state, memory_order_acquire);
+  if (fa_likely(state == 1)) return &fa_unwinder;
+  if (state == 2) return NULL;
+  fa_unwinder_t u;
+  bool found = fa_unwinder_find(RTLD_DEFAULT, &u);   /* already loaded (C++) */
+  if (!found) {
+    void *lib = dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_LOCAL);
+    found = lib != NULL && fa_unwinder_find(lib, &u);
+  }
+  if (found) fa_unwinder = u;
+  atomic_store_explicit(&fa_unwinder_state, found ? 1 : 2, memory_order_release);
+  return found ? &fa_unwinder : NULL;
+}
+
 static _Unwind_Reason_Code fa_prof_unwind_one(struct _Unwind_Context *ctx, void *arg) {
   fa_unwind_t *u = arg;
-  uintptr_t ip = (uintptr_t)_Unwind_GetIP(ctx), cfa = (uintptr_t)_Unwind_GetCFA(ctx);
+  uintptr_t ip = (uintptr_t)fa_unwinder.get_ip(ctx), cfa = (uintptr_t)fa_unwinder.get_cfa(ctx);
   if (ip == 0) return _URC_END_OF_STACK;
   /* no progress (as backtrace(3) checks): a broken frame, stop */
   if (u->n > 0 && (uintptr_t)u->pc[u->n - 1] == ip && u->cfa == cfa) return _URC_END_OF_STACK;
@@ -312,9 +352,15 @@ static unsigned fa_prof_stack(void **pc, unsigned max) {
   }
   void *raw[FA_PROF_DEPTH + 16];
 #if defined FA_HAVE_UNWIND
-  fa_unwind_t u = {raw, 0, FA_PROF_DEPTH + 16, 0};
-  _Unwind_Backtrace(fa_prof_unwind_one, &u);
-  int n = u.n;
+  int n;
+  const fa_unwinder_t *unwinder = fa_prof_unwinder();
+  if (fa_likely(unwinder != NULL)) {
+    fa_unwind_t u = {raw, 0, FA_PROF_DEPTH + 16, 0};
+    unwinder->backtrace(fa_prof_unwind_one, &u);
+    n = u.n;
+  } else {
+    n = backtrace(raw, FA_PROF_DEPTH + 16);   /* its own way, or none */
+  }
 #elif defined FA_HAVE_BACKTRACE
   int n = backtrace(raw, FA_PROF_DEPTH + 16);
 #else

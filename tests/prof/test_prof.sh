@@ -67,6 +67,24 @@ if [ $sysprogs = yes ]; then
   ok "final profile at the default rate"
 fi
 
+# fancy_prof_dump(3): "the library looks the unwinder up in libgcc_s.so.1
+# ... when the first sample is taken: libfancyalloc and libfancymalloc
+# need only the C library, and a program that does not profile never loads
+# libgcc_s for them."  (cat is a C program that does not load it itself.)
+if [ $sysprogs = yes ]; then
+  for l in "$lib" "$top_builddir/lib/.libs/libfancyalloc.so.1"; do
+    extra=$(readelf -d "$l" | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p' |
+            grep -Ev '^(libc|libpthread|libdl)\.so' || true)
+    [ -z "$extra" ] || fail "${l##*/} needs $extra besides the C library"
+  done
+  if LD_PRELOAD=$lib cat /proc/self/maps | grep -q 'libgcc_s'; then
+    fail "libgcc_s loaded with profiling off"
+  fi
+  FANCY_PROF=1 FANCY_PROF_SAMPLE=1 LD_PRELOAD=$lib cat /proc/self/maps | grep -q 'libgcc_s' ||
+    fail "libgcc_s not loaded after a sample"
+  ok "libgcc_s only once a sample is taken"
+fi
+
 # fancyrun(1): "--prof[=sample] Sampled heap profiling (FANCY_PROF=1), one
 # sample per sample bytes allocated on average (FANCY_PROF_SAMPLE, default
 # 512k), and the leak profile fancyalloc.pid.final.heap written at exit".
