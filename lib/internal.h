@@ -481,6 +481,14 @@ static inline fa_page_t *fa_segment_span_of(fa_segment_t *seg, const void *p) {
   return seg->pages[((uintptr_t)p - (uintptr_t)seg) >> FA_PAGE_SHIFT].head;
 }
 
+/* The length in pages of the span at index idx of seg, for readers that
+ * walk a segment while its owner may be changing it (statistics, the
+ * heap walk): 1 where the count read is torn (0, or past the guard). */
+static inline size_t fa_span_pages_seen(const fa_segment_t *seg, size_t idx) {
+  size_t n = fa_load(seg->pages[idx].span_pages);
+  return n == 0 || idx + n > FA_GUARD_PAGE ? 1 : n;
+}
+
 static inline size_t fa_span_bytes(const fa_page_t *span) {
   return (size_t)span->span_pages << FA_PAGE_SHIFT;
 }

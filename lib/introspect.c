@@ -35,11 +35,9 @@ typedef struct fa_info_s {
 
 static void fa_figures_add_segment(fa_heap_figures_t *f, fa_segment_t *seg) {
   f->system += FA_SEGMENT_SIZE;
-  size_t idx = FA_FIRST_PAGE;
-  while (idx < FA_GUARD_PAGE) {
+  for (size_t idx = FA_FIRST_PAGE, n; idx < FA_GUARD_PAGE; idx += n) {
     fa_page_t *page = &seg->pages[idx];
-    size_t n = fa_load(page->span_pages);
-    if (n == 0 || idx + n > FA_GUARD_PAGE) n = 1;   /* moving under us */
+    n = fa_span_pages_seen(seg, idx);
     switch (fa_load(page->kind)) {
     case FA_PAGE_CLASS: {
       unsigned cls = fa_load(page->cls);
@@ -60,7 +58,6 @@ static void fa_figures_add_segment(fa_heap_figures_t *f, fa_segment_t *seg) {
     default:
       break;
     }
-    idx += n;
   }
 }
 

@@ -43,11 +43,9 @@ static void fa_stats_collect(fa_domain_t *d, fancy_stats_t *st) {
       continue;
     if (d != NULL && seg->domain != d) continue;
     committed_pages += FA_FIRST_PAGE;   /* the header */
-    size_t idx = FA_FIRST_PAGE;
-    while (idx < FA_GUARD_PAGE) {
+    for (size_t idx = FA_FIRST_PAGE, n; idx < FA_GUARD_PAGE; idx += n) {
       fa_page_t *page = &seg->pages[idx];
-      size_t n = fa_load(page->span_pages);
-      if (n == 0 || idx + n > FA_GUARD_PAGE) n = 1;   /* moving under us */
+      n = fa_span_pages_seen(seg, idx);
       switch (fa_load(page->kind)) {
       case FA_PAGE_CLASS: {
         unsigned cls = fa_load(page->cls);
@@ -71,7 +69,6 @@ static void fa_stats_collect(fa_domain_t *d, fancy_stats_t *st) {
         break;
       }
       if (fa_load(page->kind) != FA_PAGE_FREE) committed_pages += n;
-      idx += n;
     }
   }
   /* Blocks other threads freed and keep to reuse (fa_heap_t.rcache) stay

@@ -51,11 +51,9 @@ typedef struct fa_heap_figures_s {
 static void fa_json_segment(fa_segment_t *seg, fa_heap_figures_t *f) {
   bool abandoned = seg->state == FA_SEG_ABANDONED;
   f->segments++;
-  size_t idx = FA_FIRST_PAGE;
-  while (idx < FA_GUARD_PAGE) {
+  for (size_t idx = FA_FIRST_PAGE, n; idx < FA_GUARD_PAGE; idx += n) {
     fa_page_t *page = &seg->pages[idx];
-    size_t n = fa_load(page->span_pages);
-    if (n == 0 || idx + n > FA_GUARD_PAGE) n = 1;
+    n = fa_span_pages_seen(seg, idx);
     switch (fa_load(page->kind)) {
     case FA_PAGE_CLASS: {
       unsigned cls = fa_load(page->cls);
@@ -79,7 +77,6 @@ static void fa_json_segment(fa_segment_t *seg, fa_heap_figures_t *f) {
     default:
       break;
     }
-    idx += n;
   }
 }
 

@@ -19,11 +19,9 @@
 
 static int fa_visit_segment(fa_segment_t *seg, fancy_visit_fn fn, void *arg) {
   uintptr_t end = (uintptr_t)seg + FA_SEGMENT_SIZE;
-  size_t idx = FA_FIRST_PAGE;
-  while (idx < FA_GUARD_PAGE) {
+  for (size_t idx = FA_FIRST_PAGE, n; idx < FA_GUARD_PAGE; idx += n) {
     fa_page_t *page = &seg->pages[idx];
-    size_t n = fa_load(page->span_pages);
-    if (n == 0 || idx + n > FA_GUARD_PAGE) n = 1;   /* moving under us */
+    n = fa_span_pages_seen(seg, idx);
     unsigned kind = fa_load(page->kind);
     uint8_t *start = __atomic_load_n(&page->start, __ATOMIC_RELAXED);
     if (kind == FA_PAGE_CLASS) {
@@ -44,7 +42,6 @@ static int fa_visit_segment(fa_segment_t *seg, fancy_visit_fn fn, void *arg) {
         if (r != 0) return r;
       }
     }
-    idx += n;
   }
   return 0;
 }
