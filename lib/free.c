@@ -98,6 +98,19 @@ static bool fa_free_reclaims(fa_heap_t *heap, fa_segment_t *seg) {
          _fa_segment_reclaim(heap, seg);
 }
 
+/* A free into a class span that may hold blocks the heap profiler sampled
+ * (prof.c marks the span, so that all its frees come here): drop p's
+ * sample if it is one.  The span's owner lifts the mark once none is left;
+ * a thread that frees the last one leaves that to the owner's next free
+ * (only the owner writes free_mark, which its inline path reads). */
+static void fa_free_sampled(fa_page_t *page, void *p, bool owner) {
+  if (atomic_load_explicit(&page->samples, memory_order_relaxed) != 0 && _fa_prof_forget(p))
+    atomic_fetch_sub_explicit(&page->samples, 1, memory_order_relaxed);
+  if (owner && fa_load(page->free_mark) != 0 &&
+      atomic_load_explicit(&page->samples, memory_order_relaxed) == 0)
+    fa_store(page->free_mark, 0u);
+}
+
 void _fa_free_generic(fa_domain_t *d, fa_segment_t *seg, fa_page_t *page, void *p) {
   fa_heap_t *heap = fa_domain_thread_heap(d);
   if (heap == NULL) heap = &_fa_heap_empty;       /* owns nothing */
@@ -119,6 +132,8 @@ void _fa_free_generic(fa_domain_t *d, fa_segment_t *seg, fa_page_t *page, void *
      * address scrambled, is too unlikely to be chance. */
     if (b->tag == fa_block_tag(b)) _fa_invalid_free(p, "double free");
     if (fa_unlikely(_fa_opt.check)) _fa_check_release(p);
+    /* before the block may be kept (fa_rcache_put, a profiler's proxy) */
+    if (fa_unlikely(_fa_opt.prof)) fa_free_sampled(page, p, owner);
     if (owner || fa_free_reclaims(heap, seg)) {
       b->tag = fa_block_tag(b);
       b->next = page->local_free;
@@ -135,16 +150,13 @@ void _fa_free_generic(fa_domain_t *d, fa_segment_t *seg, fa_page_t *page, void *
       fa_track_defined(b, sizeof *b);
       if (b->tag != fa_block_tag(b)) _fa_check_block(p);
     }
-    /* (used 0: a sampled block's span kept for the next sample, prof.c) */
-    if ((b->tag == fa_block_tag(b) &&
-         (!owner || fa_xfree_list(atomic_load_explicit(&page->xfree, memory_order_relaxed)) == b)) ||
-        (fa_unlikely(_fa_opt.prof) && fa_load(page->used) == 0))
+    if (b->tag == fa_block_tag(b) &&
+        (!owner || fa_xfree_list(atomic_load_explicit(&page->xfree, memory_order_relaxed)) == b))
       _fa_invalid_free(p, "double free");
     if (fa_unlikely(_fa_opt.check)) _fa_check_release(p);
-    if (fa_unlikely(_fa_opt.prof)) _fa_prof_forget(p);   /* sampled blocks are large */
+    if (fa_unlikely(_fa_opt.prof)) _fa_prof_forget(p);   /* blocks above 32 KiB */
     if (owner || fa_free_reclaims(heap, seg)) {
       fa_store(page->used, 0u);
-      if (fa_unlikely(_fa_opt.prof) && owner && _fa_prof_spare(heap, page)) return;
       _fa_span_free(heap, seg, page);
     } else {
       fa_free_remote(seg, page, b);

@@ -58,6 +58,15 @@ static inline bool fa_is_power_of_two(size_t x) { return x != 0 && (x & (x - 1))
 #else
 #define fa_add_owned(field, d) ((field) += (d))
 #endif
+/* A field its owner thread writes, read on a fast path whose result only
+ * counts in the owner thread (free's inline check: another thread reads
+ * it, but goes on only if it owns the segment): plain C, so that it folds
+ * into the instruction that uses it; the relaxed load under TSan. */
+#ifdef FA_TSAN
+#define fa_load_owned(field) fa_load(field)
+#else
+#define fa_load_owned(field) (field)
+#endif
 
 #if defined(FA_TLS_INITIAL_EXEC)
 #define FA_TLS __thread __attribute__((tls_model("initial-exec")))
@@ -314,13 +323,12 @@ FA_HIDDEN void *_fa_large_alloc(fa_heap_t *heap, size_t n);  /* a span of its ow
  * ---------------------------------------------------------------------- */
 FA_HIDDEN void _fa_prof_init(void);
 FA_HIDDEN void *_fa_prof_malloc(fa_heap_t *heap, size_t n);
-FA_HIDDEN void _fa_prof_forget(const void *p);   /* a block is freed */
+FA_HIDDEN bool _fa_prof_forget(const void *p);   /* a block is freed: was it sampled */
 FA_HIDDEN fa_page_t *_fa_prof_direct(fa_heap_t *heap, unsigned cls);
 FA_HIDDEN void _fa_prof_flush(fa_heap_t *heap);  /* proxies back to their pages */
 FA_HIDDEN void _fa_prof_tick(fa_heap_t *heap);   /* heartbeat: the idle ones only */
 FA_HIDDEN bool _fa_prof_reserved(const void *p); /* set aside by a proxy, not handed out */
 FA_HIDDEN bool _fa_prof_keep(fa_heap_t *heap, unsigned cls, fa_block_t *b);   /* a remote block */
-FA_HIDDEN bool _fa_prof_spare(fa_heap_t *heap, fa_page_t *page);   /* a freed sample's span */
 FA_HIDDEN void _fa_prof_totals(size_t *samples, size_t *bytes, size_t *dropped);
 
 /* ------------------------------------------------------------------------
@@ -605,8 +613,8 @@ static inline void *fa_malloc_inline(size_t n) { return fa_heap_malloc(fa_heap_g
 /* free fast path in instance d, whose heap for this thread is `heap`:
  * classify the address, find the span by masking, and push onto the
  * page's local list when this heap owns it (which implies the block is
- * d's).  Anything else, including a block of another instance, goes the
- * generic path. */
+ * d's) and the span holds no sampled block (free_mark).  Anything else,
+ * including a block of another instance, goes the generic path. */
 static inline void fa_heap_free(fa_domain_t *d, fa_heap_t *heap, void *p) {
   uintptr_t u = (uintptr_t)p;
   if (fa_unlikely(fa_unit_kind(u) != FA_UNIT_SEGMENT)) {
@@ -616,7 +624,8 @@ static inline void fa_heap_free(fa_domain_t *d, fa_heap_t *heap, void *p) {
   fa_segment_t *seg = fa_ptr_segment(p);
   fa_page_t *page = fa_segment_span_of(seg, p);
   fa_block_t *b = (fa_block_t *)p;
-  if (fa_likely(fa_page_is_block_start(page, u) &&
+  if (fa_likely((fa_block_index(page, u) | fa_load_owned(page->free_mark)) <
+                    fa_load_owned(page->capacity) &&
                 atomic_load_explicit(&seg->fast_heap, memory_order_relaxed) == heap &&
                 b->tag != fa_block_tag(b))) {
     b->tag = fa_block_tag(b);

@@ -132,6 +132,8 @@ static void fa_page_init(fa_segment_t *seg, fa_page_t *page, unsigned cls) {
   page->step = (uint16_t)fa_page_first_step(page);
   fa_store(page->capacity, 0u);
   fa_store(page->used, 0u);
+  fa_store(page->free_mark, 0u);
+  atomic_store_explicit(&page->samples, 0, memory_order_relaxed);
   page->free = page->local_free = NULL;
   atomic_store_explicit(&page->xfree, 0, memory_order_relaxed);
   fa_store(page->cls, (uint8_t)cls);

@@ -288,7 +288,11 @@ typedef struct fa_page_s {
   uint32_t bsize;               /* block size (span size for large) */
   uint32_t capacity;            /* blocks handed out so far; 0 unless class */
   uint32_t reserved;            /* blocks that fit in the span */
-  uint32_t span_pages;          /* pages in this span (first page) */
+  /* FA_FREE_MARK while the class span holds a block sampled by the heap
+   * profiler (prof.c), else 0: OR-ed into the block index by free's
+   * inline check, it sends every free of the span to the generic path,
+   * which drops the sample.  Written only by the span's owner. */
+  uint32_t free_mark;
   uint8_t shift;                /* offset -> block index, see fa_block_index */
   uint8_t kind;                 /* fa_page_kind_t */
   uint8_t cls;                  /* size class of a class span */
@@ -311,8 +315,13 @@ typedef struct fa_page_s {
   struct fa_page_s *dnext;
   struct fa_page_s *dprev;
   uint64_t free_time;           /* ms, when the span became free */
-  uint64_t reserved_for_future; /* keeps the size a power of two */
+  uint32_t span_pages;          /* pages in this span (first page) */
+  /* sampled blocks live in the class span (prof.c): counted up by the
+   * owner when it samples, down by whichever thread frees one */
+  _Atomic uint32_t samples;
 } fa_page_t;
+
+#define FA_FREE_MARK 0x80000000u   /* above any block index of a span */
 
 /* A power of two, so that finding a page from an address is a shift. */
 _Static_assert(sizeof(fa_page_t) == 128, "fa_page_t must be 128 bytes");

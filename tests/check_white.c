@@ -1084,6 +1084,62 @@ START_TEST(test_prof_flush_returns_lent_list_whole) {
 }
 END_TEST
 
+/* FANCY_PROF (prof.c fa_prof_sample, free.c fa_free_sampled): a sampled
+ * block stays in its class span, which is marked so that all its frees
+ * take the generic path and drop samples; the span's owner lifts the mark
+ * at its first free after the last sample is gone, also when another
+ * thread freed that one (only the owner writes the mark). */
+static void *free_one(void *arg) {
+  fancy_free(arg);   /* this thread has no heap: a remote free */
+  return NULL;
+}
+
+static void *sampled_owner(void *arg) {
+  (void)arg;
+  enum { N = 48 };
+  void *x = fancy_malloc(N);              /* sampled (one per byte) */
+  _fa_opt.prof_sample = (size_t)1 << 50;  /* the interval drawn at y's sample */
+  void *y = fancy_malloc(N);              /* sampled, the last one */
+  void *z = fancy_malloc(N);
+  fa_page_t *page = span_of(x);
+  ck_assert_ptr_eq(span_of(y), page);
+  ck_assert_ptr_eq(span_of(z), page);
+  ck_assert_uint_eq(page->free_mark, FA_FREE_MARK);
+  ck_assert_uint_eq(atomic_load(&page->samples), 2);
+  size_t samples, bytes, dropped;
+  _fa_prof_totals(&samples, &bytes, &dropped);
+  ck_assert_uint_eq(samples, 2);
+  fancy_free(y);                          /* the owner's: generic, dropped */
+  ck_assert_uint_eq(atomic_load(&page->samples), 1);
+  ck_assert_uint_eq(page->free_mark, FA_FREE_MARK);
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, free_one, x), 0);
+  ck_assert_int_eq(pthread_join(t, NULL), 0);
+  ck_assert_uint_eq(atomic_load(&page->samples), 0);
+  ck_assert_uint_eq(page->free_mark, FA_FREE_MARK);   /* not the other's to lift */
+  fancy_free(z);                          /* the owner's next free lifts it */
+  ck_assert_uint_eq(page->free_mark, 0);
+  _fa_prof_totals(&samples, &bytes, &dropped);
+  ck_assert_uint_eq(samples, 0);
+  check_valid();
+  return NULL;
+}
+
+START_TEST(test_prof_sampled_block_stays_in_its_span) {
+  if (_fa_opt.check) return;   /* profiling is off in checked mode */
+  bool prof = _fa_opt.prof;
+  size_t rate = _fa_opt.prof_sample;
+  _fa_opt.prof_sample = 1;     /* the new heap's countdowns: every block */
+  _fa_opt.prof = true;
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, sampled_owner, NULL), 0);
+  ck_assert_int_eq(pthread_join(t, NULL), 0);
+  _fa_opt.prof = prof;
+  _fa_opt.prof_sample = rate;
+  check_valid();
+}
+END_TEST
+
 static Suite *white_suite(void) {
   Suite *s = suite_create("white-box");
   TCase *tc = tcase_create("internals");
@@ -1118,6 +1174,7 @@ static Suite *white_suite(void) {
   tcase_add_test(tc, test_kept_blocks_bounded_in_bytes);
   tcase_add_test(tc, test_prof_heartbeat_keeps_busy_proxies);
   tcase_add_test(tc, test_prof_flush_returns_lent_list_whole);
+  tcase_add_test(tc, test_prof_sampled_block_stays_in_its_span);
   suite_add_tcase(s, tc);
   return s;
 }

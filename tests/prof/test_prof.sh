@@ -16,12 +16,11 @@ ok "every block sampled and forgotten when freed (same thread, other thread, rea
 FANCY_PROF=1 FANCY_PROF_SIGNAL=12 FANCY_PROF_PREFIX=$tmp/sig "$h" signal 12 || fail "signal dump"
 ok "SIGUSR2 dump"
 
-# fancy_prof_dump(3): "Up to four such 64 KiB pages freed by the thread
-# that sampled them are kept for its next samples, and read as free
-# meanwhile."  A second free of the block is a double free: abort after
-# one "fancyalloc:" line.
-FANCY_PROF=1 FANCY_PROF_SAMPLE=1 "$h" spare || fail "kept span of a freed sample"
-ok "a freed sample's span serves the next sample"
+# fancy_prof_dump(3): "A sampled block is a block of its size class,
+# where malloc would have put it".  A second free of a sampled block is a
+# double free: abort after one "fancyalloc:" line.
+FANCY_PROF=1 FANCY_PROF_SAMPLE=1 "$h" inplace || fail "sampled blocks in their class spans"
+ok "a sampled block is a block of its class"
 if FANCY_PROF=1 FANCY_PROF_SAMPLE=1 "$h" double 2>"$tmp/double.err"; then
   fail "double free of a sampled block did not abort"
 fi
@@ -29,7 +28,7 @@ fi
 [ "$(grep -c '^fancyalloc: ' "$tmp/double.err")" -eq 1 ] &&
   grep -q '^fancyalloc: double free' "$tmp/double.err" ||
   { cat "$tmp/double.err" >&2; fail "double free of a sampled block: one fancyalloc: line expected"; }
-ok "double free of a sampled block (its span kept) aborts"
+ok "double free of a sampled block aborts"
 
 # fancy_prof_dump(3): "A thread's frees of other threads' blocks go to its
 # lent blocks of the class, as they would go to the blocks it keeps for
