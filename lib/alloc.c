@@ -223,8 +223,9 @@ static fa_page_t *fa_realloc_page(fa_domain_t *d, void *p) {
       _fa_invalid_free(p, "realloc of a pointer that is not the start of a block");
     if (b->tag == fa_block_tag(b)) _fa_invalid_free(p, "realloc of a freed block");
   } else if (page->kind == FA_PAGE_LARGE && p == page->start) {
-    if (b->tag == fa_block_tag(b) &&
-        fa_xfree_list(atomic_load_explicit(&page->xfree, memory_order_relaxed)) == b)
+    if ((b->tag == fa_block_tag(b) &&
+         fa_xfree_list(atomic_load_explicit(&page->xfree, memory_order_relaxed)) == b) ||
+        fa_load(page->used) == 0)   /* a spare span of prof.c */
       _fa_invalid_free(p, "realloc of a freed block");
   } else if (page->kind == FA_PAGE_FREE && (uint8_t *)p == fa_page_address(seg, page)) {
     _fa_invalid_free(p, "realloc of a freed block");

@@ -104,10 +104,11 @@ static bool fa_free_reclaims(fa_heap_t *heap, fa_segment_t *seg) {
  * a thread that frees the last one leaves that to the owner's next free
  * (only the owner writes free_mark, which its inline path reads). */
 static void fa_free_sampled(fa_page_t *page, void *p, bool owner) {
-  if (atomic_load_explicit(&page->samples, memory_order_relaxed) != 0 && _fa_prof_forget(p))
-    atomic_fetch_sub_explicit(&page->samples, 1, memory_order_relaxed);
+  uint32_t w = atomic_load_explicit(&page->samples, memory_order_acquire);
+  if (fa_page_may_be_sampled(w, fa_block_index(page, (uintptr_t)p)) && _fa_prof_forget(p))
+    atomic_fetch_sub_explicit(&page->samples, 1, memory_order_relaxed);   /* the count's bits */
   if (owner && fa_load(page->free_mark) != 0 &&
-      atomic_load_explicit(&page->samples, memory_order_relaxed) == 0)
+      FA_SAMPLE_COUNT(atomic_load_explicit(&page->samples, memory_order_relaxed)) == 0)
     fa_store(page->free_mark, 0u);
 }
 
@@ -150,13 +151,16 @@ void _fa_free_generic(fa_domain_t *d, fa_segment_t *seg, fa_page_t *page, void *
       fa_track_defined(b, sizeof *b);
       if (b->tag != fa_block_tag(b)) _fa_check_block(p);
     }
-    if (b->tag == fa_block_tag(b) &&
-        (!owner || fa_xfree_list(atomic_load_explicit(&page->xfree, memory_order_relaxed)) == b))
+    /* (used 0: a sampled block's span kept for the next sample, prof.c) */
+    if ((b->tag == fa_block_tag(b) &&
+         (!owner || fa_xfree_list(atomic_load_explicit(&page->xfree, memory_order_relaxed)) == b)) ||
+        (fa_unlikely(_fa_opt.prof) && fa_load(page->used) == 0))
       _fa_invalid_free(p, "double free");
     if (fa_unlikely(_fa_opt.check)) _fa_check_release(p);
-    if (fa_unlikely(_fa_opt.prof)) _fa_prof_forget(p);   /* blocks above 32 KiB */
+    if (fa_unlikely(_fa_opt.prof)) _fa_prof_forget(p);   /* small samples' spans are large */
     if (owner || fa_free_reclaims(heap, seg)) {
       fa_store(page->used, 0u);
+      if (fa_unlikely(_fa_opt.prof) && owner && _fa_prof_spare(heap, page)) return;
       _fa_span_free(heap, seg, page);
     } else {
       fa_free_remote(seg, page, b);

@@ -324,6 +324,7 @@ FA_HIDDEN void *_fa_large_alloc(fa_heap_t *heap, size_t n);  /* a span of its ow
 FA_HIDDEN void _fa_prof_init(void);
 FA_HIDDEN void *_fa_prof_malloc(fa_heap_t *heap, size_t n);
 FA_HIDDEN bool _fa_prof_forget(const void *p);   /* a block is freed: was it sampled */
+FA_HIDDEN bool _fa_prof_spare(fa_heap_t *heap, fa_page_t *page);   /* a freed sample's span */
 FA_HIDDEN fa_page_t *_fa_prof_direct(fa_heap_t *heap, unsigned cls);
 FA_HIDDEN void _fa_prof_flush(fa_heap_t *heap);  /* proxies back to their pages */
 FA_HIDDEN void _fa_prof_tick(fa_heap_t *heap);   /* heartbeat: the idle ones only */
@@ -515,6 +516,15 @@ static inline uint32_t fa_block_index(const fa_page_t *page, uintptr_t u) {
   uint32_t x = (uint32_t)(u - (uintptr_t)page->start) * page->inv;
   unsigned k = page->shift;
   return (x >> k) | (x << ((32 - k) & 31));
+}
+
+/* Might the block of index idx be one of the span's sampled blocks, by
+ * its samples word w?  Not when there are none, nor when there is one
+ * whose index is known and another: most frees into a span that holds a
+ * sample then need no look-up in the profiler's table (prof.c). */
+static inline bool fa_page_may_be_sampled(uint32_t w, uint32_t idx) {
+  uint32_t n = FA_SAMPLE_COUNT(w), one = w >> 16;
+  return n != 0 && (n != 1 || one == FA_SAMPLE_ANY || one == idx);
 }
 
 /* Is u the start of a block that was handed out?  Never on pages that are

@@ -317,11 +317,16 @@ typedef struct fa_page_s {
   uint64_t free_time;           /* ms, when the span became free */
   uint32_t span_pages;          /* pages in this span (first page) */
   /* sampled blocks live in the class span (prof.c): counted up by the
-   * owner when it samples, down by whichever thread frees one */
+   * owner when it samples, down by whichever thread frees one, in the low
+   * 16 bits; in the high 16 the block index of the sample when it is the
+   * only one since the count was 0, else FA_SAMPLE_ANY (see
+   * fa_page_may_be_sampled) */
   _Atomic uint32_t samples;
 } fa_page_t;
 
 #define FA_FREE_MARK 0x80000000u   /* above any block index of a span */
+#define FA_SAMPLE_ANY 0xffffu      /* fa_page_t.samples: no one index known */
+#define FA_SAMPLE_COUNT(w) ((w) & 0xffffu)
 
 /* A power of two, so that finding a page from an address is a shift. */
 _Static_assert(sizeof(fa_page_t) == 128, "fa_page_t must be 128 bytes");

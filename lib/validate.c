@@ -59,7 +59,7 @@ static bool fa_check_class_page(const fa_page_t *page, bool with_xfree) {
            (void *)page->start, pending, page->used);
   /* (a sampled block freed by another thread is counted down before it is
    * listed as a remote free) */
-  uint32_t samples = atomic_load_explicit(&page->samples, memory_order_acquire);
+  uint32_t samples = FA_SAMPLE_COUNT(atomic_load_explicit(&page->samples, memory_order_acquire));
   uint32_t mark = fa_load(page->free_mark);   /* set before the count goes up */
   FA_CHECK((mark == 0 || mark == FA_FREE_MARK) && (samples == 0 || mark != 0) &&
                samples <= fa_load(page->used),

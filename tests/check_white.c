@@ -1096,7 +1096,7 @@ static void *free_one(void *arg) {
 
 static void *sampled_owner(void *arg) {
   (void)arg;
-  enum { N = 48 };
+  enum { N = 5000 };   /* 4 KiB and more: sampled in place (prof.c) */
   void *x = fancy_malloc(N);              /* sampled (one per byte) */
   _fa_opt.prof_sample = (size_t)1 << 50;  /* the interval drawn at y's sample */
   void *y = fancy_malloc(N);              /* sampled, the last one */
@@ -1105,17 +1105,17 @@ static void *sampled_owner(void *arg) {
   ck_assert_ptr_eq(span_of(y), page);
   ck_assert_ptr_eq(span_of(z), page);
   ck_assert_uint_eq(page->free_mark, FA_FREE_MARK);
-  ck_assert_uint_eq(atomic_load(&page->samples), 2);
+  ck_assert_uint_eq(FA_SAMPLE_COUNT(atomic_load(&page->samples)), 2);
   size_t samples, bytes, dropped;
   _fa_prof_totals(&samples, &bytes, &dropped);
   ck_assert_uint_eq(samples, 2);
   fancy_free(y);                          /* the owner's: generic, dropped */
-  ck_assert_uint_eq(atomic_load(&page->samples), 1);
+  ck_assert_uint_eq(FA_SAMPLE_COUNT(atomic_load(&page->samples)), 1);
   ck_assert_uint_eq(page->free_mark, FA_FREE_MARK);
   pthread_t t;
   ck_assert_int_eq(pthread_create(&t, NULL, free_one, x), 0);
   ck_assert_int_eq(pthread_join(t, NULL), 0);
-  ck_assert_uint_eq(atomic_load(&page->samples), 0);
+  ck_assert_uint_eq(FA_SAMPLE_COUNT(atomic_load(&page->samples)), 0);
   ck_assert_uint_eq(page->free_mark, FA_FREE_MARK);   /* not the other's to lift */
   fancy_free(z);                          /* the owner's next free lifts it */
   ck_assert_uint_eq(page->free_mark, 0);

@@ -12,8 +12,11 @@
  *                            freed, by this thread and by another one
  *   prof_helper signal N     raise(N), then allocate: the dump appears
  *   prof_helper off          fancy_prof_dump fails with ENOTSUP
- *   prof_helper inplace      FANCY_PROF_SAMPLE=1: sampled blocks are blocks
- *                            of their class, neighbours in its span
+ *   prof_helper spare        FANCY_PROF_SAMPLE=1: a freed small sample's
+ *                            span is kept for the next sample, which reads
+ *                            as free meanwhile and serves calloc with zeros
+ *   prof_helper inplace      FANCY_PROF_SAMPLE=1: sampled blocks of 4 KiB
+ *                            and more are blocks of their class, neighbours
  *   prof_helper double       FANCY_PROF_SAMPLE=1: a sampled block freed
  *                            twice (the second free must abort)
  *   prof_helper reuse        this thread frees a block of a live other
@@ -167,19 +170,35 @@ int main(int argc, char **argv) {
     if (fancy_prof_dump("/dev/null") != -1 || errno != ENOTSUP) fail("dump without FANCY_PROF");
     return 0;
   }
+  if (strcmp(mode, "spare") == 0) {
+    /* prof.c: "kept (up to FA_PROF_SPARES) for the heap's next samples" */
+    char *p = fancy_malloc(100);
+    if (p == NULL) fail("malloc");
+    memset(p, 0xa5, 100);
+    fancy_free(p);
+    if (fancy_malloc_usable_size(p) != 0) fail("a kept span reads as a live block");
+    char *q = fancy_calloc(1, 3000);
+    if (q != p) fail("the next sample did not reuse the kept span");
+    for (size_t i = 0; i < 3000; i++)
+      if (q[i] != 0) fail("calloc from a kept span is not zero");
+    if (fancy_malloc_usable_size(q) < 3000) fail("usable size of a reused span");
+    fancy_free(q);
+    return 0;
+  }
   if (strcmp(mode, "inplace") == 0) {
-    /* fancy_prof_dump(3): "A sampled block is a block of its size class,
-     * where malloc would have put it" (every block is sampled here) */
-    char *p = fancy_malloc(100), *q = fancy_malloc(100);
+    /* fancy_prof_dump(3): "from 4 KiB to 32 KiB, a sampled block is a
+     * block of its size class, where malloc would have put it" (every
+     * block is sampled here) */
+    char *p = fancy_malloc(5000), *q = fancy_malloc(5000);
     if (p == NULL || q == NULL) fail("malloc");
     size_t u = fancy_malloc_usable_size(p);
-    if (u < 100 || u >= 1024) fail("a sampled 100-byte block is not a block of its class");
+    if (u < 5000 || u >= (16 << 10)) fail("a sampled 5000-byte block is not a block of its class");
     if (q != p + u) fail("two sampled blocks of a class are not neighbours in its span");
-    char *z = fancy_calloc(1, 5000);
+    char *z = fancy_calloc(1, 9000);
     if (z == NULL) fail("calloc");
-    for (size_t i = 0; i < 5000; i++)
+    for (size_t i = 0; i < 9000; i++)
       if (z[i] != 0) fail("calloc of a sampled block is not zero");
-    if (fancy_malloc_usable_size(z) >= (64 << 10)) fail("a sampled 5000-byte block has a span");
+    if (fancy_malloc_usable_size(z) >= (64 << 10)) fail("a sampled 9000-byte block has a span");
     fancy_free(p);
     fancy_free(z);
     fancy_free(q);
@@ -213,6 +232,6 @@ int main(int argc, char **argv) {
     fancy_free(p);   /* aborts */
     return 0;
   }
-  fprintf(stderr, "usage: prof_helper sites PATH | leak | exact DIR | signal N | off | inplace | double\n");
+  fprintf(stderr, "usage: prof_helper sites PATH | leak | exact DIR | signal N | off | spare | inplace | double\n");
   return 2;
 }

@@ -16,11 +16,16 @@ ok "every block sampled and forgotten when freed (same thread, other thread, rea
 FANCY_PROF=1 FANCY_PROF_SIGNAL=12 FANCY_PROF_PREFIX=$tmp/sig "$h" signal 12 || fail "signal dump"
 ok "SIGUSR2 dump"
 
-# fancy_prof_dump(3): "A sampled block is a block of its size class,
-# where malloc would have put it".  A second free of a sampled block is a
-# double free: abort after one "fancyalloc:" line.
+# fancy_prof_dump(3): "Up to four such 64 KiB pages freed by the thread
+# that sampled them are kept for its next samples, and read as free
+# meanwhile."
+FANCY_PROF=1 FANCY_PROF_SAMPLE=1 "$h" spare || fail "kept span of a freed sample"
+ok "a freed sample's span serves the next sample"
+# fancy_prof_dump(3): "from 4 KiB to 32 KiB, a sampled block is a block of
+# its size class, where malloc would have put it".  A second free of a
+# sampled block is a double free: abort after one "fancyalloc:" line.
 FANCY_PROF=1 FANCY_PROF_SAMPLE=1 "$h" inplace || fail "sampled blocks in their class spans"
-ok "a sampled block is a block of its class"
+ok "a sampled block of 4 KiB and more is a block of its class"
 if FANCY_PROF=1 FANCY_PROF_SAMPLE=1 "$h" double 2>"$tmp/double.err"; then
   fail "double free of a sampled block did not abort"
 fi
