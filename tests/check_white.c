@@ -990,12 +990,13 @@ static void *prof_tick_job(void *arg) {
   return NULL;
 }
 
-/* Run job on a new thread with profiling on and no samples: its heap's
- * tables lead to the proxies from its first malloc on. */
-static void run_profiled(void *(*job)(void *), void *arg) {
+/* Run job on a new thread with profiling on, one sample per `sample`
+ * bytes for its heap's first countdowns: its heap's tables lead to the
+ * proxies from its first malloc on. */
+static void run_profiled(void *(*job)(void *), void *arg, size_t sample) {
   bool prof = _fa_opt.prof;
   size_t rate = _fa_opt.prof_sample;
-  _fa_opt.prof_sample = (size_t)1 << 50;
+  _fa_opt.prof_sample = sample;
   _fa_opt.prof = true;
   pthread_t t;
   ck_assert_int_eq(pthread_create(&t, NULL, job, arg), 0);
@@ -1006,7 +1007,7 @@ static void run_profiled(void *(*job)(void *), void *arg) {
 
 START_TEST(test_prof_heartbeat_keeps_busy_proxies) {
   if (_fa_opt.check) return;   /* profiling is off in checked mode */
-  run_profiled(prof_tick_job, NULL);
+  run_profiled(prof_tick_job, NULL, (size_t)1 << 50);   /* no samples */
   check_valid();
 }
 END_TEST
@@ -1076,7 +1077,7 @@ START_TEST(test_prof_flush_returns_lent_list_whole) {
   if (_fa_opt.check) return;   /* profiling is off in checked mode */
   void *others[6];
   fa_page_t *page = alloc_one_page(others, 6, 48);
-  run_profiled(prof_flush_job, others);
+  run_profiled(prof_flush_job, others, (size_t)1 << 50);
   fancy_free(others[5]);
   _fa_page_collect_lists(page);
   ck_assert_uint_eq(page->used, 0);          /* all six came back */
@@ -1127,15 +1128,7 @@ static void *sampled_owner(void *arg) {
 
 START_TEST(test_prof_sampled_block_stays_in_its_span) {
   if (_fa_opt.check) return;   /* profiling is off in checked mode */
-  bool prof = _fa_opt.prof;
-  size_t rate = _fa_opt.prof_sample;
-  _fa_opt.prof_sample = 1;     /* the new heap's countdowns: every block */
-  _fa_opt.prof = true;
-  pthread_t t;
-  ck_assert_int_eq(pthread_create(&t, NULL, sampled_owner, NULL), 0);
-  ck_assert_int_eq(pthread_join(t, NULL), 0);
-  _fa_opt.prof = prof;
-  _fa_opt.prof_sample = rate;
+  run_profiled(sampled_owner, NULL, 1);   /* the first countdowns: every block */
   check_valid();
 }
 END_TEST
