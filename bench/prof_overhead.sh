@@ -54,22 +54,29 @@ if [ "${PEERS:-0}" = 1 ]; then
 	ALLOCS="fancy jemalloc tcmalloc"
 fi
 
+# run_workload workload threads larson_seconds command...: the workload's
+# program and arguments, run by command (env ..., valgrind ...).
+run_workload() {
+	_w=$1 _t=$2 _s=$3
+	shift 3
+	case $_w in
+	ring) "$@" "$BENCH_BIN/ring" -t "$_t" -n "$RING_OPS" --sample 0 ;;
+	larson) "$@" "$BENCH_BIN/larson" -t "$_t" -d "$_s" --sample 0 ;;
+	esac
+}
+
 mops() {   # allocator prof workload threads
-	case $3 in
-	ring) set -- "$1" "$2" "$BENCH_BIN/ring" -t "$4" -n "$RING_OPS" --sample 0 ;;
-	larson) set -- "$1" "$2" "$BENCH_BIN/larson" -t "$4" -d "$LARSON_SECONDS" --sample 0 ;;
+	case $1.$2 in   # each profiler on at one sample per 512 KiB, or off
+	fancy.*) set -- "$3" "$4" env FANCY_PROF="$2" LD_PRELOAD="$FANCY_LIB" ;;
+	jemalloc.0) set -- "$3" "$4" env -u MALLOC_CONF LD_PRELOAD="$JE_LIB" ;;
+	jemalloc.1) set -- "$3" "$4" env MALLOC_CONF=prof:true,lg_prof_sample:19 LD_PRELOAD="$JE_LIB" ;;
+	tcmalloc.0) set -- "$3" "$4" env TCMALLOC_SAMPLE_PARAMETER=0 LD_PRELOAD="$TC_LIB" ;;
+	tcmalloc.1) set -- "$3" "$4" env TCMALLOC_SAMPLE_PARAMETER=524288 LD_PRELOAD="$TC_LIB" ;;
 	esac
-	alloc=$1 prof=$2
+	_mw=$1 _mt=$2
 	shift 2
-	case $alloc.$prof in   # each profiler on at one sample per 512 KiB, or off
-	fancy.*) set -- env FANCY_PROF="$prof" LD_PRELOAD="$FANCY_LIB" "$@" ;;
-	jemalloc.0) set -- env -u MALLOC_CONF LD_PRELOAD="$JE_LIB" "$@" ;;
-	jemalloc.1) set -- env MALLOC_CONF=prof:true,lg_prof_sample:19 LD_PRELOAD="$JE_LIB" "$@" ;;
-	tcmalloc.0) set -- env TCMALLOC_SAMPLE_PARAMETER=0 LD_PRELOAD="$TC_LIB" "$@" ;;
-	tcmalloc.1) set -- env TCMALLOC_SAMPLE_PARAMETER=524288 LD_PRELOAD="$TC_LIB" "$@" ;;
-	esac
 	# mops, and CPU microseconds per operation (ring: ops per thread)
-	"$@" | awk -F= '
+	run_workload "$_mw" "$_mt" "$LARSON_SECONDS" "$@" | awk -F= '
 		{ v[$1] = $2 }
 		END { ops = ("ops_total" in v) ? v["ops_total"] : v["ops"] * v["threads"]
 		      if (v["mops"] != "" && ops > 0)
@@ -89,14 +96,9 @@ if [ "${CALLGRIND:-0}" = 1 ]; then
 	cgtmp=$(mktemp -d "${TMPDIR:-/tmp}/profcg.XXXXXX")
 	trap 'rm -rf "$cgtmp"' EXIT INT TERM
 	irop() {   # prof workload threads: Ir per operation
-		case $2 in
-		ring) set -- "$1" "$2" "$BENCH_BIN/ring" -t "$3" -n "$RING_OPS" --sample 0 ;;
-		larson) set -- "$1" "$2" "$BENCH_BIN/larson" -t "$3" -d "$CG_LARSON_SECONDS" --sample 0 ;;
-		esac
 		_p=$1 _w=$2
-		shift 2
-		FANCY_PROF=$_p LD_PRELOAD=$FANCY_LIB valgrind --tool=callgrind \
-			--callgrind-out-file="$cgtmp/cg.out" "$@" >"$cgtmp/out" 2>/dev/null ||
+		run_workload "$_w" "$3" "$CG_LARSON_SECONDS" env FANCY_PROF="$_p" LD_PRELOAD="$FANCY_LIB" \
+			valgrind --tool=callgrind --callgrind-out-file="$cgtmp/cg.out" >"$cgtmp/out" 2>/dev/null ||
 			die "$_w under callgrind failed"
 		_ir=$(awk '/^totals:/ { print $2; exit }' "$cgtmp/cg.out")
 		case $_w in

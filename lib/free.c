@@ -104,11 +104,13 @@ static bool fa_free_reclaims(fa_heap_t *heap, fa_segment_t *seg) {
  * a thread that frees the last one leaves that to the owner's next free
  * (only the owner writes free_mark, which its inline path reads). */
 static void fa_free_sampled(fa_page_t *page, void *p, bool owner) {
+  /* no mark, no sample: the owner marks before it counts one up, and a
+   * sampled block reaches another thread only after that */
+  if (fa_load(page->free_mark) == 0) return;
   uint32_t w = atomic_load_explicit(&page->samples, memory_order_acquire);
   if (fa_page_may_be_sampled(w, fa_block_index(page, (uintptr_t)p)) && _fa_prof_forget(p))
     atomic_fetch_sub_explicit(&page->samples, 1, memory_order_relaxed);   /* the count's bits */
-  if (owner && fa_load(page->free_mark) != 0 &&
-      FA_SAMPLE_COUNT(atomic_load_explicit(&page->samples, memory_order_relaxed)) == 0)
+  if (owner && FA_SAMPLE_COUNT(atomic_load_explicit(&page->samples, memory_order_relaxed)) == 0)
     fa_store(page->free_mark, 0u);
 }
 

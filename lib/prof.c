@@ -409,8 +409,7 @@ static void *fa_prof_sample_span(fa_heap_t *heap, size_t n) {
  * one of the heap's own class spans (not from the heap's list of other
  * threads' blocks, nor a proxy): the span's free_mark is its owner's to
  * write.  *page is set to the span. */
-static void *fa_prof_sample_block(fa_heap_t *heap, size_t n, fa_page_t **page) {
-  unsigned cls = fa_size_class(n);
+static void *fa_prof_sample_block(fa_heap_t *heap, unsigned cls, fa_page_t **page) {
   fa_page_t *pg = heap->queues[cls].first;
   void *p = pg != NULL ? fa_page_take(pg) : NULL;
   if (p == NULL) {
@@ -434,19 +433,24 @@ static FA_NOINLINE void *fa_prof_sample(fa_heap_t *heap, size_t n, fa_prof_tls_t
    * spans keep its hole), at least a page: 0.8-6% more memory at the
    * default rate, the more the larger the class.  A marked span sends its
    * frees to the generic path: an eighth of the frees of every sampled
-   * class (a sample marks 64 KiB of blocks per 512 KiB), which cost
-   * larson's small blocks 10-15% where the spans cost ring 3.5%. */
+   * class (a sample marks 64 KiB of blocks per 512 KiB): larson's small
+   * blocks paid 16-22% so, against 3-14% with spans, which cost ring's
+   * large ones 3.5%.  Counted at block size, as the countdowns count. */
   void *p;
-  if (n > FA_MEDIUM_MAX) p = _fa_malloc_raw(heap, n);
-  else if (_fa_class_size[fa_size_class(n)] >= FA_PROF_INPLACE_MIN) p = fa_prof_sample_block(heap, n, &page);
-  else p = fa_prof_sample_span(heap, n);
+  size_t size = n;
+  if (n > FA_MEDIUM_MAX) {
+    p = _fa_malloc_raw(heap, n);
+  } else {
+    unsigned cls = fa_size_class(n);
+    size = _fa_class_size[cls];
+    p = size >= FA_PROF_INPLACE_MIN ? fa_prof_sample_block(heap, cls, &page)
+                                    : fa_prof_sample_span(heap, n);
+  }
   if (p != NULL) {
     void *pc[FA_PROF_DEPTH];
     unsigned depth = fa_prof_stack(pc, FA_PROF_DEPTH);
     fa_prof_shard_t *s = fa_prof_shard((uintptr_t)p);
     pthread_mutex_lock(&s->lock);
-    /* counted at block size, as the countdowns count */
-    size_t size = n <= FA_MEDIUM_MAX ? _fa_class_size[fa_size_class(n)] : n;
     bool ok = fa_prof_insert(s, (uintptr_t)p, size, pc, depth);
     pthread_mutex_unlock(&s->lock);
     if (!ok) {
