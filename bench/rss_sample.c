@@ -8,7 +8,8 @@
  * figure.  With RSS_SAMPLE_MAP=1 it also prints, at the highest RSS and at
  * exit, each private anonymous mapping's resident pages (mincore), split
  * into the first 64 KiB of each 4 MiB-aligned unit (a segment's header)
- * and the rest, and how many 64 KiB pages have any page resident.  Its
+ * and the rest, and how many 64 KiB pages have any page resident.  With
+ * RSS_SAMPLE_TRACE=1 it prints every sample (one `rss_trace` line).  Its
  * own thread adds one thread heap (one segment) to fancy's figures.
  *
  *   cc -O2 -shared -fPIC -Iinclude -o rss_sample.so bench/rss_sample.c -pthread
@@ -37,7 +38,7 @@ typedef struct {
 
 static sample_t peak, maxv;
 static char map_peak[16384], map_now[16384];
-static int map_on;
+static int map_on, trace_on;
 static void map_scan(char *out, size_t cap);
 static volatile int stop;
 static struct timespec t0;
@@ -75,6 +76,10 @@ static void take(sample_t *s) {
 static void record(void) {
   sample_t s;
   take(&s);
+  if (trace_on)
+    fprintf(stderr, "rss_trace t=%.4f rss=%.1f live=%.1f committed=%.1f segments=%zu cached=%zu abandoned=%zu threads=%zu\n",
+            s.t, s.rss / 1048576.0, s.live / 1048576.0, s.committed / 1048576.0, s.segments, s.cached,
+            s.abandoned, s.threads);
   if (s.rss > peak.rss) { peak = s; if (map_on) map_scan(map_peak, sizeof map_peak); }
   MAXF(rss); MAXF(live); MAXF(committed); MAXF(mapped); MAXF(segments);
   MAXF(cached); MAXF(abandoned); MAXF(threads); MAXF(resident);
@@ -99,6 +104,7 @@ __attribute__((constructor)) static void start(void) {
   pthread_t th;
   pagesz = (size_t)sysconf(_SC_PAGESIZE);
   map_on = getenv("RSS_SAMPLE_MAP") != NULL;
+  trace_on = getenv("RSS_SAMPLE_TRACE") != NULL;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   if (pthread_create(&th, NULL, sampler, getenv("RSS_SAMPLE_US")) == 0) pthread_detach(th);
 }
