@@ -260,12 +260,14 @@ void _fa_heaps_after_fork_child(fa_heap_t *self) {
   }
 }
 
-/* Statistics: how many blocks of each class the live heaps of d keep to
- * reuse (fa_heap_t.rcache), read without stopping their threads. */
+/* Statistics: how many blocks of each class the live heaps of d (of
+ * every instance when d is NULL) keep to reuse (fa_heap_t.rcache), read
+ * without stopping their threads. */
 void _fa_heaps_rcache_kept(fa_domain_t *d, size_t kept[]) {
   for (size_t c = 0; c < FA_NUM_CLASSES; c++) kept[c] = 0;
   for (fa_heap_t *h = __atomic_load_n(&_fa_heaps, __ATOMIC_ACQUIRE); h != NULL; h = h->pool_next) {
-    if (!__atomic_load_n(&h->alive, __ATOMIC_ACQUIRE) || fa_load(h->domain) != d) continue;
+    if (!__atomic_load_n(&h->alive, __ATOMIC_ACQUIRE) || (d != NULL && fa_load(h->domain) != d))
+      continue;
     for (size_t c = 0; c < FA_NUM_CLASSES; c++)
       kept[c] += (uint32_t)(fa_load(h->rcache_pushed[c]) - fa_load(h->rcache[c].used));
   }

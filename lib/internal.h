@@ -306,7 +306,8 @@ FA_HIDDEN void _fa_free_generic(fa_domain_t *d, fa_segment_t *seg, fa_page_t *pa
 FA_HIDDEN void _fa_free_special(fa_domain_t *d, void *p);
 FA_HIDDEN void _fa_rcache_flush(fa_heap_t *heap);
 FA_HIDDEN void _fa_rcache_heartbeat(fa_heap_t *heap);   /* the heartbeat's share */
-FA_HIDDEN void _fa_heaps_rcache_kept(fa_domain_t *d, size_t kept[]);   /* heap.c */
+/* heap.c; d NULL: every instance's heaps */
+FA_HIDDEN void _fa_heaps_rcache_kept(fa_domain_t *d, size_t kept[]);
 FA_HIDDEN void *_fa_aligned_alloc(fa_heap_t *heap, size_t alignment, size_t size);
 FA_HIDDEN void *_fa_aligned_checked(fa_heap_t *heap, size_t alignment, size_t size);
 FA_HIDDEN FA_NORETURN FA_COLD void _fa_invalid_free(const void *p, const char *what);
@@ -361,6 +362,7 @@ FA_HIDDEN int _fa_trim(fa_heap_t *heap, size_t pad);
  * ---------------------------------------------------------------------- */
 FA_HIDDEN void _fa_stats_print(fa_domain_t *d, FILE *out);
 FA_HIDDEN bool _fa_stats_add_up(fa_domain_t *d);   /* live <= committed <= mapped */
+FA_HIDDEN size_t _fa_span_live(const fa_page_t *page, unsigned *cls, size_t *bytes);
 FA_HIDDEN bool _fa_check_leaks(fa_domain_t *d);
 FA_HIDDEN bool _fa_validate(fa_domain_t *d);   /* validate.c */
 

@@ -24,6 +24,35 @@ fa_counters_t _fa_counters;
 
 #define FA_LOAD(name) atomic_load_explicit(&_fa_counters.name, memory_order_relaxed)
 
+/* The live blocks of the span whose first page is `page` (their bytes in
+ * *bytes), as every statistic counts them: a class span's `used` less the
+ * remote frees its owner, if any, has not collected yet (freed for the
+ * program, so not live; the list word counts them); a large span's block
+ * unless it waits, freed, on its list.  *cls is the span's class, or
+ * FA_NUM_CLASSES for any other span. */
+size_t _fa_span_live(const fa_page_t *page, unsigned *cls, size_t *bytes) {
+  *cls = FA_NUM_CLASSES;
+  *bytes = 0;
+  switch (fa_load(page->kind)) {
+  case FA_PAGE_CLASS: {
+    unsigned c = fa_load(page->cls);
+    size_t used = fa_load(page->used);
+    size_t pending = fa_xfree_count(atomic_load(&page->xfree));
+    used = pending < used ? used - pending : 0;
+    if (c >= FA_NUM_CLASSES) return 0;
+    *cls = c;
+    *bytes = used * _fa_class_size[c];
+    return used;
+  }
+  case FA_PAGE_LARGE:
+    if (fa_load(page->used) == 0 || atomic_load(&page->xfree) != 0) return 0;
+    *bytes = fa_load(page->bsize);
+    return 1;
+  default:
+    return 0;
+  }
+}
+
 /* Statistics of instance d, or of the process (d == NULL); the event
  * counters (purges, mmap calls, threads) are the process's in both. */
 static void fa_stats_collect(fa_domain_t *d, fancy_stats_t *st) {
@@ -46,27 +75,12 @@ static void fa_stats_collect(fa_domain_t *d, fancy_stats_t *st) {
     for (size_t idx = FA_FIRST_PAGE, n; idx < FA_GUARD_PAGE; idx += n) {
       fa_page_t *page = &seg->pages[idx];
       n = fa_span_pages_seen(seg, idx);
-      switch (fa_load(page->kind)) {
-      case FA_PAGE_CLASS: {
-        unsigned cls = fa_load(page->cls);
-        size_t used = fa_load(page->used);
-        /* Remote frees the owner (if any) has not collected yet: freed
-         * for the program, so not live (the list word counts them). */
-        size_t pending = fa_xfree_count(atomic_load(&page->xfree));
-        used = pending < used ? used - pending : 0;
-        if (cls < FA_NUM_CLASSES) {
-          st->classes[cls].blocks_live += used;
-          st->classes[cls].pages += n;
-          st->bytes_live += used * _fa_class_size[cls];
-        }
-        break;
-      }
-      case FA_PAGE_LARGE:
-        if (fa_load(page->used) != 0 && atomic_load(&page->xfree) == 0)
-          st->bytes_live += fa_load(page->bsize);
-        break;
-      default:
-        break;
+      unsigned cls;
+      size_t bytes, blocks = _fa_span_live(page, &cls, &bytes);
+      st->bytes_live += bytes;
+      if (cls < FA_NUM_CLASSES) {
+        st->classes[cls].blocks_live += blocks;
+        st->classes[cls].pages += n;
       }
       if (fa_load(page->kind) != FA_PAGE_FREE) committed_pages += n;
     }

@@ -49,34 +49,13 @@ typedef struct fa_heap_figures_s {
 
 /* Live blocks and bytes of one segment, as stats.c counts them. */
 static void fa_json_segment(fa_segment_t *seg, fa_heap_figures_t *f) {
-  bool abandoned = seg->state == FA_SEG_ABANDONED;
   f->segments++;
   for (size_t idx = FA_FIRST_PAGE, n; idx < FA_GUARD_PAGE; idx += n) {
-    fa_page_t *page = &seg->pages[idx];
     n = fa_span_pages_seen(seg, idx);
-    switch (fa_load(page->kind)) {
-    case FA_PAGE_CLASS: {
-      unsigned cls = fa_load(page->cls);
-      size_t used = fa_load(page->used);
-      if (abandoned) {
-        size_t pending = fa_xfree_count(atomic_load(&page->xfree));
-        used = pending < used ? used - pending : 0;
-      }
-      if (cls < FA_NUM_CLASSES) {
-        f->blocks_live += used;
-        f->bytes_live += used * _fa_class_size[cls];
-      }
-      break;
-    }
-    case FA_PAGE_LARGE:
-      if (fa_load(page->used) != 0 && !(abandoned && atomic_load(&page->xfree) != 0)) {
-        f->blocks_live++;
-        f->bytes_live += fa_load(page->bsize);
-      }
-      break;
-    default:
-      break;
-    }
+    unsigned cls;
+    size_t bytes;
+    f->blocks_live += _fa_span_live(&seg->pages[idx], &cls, &bytes);
+    f->bytes_live += bytes;
   }
 }
 
@@ -146,6 +125,16 @@ static void fa_json_document(fa_json_t *j) {
   fa_json(j, "],\"heaps_truncated\":%s,", fa_bool(truncated));
   fa_json(j, "\"abandoned\":{\"segments\":%zu,\"blocks_live\":%zu,\"bytes_live\":%zu},",
           abandoned.segments, abandoned.blocks_live, abandoned.bytes_live);
+  /* Blocks that threads freed into other threads' pages and keep to reuse
+   * (free.c, fa_rcache_put): counted in their owners' figures above, not
+   * in the totals. */
+  size_t kept[FA_NUM_CLASSES], kept_blocks = 0, kept_bytes = 0;
+  _fa_heaps_rcache_kept(&_fa_domain_default, kept);
+  for (size_t c = 0; c < FA_NUM_CLASSES; c++) {
+    kept_blocks += kept[c];
+    kept_bytes += kept[c] * _fa_class_size[c];
+  }
+  fa_json(j, "\"kept\":{\"blocks\":%zu,\"bytes\":%zu},", kept_blocks, kept_bytes);
   fa_json(j, "\"options\":{\"arena_size\":%zu,\"memory_limit\":%zu,\"soft_limit\":%zu,"
              "\"huge_pages\":%s,\"huge_blocks\":%s,",
           _fa_opt.arena_size, _fa_opt.memory_limit, _fa_opt.soft_limit,

@@ -24,9 +24,43 @@ static void *leave_some(void *arg) {
   return NULL;
 }
 
+/* A worker keeps 200 blocks while the figures are taken; a keeper
+ * thread frees 20 of them (it keeps them to reuse: fa_rcache_put) and
+ * main frees 100 more (remote frees its owner has not collected): none
+ * of the 120 is live any more. */
+static void *worker_blocks[200];
+static pthread_barrier_t step;
+
+static void *worker(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 200; i++) worker_blocks[i] = fancy_malloc(48);
+  pthread_barrier_wait(&step);   /* 1: allocated */
+  pthread_barrier_wait(&step);   /* 2: the keeper frees */
+  pthread_barrier_wait(&step);   /* 3: it has; main frees, takes the figures */
+  pthread_barrier_wait(&step);   /* 4: done */
+  return NULL;
+}
+
+static void *keeper(void *arg) {
+  (void)arg;
+  fancy_free(fancy_malloc(16));   /* a heap of its own */
+  pthread_barrier_wait(&step);
+  pthread_barrier_wait(&step);
+  for (int i = 0; i < 20; i++) fancy_free(worker_blocks[i]);
+  pthread_barrier_wait(&step);
+  pthread_barrier_wait(&step);
+  return NULL;
+}
+
 static char doc[1 << 20], again[1 << 20];
 
 int main(void) {
+  /* first, so that they do not adopt leave_some's segment */
+  pthread_t w, k;
+  pthread_barrier_init(&step, NULL, 3);
+  pthread_create(&w, NULL, worker, NULL);
+  pthread_create(&k, NULL, keeper, NULL);
+  pthread_barrier_wait(&step);
   void *keep[3000];
   for (int i = 0; i < 3000; i++) keep[i] = fancy_malloc((size_t)(i % 40) * 100 + 1);
   void *large = fancy_malloc(100000), *huge = fancy_malloc((size_t)3 << 20);
@@ -35,8 +69,21 @@ int main(void) {
   pthread_join(t, NULL);
   for (int i = 0; i < 3000; i += 2) fancy_free(keep[i]);
 
+  size_t bsize = fancy_malloc_usable_size(worker_blocks[0]);
+  fancy_stats_t before;
+  if (fancy_stats_get(&before, sizeof before) != 0) fail("fancy_stats_get");
+  pthread_barrier_wait(&step);
+  pthread_barrier_wait(&step);
+  for (int i = 20; i < 120; i++) fancy_free(worker_blocks[i]);
+
   fancy_stats_t st;
   if (fancy_stats_get(&st, sizeof st) != 0) fail("fancy_stats_get");
+  /* fancy_stats_get(3): blocks freed are not live, whoever keeps them */
+  if (before.bytes_live - st.bytes_live != 120 * bsize) {
+    fprintf(stderr, "bytes_live fell by %zu, not %zu\n", before.bytes_live - st.bytes_live,
+            120 * bsize);
+    fail("blocks freed by other threads still counted live");
+  }
   size_t n = fancy_stats_json(doc, sizeof doc);
   if (n == 0 || n >= sizeof doc || strlen(doc) != n) fail("length");
   /* cut short: the same length returned, a NUL-terminated prefix written */
@@ -67,6 +114,10 @@ int main(void) {
            st.classes[c].pages);
   printf("]}\n");
   fflush(stdout);
+  pthread_barrier_wait(&step);
+  pthread_join(w, NULL);
+  pthread_join(k, NULL);
+  for (int i = 120; i < 200; i++) fancy_free(worker_blocks[i]);
   fancy_free(large);
   fancy_free(huge);
   return 0;
