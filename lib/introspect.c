@@ -38,25 +38,15 @@ static void fa_figures_add_segment(fa_heap_figures_t *f, fa_segment_t *seg) {
   for (size_t idx = FA_FIRST_PAGE, n; idx < FA_GUARD_PAGE; idx += n) {
     fa_page_t *page = &seg->pages[idx];
     n = fa_span_pages_seen(seg, idx);
-    switch (fa_load(page->kind)) {
-    case FA_PAGE_CLASS: {
-      unsigned cls = fa_load(page->cls);
-      size_t used = fa_load(page->used), fit = fa_load(page->reserved);
-      if (cls < FA_NUM_CLASSES) {
-        f->live += used * _fa_class_size[cls];
-        if (fit > used) f->class_free[cls] += (uint32_t)(fit - used);
-      }
-      break;
-    }
-    case FA_PAGE_LARGE:
-      if (fa_load(page->used) != 0) f->live += fa_load(page->bsize);
-      break;
-    case FA_PAGE_FREE:
+    unsigned cls;
+    size_t bytes, used = _fa_span_live(page, &cls, &bytes);   /* as fancy_stats_get counts */
+    f->live += bytes;
+    if (cls < FA_NUM_CLASSES) {
+      size_t fit = fa_load(page->reserved);
+      if (fit > used) f->class_free[cls] += (uint32_t)(fit - used);
+    } else if (fa_load(page->kind) == FA_PAGE_FREE) {
       f->free_spans++;
       f->free_span_bytes += n << FA_PAGE_SHIFT;
-      break;
-    default:
-      break;
     }
   }
 }
