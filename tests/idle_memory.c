@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "fancyalloc.h"
+#include "stage.h"
 
 #define MIB ((size_t)1 << 20)
 #define BLOCK ((size_t)100 << 10)
@@ -46,23 +47,7 @@
 #define SLACK (2 * MIB)
 
 static void *blocks[NBLOCKS];
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
-static int stage;
 static int keep_every;               /* exit mode: every so many blocks stay live */
-
-static void set_stage(int s) {
-  pthread_mutex_lock(&lock);
-  stage = s;
-  pthread_cond_broadcast(&cond);
-  pthread_mutex_unlock(&lock);
-}
-
-static void wait_stage(int s) {
-  pthread_mutex_lock(&lock);
-  while (stage < s) pthread_cond_wait(&cond, &lock);
-  pthread_mutex_unlock(&lock);
-}
 
 static size_t rss(void) {
   FILE *f = fopen("/proc/self/statm", "r");

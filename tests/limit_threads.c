@@ -31,28 +31,13 @@
 #include <unistd.h>
 
 #include "fancyalloc.h"
+#include "stage.h"
 
 #define BLOCK (200 * 1000)
 #define MAX_BLOCKS 1024
 
 static void *blocks[MAX_BLOCKS];
 static size_t worker_got;
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
-static int stage;
-
-static void set_stage(int s) {
-  pthread_mutex_lock(&lock);
-  stage = s;
-  pthread_cond_broadcast(&cond);
-  pthread_mutex_unlock(&lock);
-}
-
-static void wait_stage(int s) {
-  pthread_mutex_lock(&lock);
-  while (stage < s) pthread_cond_wait(&cond, &lock);
-  pthread_mutex_unlock(&lock);
-}
 
 /* 200 KB blocks from a until it fails (or max); their number. */
 static size_t fill(fancy_allocator_t *a, size_t max) {

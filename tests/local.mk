@@ -41,12 +41,12 @@ endif
 ## FANCY_MEMORY_LIMIT=32m.
 check_PROGRAMS += tests/limit_threads
 TESTS += tests/limit_threads
-tests_limit_threads_SOURCES = tests/limit_threads.c
+tests_limit_threads_SOURCES = tests/limit_threads.c tests/stage.h
 tests_limit_threads_LDADD = lib/libfancyalloc.la $(PTHREAD_LIBS)
 
 ## Idle memory goes back to the OS (issue 14): runs itself three times
 ## with FANCY_PURGE_DELAY=300 (see the comment at its top).
 check_PROGRAMS += tests/idle_memory
 TESTS += tests/idle_memory
-tests_idle_memory_SOURCES = tests/idle_memory.c
+tests_idle_memory_SOURCES = tests/idle_memory.c tests/stage.h
 tests_idle_memory_LDADD = lib/libfancyalloc.la $(PTHREAD_LIBS)
