@@ -262,13 +262,17 @@ void _fa_heaps_after_fork_child(fa_heap_t *self) {
 
 /* Statistics: how many blocks of each class the live heaps of d (of
  * every instance when d is NULL) keep to reuse (fa_heap_t.rcache), read
- * without stopping their threads. */
+ * without stopping their threads.  Under _fa_heaps_lock, so that no heap
+ * is being reset (its rcache cleared) meanwhile: the caller holds no
+ * lock that comes after it. */
 void _fa_heaps_rcache_kept(fa_domain_t *d, size_t kept[]) {
   for (size_t c = 0; c < FA_NUM_CLASSES; c++) kept[c] = 0;
-  for (fa_heap_t *h = __atomic_load_n(&_fa_heaps, __ATOMIC_ACQUIRE); h != NULL; h = h->pool_next) {
+  pthread_mutex_lock(&_fa_heaps_lock);
+  for (fa_heap_t *h = _fa_heaps; h != NULL; h = h->pool_next) {
     if (!__atomic_load_n(&h->alive, __ATOMIC_ACQUIRE) || (d != NULL && fa_load(h->domain) != d))
       continue;
     for (size_t c = 0; c < FA_NUM_CLASSES; c++)
       kept[c] += (uint32_t)(fa_load(h->rcache_pushed[c]) - fa_load(h->rcache[c].used));
   }
+  pthread_mutex_unlock(&_fa_heaps_lock);
 }

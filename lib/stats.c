@@ -65,6 +65,8 @@ static void fa_stats_collect(fa_domain_t *d, fancy_stats_t *st) {
   st->num_classes = FA_NUM_CLASSES;
   for (size_t c = 0; c < FA_NUM_CLASSES; c++) st->classes[c].block_size = _fa_class_size[c];
 
+  size_t kept[FA_NUM_CLASSES];   /* (lock order: heaps before segments) */
+  _fa_heaps_rcache_kept(d, kept);
   pthread_mutex_lock(&_fa_segments_lock);
   for (fa_segment_t *seg = _fa_all_segments; seg != NULL; seg = seg->gnext) {
     if (seg->state != FA_SEG_OWNED && seg->state != FA_SEG_ABANDONED &&
@@ -87,8 +89,6 @@ static void fa_stats_collect(fa_domain_t *d, fancy_stats_t *st) {
   }
   /* Blocks other threads freed and keep to reuse (fa_heap_t.rcache) stay
    * counted in their pages: freed for the program, so not live. */
-  size_t kept[FA_NUM_CLASSES];
-  _fa_heaps_rcache_kept(d, kept);
   for (size_t c = 0; c < FA_NUM_CLASSES; c++) {
     size_t k = kept[c] < st->classes[c].blocks_live ? kept[c] : st->classes[c].blocks_live;
     st->classes[c].blocks_live -= k;
