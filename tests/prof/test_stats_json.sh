@@ -7,8 +7,8 @@
 # "totals and classes hold fancy_stats_get's figures, field for field";
 # "the bytes_live of heaps and abandoned, less kept.bytes, add up to
 # totals.bytes_live minus totals.bytes_huge" (with remote frees pending in
-# a live heap and blocks kept by another thread); fancyalloc(7): "FANCY_STATS=json prints the same
-# document at exit".
+# a live heap and blocks kept by another thread); fancyalloc(7):
+# "FANCY_STATS=json prints the same document at exit".
 . "${srcdir:-.}/tests/prof/common.sh"
 command -v python3 >/dev/null 2>&1 || skip "python3 is not installed"
 FANCY_STATS=json "$helpers/stats_json_helper" >"$tmp/out" 2>"$tmp/err" || fail "stats_json_helper"
