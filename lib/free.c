@@ -91,11 +91,13 @@ void _fa_wrong_instance(const void *p) {
 }
 
 /* A free into a segment nobody owns: take it over (see
- * _fa_segment_reclaim), unless this thread has no heap to take it. */
+ * _fa_segment_reclaim), unless this thread has no heap to take it or the
+ * segment was given back (checked first without a lock: every free into
+ * it would take two). */
 static bool fa_free_reclaims(fa_heap_t *heap, fa_segment_t *seg) {
   return heap != &_fa_heap_empty &&
          atomic_load_explicit(&seg->heap, memory_order_relaxed) == NULL &&
-         _fa_segment_reclaim(heap, seg);
+         !fa_load(seg->given_back) && _fa_segment_reclaim(heap, seg);
 }
 
 /* A free into a class span that may hold blocks the heap profiler sampled

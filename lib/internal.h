@@ -251,6 +251,7 @@ FA_HIDDEN bool _fa_span_grow(fa_heap_t *heap, fa_page_t *page, size_t pages);
 FA_HIDDEN void _fa_span_shrink(fa_heap_t *heap, fa_page_t *page, size_t pages);
 FA_HIDDEN void _fa_segments_leave_heap(fa_heap_t *heap);
 FA_HIDDEN bool _fa_segment_reclaim(fa_heap_t *heap, fa_segment_t *seg);
+FA_HIDDEN bool _fa_segment_give_back_spare(fa_heap_t *heap, fa_segment_t *seg);
 FA_HIDDEN void _fa_segment_release(fa_heap_t *heap, fa_segment_t *seg);
 FA_HIDDEN void _fa_segments_release_domain(fa_domain_t *d);
 FA_HIDDEN size_t _fa_segment_index(const fa_segment_t *seg, const fa_page_t *page);
@@ -400,6 +401,8 @@ typedef enum fa_test_point_e {
                                  span of abandoned seg (segments lock held) */
   FA_TP_STATS_COLLECTED,      /* _fa_stats_add_up: between its two readings
                                  of the statistics (process, then instance) */
+  FA_TP_SEGMENT_GIVEN_BACK,   /* fa_segment_give_back: seg is on the abandoned
+                                 list, its former owner's lock still held */
 } fa_test_point_t;
 #ifndef FA_TEST_HOOKS
 #define FA_TEST_HOOKS 0

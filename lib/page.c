@@ -184,12 +184,15 @@ bool _fa_page_collect(fa_heap_t *heap, fa_page_t *page) {
 /* A class span has no live block left.  The current span of its class
  * stays (so a malloc/free pair at the boundary does not map and unmap a
  * span each time), unless its segment was only taken over by a free and
- * should go back once empty; any other goes back to the free spans. */
+ * should go back once empty; any other goes back to the free spans, and
+ * such a segment may then be given back (_fa_segment_give_back_spare).
+ * True when the segment has left heap. */
 bool _fa_page_retire(fa_heap_t *heap, fa_page_t *page) {
   fa_page_queue_t *q = &heap->queues[page->cls];
-  if (q->first == page && !fa_ptr_segment(page)->reclaimed) return false;
+  fa_segment_t *seg = fa_ptr_segment(page);
+  if (q->first == page && !seg->reclaimed) return false;
   _fa_queue_remove(heap, page);
-  return _fa_span_free(heap, fa_ptr_segment(page), page);
+  return _fa_span_free(heap, seg, page) || _fa_segment_give_back_spare(heap, seg);
 }
 
 /* page's limit is reached and its lists were just collected: when they

@@ -52,6 +52,7 @@ static void fa_segment_header_init(fa_segment_t *seg) {
   atomic_store_explicit(&seg->xmask, 0, memory_order_relaxed);
   seg->free_pages = 0;
   seg->reclaimed = false;
+  fa_store(seg->given_back, false);
   seg->dirty_time = 0;
 }
 
@@ -105,6 +106,7 @@ static void fa_segment_adopt(fa_heap_t *heap, fa_segment_t *seg) {
  * from the abandoned list to heap's.  The caller unlocks, then adopts. */
 static void fa_segment_take(fa_heap_t *heap, fa_segment_t *seg, bool reclaimed) {
   seg->reclaimed = reclaimed;
+  fa_store(seg->given_back, false);
   seg->dirty_time = 0;   /* its dirty spans go on heap's dirty list */
   fa_list_remove(&_fa_abandoned, seg);
   _fa_abandoned_count--;
@@ -118,11 +120,11 @@ static void fa_segment_take(fa_heap_t *heap, fa_segment_t *seg, bool reclaimed) 
  * that exited and handed its data to this one), so that this free and the
  * ones after it are local and the memory is reused here at once, instead
  * of waiting, unused, for a thread that needs a segment.  False when seg
- * is not abandoned in heap's instance (any more). */
+ * is not abandoned in heap's instance (any more), or was given back. */
 bool _fa_segment_reclaim(fa_heap_t *heap, fa_segment_t *seg) {
   fa_heap_lock(heap);
   pthread_mutex_lock(&_fa_segments_lock);
-  if (seg->state != FA_SEG_ABANDONED || seg->domain != heap->domain) {
+  if (seg->state != FA_SEG_ABANDONED || seg->domain != heap->domain || seg->given_back) {
     pthread_mutex_unlock(&_fa_segments_lock);
     fa_heap_unlock(heap);
     return false;
@@ -416,6 +418,64 @@ void _fa_segments_leave_heap(fa_heap_t *heap) {
   }
   pthread_mutex_unlock(&_fa_segments_lock);
   if (abandoned != 0) atomic_store_explicit(&_fa_abandoned_xpending, 1, memory_order_relaxed);
+}
+
+/* OWNED -> ABANDONED while heap's thread lives on (heap's lock held, by
+ * the caller): seg leaves heap's class queues, span bins, dirty list and
+ * segment list, and waits on the abandoned list, its blocks intact, for
+ * the next thread that needs a segment (fa_segment_acquire adopts it
+ * before it maps one).  Its dirty free spans keep their age.  heap must
+ * not read seg afterwards. */
+static void fa_segment_give_back(fa_heap_t *heap, fa_segment_t *seg) {
+  uint64_t pending = 0;   /* pages with remote frees not collected */
+  for (size_t idx = FA_FIRST_PAGE; idx < FA_GUARD_PAGE;) {
+    fa_page_t *page = &seg->pages[idx];
+    if (page->kind == FA_PAGE_FREE) {
+      _fa_span_unlink(heap, page);
+    } else {
+      if (page->kind == FA_PAGE_CLASS) {
+        /* every class span of a heap is in its class's queue */
+        fa_assert(page->prev != NULL || heap->queues[page->cls].first == page);
+        _fa_queue_remove(heap, page);
+      }
+      if (atomic_load_explicit(&page->xfree, memory_order_relaxed) != 0)
+        pending |= (uint64_t)1 << idx;
+    }
+    idx += page->span_pages;
+  }
+  pthread_mutex_lock(&_fa_segments_lock);
+  fa_list_remove(&heap->segments, seg);
+  heap->segment_count--;
+  seg->reclaimed = false;
+  fa_store(seg->given_back, true);
+  fa_segment_abandon(seg);
+  /* A walk of heap's that is giving seg back (_fa_heap_collect_remote)
+   * has taken the flags of pages it will not get to now: flagged again,
+   * their blocks wait for _fa_abandoned_collect or the next owner. */
+  atomic_fetch_or_explicit(&seg->xmask, pending, memory_order_relaxed);
+  pthread_mutex_unlock(&_fa_segments_lock);
+  atomic_store_explicit(&_fa_abandoned_xpending, 1, memory_order_relaxed);
+  fa_test_point(FA_TP_SEGMENT_GIVEN_BACK, seg);
+}
+
+/* A span of seg, owned by heap, was just freed: give seg back if heap
+ * took it over by a free, at least half of it is free, and heap has
+ * FA_GIVE_BACK_SPARE_PAGES warm free pages elsewhere (see there).  Not
+ * under the heap profiler, whose proxies may hold a page's free list.
+ * True when seg has left heap. */
+bool _fa_segment_give_back_spare(fa_heap_t *heap, fa_segment_t *seg) {
+  if (!seg->reclaimed || seg->free_pages < FA_SEGMENT_USABLE_PAGES / 2 ||
+      fa_unlikely(_fa_opt.prof))
+    return false;
+  fa_heap_lock(heap);   /* other threads may purge its spans meanwhile */
+  size_t here = 0;      /* seg's own dirty free pages */
+  for (size_t idx = FA_FIRST_PAGE; idx < FA_GUARD_PAGE; idx += seg->pages[idx].span_pages)
+    if (seg->pages[idx].kind == FA_PAGE_FREE && seg->pages[idx].dirty)
+      here += seg->pages[idx].span_pages;
+  bool give = heap->dirty_pages >= here + FA_GIVE_BACK_SPARE_PAGES;
+  if (give) fa_segment_give_back(heap, seg);
+  fa_heap_unlock(heap);
+  return give;
 }
 
 /* Purge the free spans of abandoned seg that have been free for delay ms

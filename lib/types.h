@@ -53,7 +53,9 @@
  *                      |      instance and to the process)
  *                      v
  *   +---------- [ OWNED ] <-------------- fa_segment_take ---------+
- *   |  _fa_segments_leave_heap |  (thread exit, live blocks)       |
+ *   |  _fa_segments_leave_heap |  (thread exit, live blocks), or   |
+ *   |  fa_segment_give_back    |  (its thread lives on but has     |
+ *   |                          |  free memory to spare; given_back)|
  *   |                          v                                   |
  *   |                   [ ABANDONED ] ------------------------------+
  *   |                          |  _fa_abandoned_collect: emptied      (a free into it:
@@ -72,8 +74,12 @@
  *   An instance being destroyed sends its OWNED and ABANDONED segments to
  *   RESERVED (_fa_segments_release_domain).
  * A segment is never unmapped.  The owner of an OWNED segment must stop
- * reading it once it has left the heap: _fa_span_free says so by returning
- * true, and the walkers (_fa_heap_collect_remote, fa_segment_adopt) stop.
+ * reading it once it has left the heap: _fa_span_free and _fa_page_retire
+ * say so by returning true, and the walkers (_fa_heap_collect_remote,
+ * fa_segment_adopt) stop.
+ * A segment given back (given_back set) is not taken over by a free
+ * (_fa_segment_reclaim refuses it): it waits for a thread that needs a
+ * segment, which fa_segment_acquire makes its owner (clearing the flag).
  *
  * Life of a span (fa_page_kind_t of its first page; owner only):
  *   FREE --_fa_span_alloc/_fa_span_grow--> CLASS or LARGE
@@ -189,6 +195,18 @@
 /* At most this many free spans, over all heaps, purged by one allocator
  * call that finds some due (_fa_purge_due_run). */
 #define FA_PURGE_PER_CALL 16
+/* A heap that took over an exited thread's segment by a free gives it back
+ * (to the abandoned list, where the next thread that needs a segment
+ * takes it) once a span in it is freed while at least half of it is free
+ * and the heap has at least this many warm free pages (4 MiB, a segment's
+ * worth) in its other segments: the segment's free memory is then not
+ * needed here, and a thread that only frees what exited threads left
+ * would otherwise pool their segments (mstress: 2.4x glibc's peak RSS;
+ * bench/README).  16 pages did as well there, but then larson's threads,
+ * which hold 16-59 warm free pages and go on freeing their predecessors'
+ * blocks into the segments they took over, gave back 8-38 segments a run
+ * (10 s, 2 threads) instead of 1-12. */
+#define FA_GIVE_BACK_SPARE_PAGES 64
 /* At most this many blocks, and this many bytes of them, of other
  * threads a heap keeps per class to reuse itself (fa_heap_t.rcache): at
  * most 2.5 MiB per thread over all classes, whether or not it ever
@@ -356,6 +374,10 @@ typedef struct fa_segment_s {
   /* taken over by a free (_fa_segment_reclaim): given back as soon as it
    * is empty, whatever the owner's retention budget */
   bool reclaimed;
+  /* given back while its owner lived on (fa_segment_give_back): ABANDONED
+   * and left for a thread that needs a segment, not for a free to take
+   * over, until fa_segment_take (read without the lock by free) */
+  bool given_back;
   uint64_t cache_time;                /* ms, when it entered the cache */
   /* ABANDONED only, under fa_segments_lock: the oldest free_time of its
    * dirty free spans, 0 when none is dirty (see "Life of a span") */

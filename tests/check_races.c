@@ -244,6 +244,184 @@ START_TEST(test_adopt_stops_at_released_segment) {
 END_TEST
 
 /* ------------------------------------------------------------------------
+ * 1a''. fa_segment_give_back: a thread took over an exited thread's
+ * segment by a free; later, with warm free memory of its own to spare,
+ * its collection of remote frees empties a page of that segment and gives
+ * the segment back to the abandoned list.  Paused right there, another
+ * thread adopts the segment and allocates in a page the giver had still
+ * to look at, and that page's blocks are freed remotely.  The giver must
+ * not look at the segment again (_fa_page_retire says it left), must
+ * hold none of its pages, and its heap must stay valid.
+ * ---------------------------------------------------------------------- */
+enum { EV_G_READY = 2, EV_G_FREE, EV_G_TAKEN, EV_G_COLLECT, EV_G_DONE };
+
+typedef struct {
+  void *w, *x, *v1, *v2, *y, *z;   /* an exited thread's blocks, one segment */
+} left_t;
+
+static void *leaving_main(void *arg) {
+  left_t *l = arg;
+  l->w = fancy_malloc(16);          /* class spans in this order: pages 1, 2, 3 */
+  l->x = fancy_malloc(32);
+  l->v1 = fancy_malloc(48);
+  l->v2 = fancy_malloc(48);
+  l->y = fancy_malloc(100 * KIB);   /* keep the segment from emptying */
+  l->z = fancy_malloc(100 * KIB);
+  return NULL;
+}
+
+typedef struct {
+  left_t *l;
+  void *small[8];
+  bool valid;
+  bool collect;   /* empty x's page by a collection, paused there */
+} giver_t;
+
+/* Has segments of its own before the other thread exits; takes that
+ * thread's segment over by a free while it has no memory to spare, then
+ * has more than FA_GIVE_BACK_SPARE_PAGES warm free pages of its own. */
+enum { SPARE_BLOCKS = FA_GIVE_BACK_SPARE_PAGES / (FA_LARGE_MAX >> FA_PAGE_SHIFT) + 1 };
+
+static void *giver_main(void *arg) {
+  giver_t *g = arg;
+  void *keep = fancy_malloc(16);   /* its own segment stays */
+  void *spare[SPARE_BLOCKS];
+  for (int i = 0; i < SPARE_BLOCKS; i++) spare[i] = fancy_malloc(FA_LARGE_MAX);
+  ev_set(EV_G_READY);
+  ev_wait(EV_G_FREE);    /* the other thread exited */
+  fancy_free(g->l->w);   /* takes the exited thread's segment over */
+  for (int i = 0; i < SPARE_BLOCKS; i++) fancy_free(spare[i]);
+  ev_set(EV_G_TAKEN);
+  if (g->collect) {
+    ev_wait(EV_G_COLLECT);         /* main freed x and v1 remotely */
+    arm(FA_TP_SEGMENT_GIVEN_BACK);
+    fancy_trim(SIZE_MAX / 2);      /* collects them: x's page empties first */
+  } else {
+    fancy_free(g->l->x);           /* a local free empties x's page: given back */
+    fancy_free(g->l->y);           /* a free into it does not take it back */
+  }
+  g->valid = fancy_validate_heap();
+  for (int i = 0; i < 8; i++) g->small[i] = fancy_malloc(48);
+  ev_set(EV_G_DONE);
+  ev_wait(EV_END);
+  for (int i = 0; i < 8; i++) fancy_free(g->small[i]);
+  fancy_free(keep);
+  return NULL;
+}
+
+typedef struct {
+  void *p;
+  fa_heap_t *heap;
+  bool valid;
+} adopter48_t;
+
+static void *adopter48_main(void *arg) {
+  adopter48_t *a = arg;
+  a->p = fancy_malloc(48);   /* first malloc: adopts the given-back segment */
+  a->heap = fa_heap_get();
+  ev_set(EV_T_READY);
+  ev_wait(EV_T_CHECK);
+  a->valid = fancy_validate_heap();
+  ev_set(EV_T_DONE);
+  ev_wait(EV_END);
+  return NULL;
+}
+
+/* Start the giver, then leave it an exited thread's segment. */
+static fa_segment_t *leave_segment(left_t *l, giver_t *g, pthread_t *gt) {
+  g->l = l;
+  *gt = start(giver_main, g);
+  ev_wait(EV_G_READY);
+  pthread_join(start(leaving_main, l), NULL);
+  fa_segment_t *seg = fa_ptr_segment(l->w);
+  ck_assert_int_eq(seg->state, FA_SEG_ABANDONED);
+  ck_assert_ptr_eq(fa_ptr_segment(l->x), seg);
+  ck_assert_ptr_eq(fa_ptr_segment(l->v1), seg);
+  ck_assert_ptr_eq(fa_ptr_segment(l->z), seg);
+  ev_set(EV_G_FREE);   /* the giver goes on: it takes the segment over */
+  return seg;
+}
+
+START_TEST(test_collect_remote_stops_at_given_back_segment) {
+  left_t l = {0};
+  giver_t g = {.collect = true};
+  pthread_t gt;
+  fa_segment_t *seg = leave_segment(&l, &g, &gt);
+  fa_page_t *vp = fa_segment_span_of(seg, l.v1);
+  ck_assert_uint_gt(_fa_segment_index(seg, vp), _fa_segment_index(seg, fa_segment_span_of(seg, l.x)));
+  adopter48_t a = {0};
+  ev_wait(EV_G_TAKEN);
+  ck_assert_int_eq(seg->state, FA_SEG_OWNED);
+  ck_assert(seg->reclaimed);
+  fancy_free(l.x);    /* remote: both pages are flagged for the giver */
+  fancy_free(l.v1);
+  ev_set(EV_G_COLLECT);
+  ev_wait(EV_PAUSED);   /* giver: right after giving the segment back */
+  ck_assert_ptr_eq(atomic_load(&hook_arg), seg);
+  ck_assert_int_eq(seg->state, FA_SEG_ABANDONED);
+  ck_assert_ptr_null(atomic_load(&seg->heap));
+  /* the giver's walk took v's page's flag and stopped before it: flagged
+   * again, for whoever collects the segment's remote frees now */
+  ck_assert_uint_ne(atomic_load(&seg->xmask) & ((uint64_t)1 << _fa_segment_index(seg, vp)), 0);
+  pthread_t at = start(adopter48_main, &a);
+  ev_wait(EV_T_READY);
+  ck_assert_ptr_eq(atomic_load(&seg->heap), a.heap);
+  ck_assert_ptr_eq(a.p, l.v1);          /* v's page, now the adopter's */
+  fancy_free(a.p);                      /* remote again: v's page empties */
+  fancy_free(l.v2);
+  ck_assert_uint_ne(atomic_load(&vp->xfree), 0);
+  ev_set(EV_RESUME);
+  ev_wait(EV_G_DONE);
+  ck_assert_uint_ne(atomic_load(&vp->xfree), 0);   /* left for its owner */
+  ev_set(EV_T_CHECK);
+  ev_wait(EV_T_DONE);
+  ck_assert_msg(g.valid, "the giving thread's heap is inconsistent");
+  ck_assert_msg(a.valid, "the adopting thread's heap is inconsistent");
+  ck_assert_ptr_eq(atomic_load(&seg->heap), a.heap);
+  for (int i = 0; i < 8; i++)
+    ck_assert_msg(fa_ptr_segment(g.small[i]) != seg, "the giver allocated in the given-back segment");
+  ev_set(EV_END);
+  pthread_join(gt, NULL);
+  pthread_join(at, NULL);
+  fancy_free(l.y);
+  fancy_free(l.z);
+}
+END_TEST
+
+/* A segment given back is not taken over again by a free (its giver's
+ * or anyone's): it waits, abandoned, and the next thread that needs a
+ * segment adopts it instead of mapping one.  claim README-give-back */
+START_TEST(test_given_back_segment_goes_to_next_thread) {
+  left_t l = {0};
+  giver_t g = {0};
+  pthread_t gt;
+  fa_segment_t *seg = leave_segment(&l, &g, &gt);
+  adopter48_t a = {0};
+  ev_wait(EV_G_DONE);
+  ck_assert_msg(g.valid, "the giving thread's heap is inconsistent");
+  ck_assert_int_eq(seg->state, FA_SEG_ABANDONED);
+  ck_assert(seg->given_back);
+  for (int i = 0; i < 8; i++) ck_assert_ptr_ne(fa_ptr_segment(g.small[i]), seg);
+  size_t mapped = atomic_load(&_fa_counters.segments);
+  pthread_t at = start(adopter48_main, &a);
+  ev_wait(EV_T_READY);
+  ck_assert_ptr_eq(fa_ptr_segment(a.p), seg);
+  ck_assert_ptr_eq(atomic_load(&seg->heap), a.heap);
+  ck_assert(!seg->given_back);
+  ck_assert_uint_eq(atomic_load(&_fa_counters.segments), mapped);
+  ev_set(EV_T_CHECK);
+  ev_wait(EV_T_DONE);
+  ck_assert(a.valid);
+  ev_set(EV_END);
+  pthread_join(gt, NULL);
+  pthread_join(at, NULL);
+  fancy_free(l.v1);
+  fancy_free(l.v2);
+  fancy_free(l.z);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
  * 1b. fork() while another thread is in _fa_heap_done: the child must
  * find that thread's segments either still on its heap (orphaned by the
  * child's fork handler) or abandoned, never in between: before the fix the
@@ -679,6 +857,8 @@ static Suite *races_suite(void) {
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, test_collect_remote_stops_at_released_segment);
   tcase_add_test(tc, test_adopt_stops_at_released_segment);
+  tcase_add_test(tc, test_collect_remote_stops_at_given_back_segment);
+  tcase_add_test(tc, test_given_back_segment_goes_to_next_thread);
   tcase_add_test(tc, test_fork_during_thread_exit);
   tcase_add_test(tc, test_refused_charge_leaves_room);
   tcase_add_test(tc, test_validate_beside_heapless_free);
