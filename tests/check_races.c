@@ -348,7 +348,8 @@ START_TEST(test_collect_remote_stops_at_given_back_segment) {
   pthread_t gt;
   fa_segment_t *seg = leave_segment(&l, &g, &gt);
   fa_page_t *vp = fa_segment_span_of(seg, l.v1);
-  ck_assert_uint_gt(_fa_segment_index(seg, vp), _fa_segment_index(seg, fa_segment_span_of(seg, l.x)));
+  fa_page_t *xp = fa_segment_span_of(seg, l.x);
+  ck_assert_uint_gt(_fa_segment_index(seg, vp), _fa_segment_index(seg, xp));
   adopter48_t a = {0};
   ev_wait(EV_G_TAKEN);
   ck_assert_int_eq(seg->state, FA_SEG_OWNED);
@@ -379,7 +380,8 @@ START_TEST(test_collect_remote_stops_at_given_back_segment) {
   ck_assert_msg(a.valid, "the adopting thread's heap is inconsistent");
   ck_assert_ptr_eq(atomic_load(&seg->heap), a.heap);
   for (int i = 0; i < 8; i++)
-    ck_assert_msg(fa_ptr_segment(g.small[i]) != seg, "the giver allocated in the given-back segment");
+    ck_assert_msg(fa_ptr_segment(g.small[i]) != seg,
+                  "the giver allocated in the given-back segment");
   ev_set(EV_END);
   pthread_join(gt, NULL);
   pthread_join(at, NULL);
