@@ -280,13 +280,16 @@ typedef struct {
 /* Has segments of its own before the other thread exits; takes that
  * thread's segment over by a free while it has no memory to spare, then
  * has more than FA_GIVE_BACK_SPARE_PAGES warm free pages of its own. */
-enum { SPARE_BLOCKS = FA_GIVE_BACK_SPARE_PAGES / (FA_LARGE_MAX >> FA_PAGE_SHIFT) + 1 };
+/* Half the largest large block: checked mode's canary would make a whole
+ * one a huge block, mapped apart from the segments. */
+#define SPARE_SIZE (FA_LARGE_MAX / 2)
+enum { SPARE_BLOCKS = FA_GIVE_BACK_SPARE_PAGES / (SPARE_SIZE >> FA_PAGE_SHIFT) + 2 };
 
 static void *giver_main(void *arg) {
   giver_t *g = arg;
   void *keep = fancy_malloc(16);   /* its own segment stays */
   void *spare[SPARE_BLOCKS];
-  for (int i = 0; i < SPARE_BLOCKS; i++) spare[i] = fancy_malloc(FA_LARGE_MAX);
+  for (int i = 0; i < SPARE_BLOCKS; i++) spare[i] = fancy_malloc(SPARE_SIZE);
   ev_set(EV_G_READY);
   ev_wait(EV_G_FREE);    /* the other thread exited */
   fancy_free(g->l->w);   /* takes the exited thread's segment over */
