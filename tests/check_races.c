@@ -90,12 +90,13 @@ static bool overlap(const void *a, size_t na, const void *b, size_t nb) {
 
 /* ------------------------------------------------------------------------
  * A thread that takes a segment from the shared pool while it is paused:
- * a large block (pages 1-4) and then a 16-byte block, whose class span
- * starts further on (page 5), where the paused thread would look next.
+ * a large block (pages 1-4) and then a block of ysize bytes (16: its class
+ * span starts further on, page 5, where the paused thread would look next).
  * ---------------------------------------------------------------------- */
 enum { EV_T_READY = 10, EV_T_CHECK, EV_T_DONE, EV_END };
 
 typedef struct {
+  size_t ysize;
   void *x, *y, *big;
   fa_heap_t *heap;
   bool valid;
@@ -104,7 +105,7 @@ typedef struct {
 static void *taker_main(void *arg) {
   taker_t *t = arg;
   t->x = fancy_malloc(256 * KIB);
-  t->y = fancy_malloc(16);
+  t->y = fancy_malloc(t->ysize);
   t->heap = fa_heap_get();
   ev_set(EV_T_READY);
   ev_wait(EV_T_CHECK);
@@ -151,7 +152,7 @@ START_TEST(test_collect_remote_stops_at_released_segment) {
   /* Every segment that empties leaves its heap at once (no retention). */
   _fa_domain_default.arena_size = 0;
   walker_t w = {0};
-  taker_t t = {0};
+  taker_t t = {.ysize = 16};
   pthread_t wt = start(walker_main, &w);
   ev_wait(EV_W_BLOCK);
   fancy_free(w.b);                  /* remote: onto the page's xfree */
@@ -221,7 +222,7 @@ START_TEST(test_adopt_stops_at_released_segment) {
   fancy_free(b);                     /* this thread has no heap: a remote free */
   ck_assert_int_eq(seg->state, FA_SEG_ABANDONED);
   adopter_t a = {0};
-  taker_t t = {0};
+  taker_t t = {.ysize = 16};
   pthread_t at = start(adopter_main, &a);
   ev_set(EV_A_GO);
   ev_wait(EV_PAUSED);                /* adopter: right after the release */
@@ -312,24 +313,6 @@ static void *giver_main(void *arg) {
   return NULL;
 }
 
-typedef struct {
-  void *p;
-  fa_heap_t *heap;
-  bool valid;
-} adopter48_t;
-
-static void *adopter48_main(void *arg) {
-  adopter48_t *a = arg;
-  a->p = fancy_malloc(48);   /* first malloc: adopts the given-back segment */
-  a->heap = fa_heap_get();
-  ev_set(EV_T_READY);
-  ev_wait(EV_T_CHECK);
-  a->valid = fancy_validate_heap();
-  ev_set(EV_T_DONE);
-  ev_wait(EV_END);
-  return NULL;
-}
-
 /* Start the giver, then leave it an exited thread's segment. */
 static fa_segment_t *leave_segment(left_t *l, giver_t *g, pthread_t *gt) {
   g->l = l;
@@ -353,7 +336,7 @@ START_TEST(test_collect_remote_stops_at_given_back_segment) {
   fa_page_t *vp = fa_segment_span_of(seg, l.v1);
   fa_page_t *xp = fa_segment_span_of(seg, l.x);
   ck_assert_uint_gt(_fa_segment_index(seg, vp), _fa_segment_index(seg, xp));
-  adopter48_t a = {0};
+  taker_t a = {.ysize = 48};   /* its first malloc adopts the given-back segment */
   ev_wait(EV_G_TAKEN);
   ck_assert_int_eq(seg->state, FA_SEG_OWNED);
   ck_assert(seg->reclaimed);
@@ -367,11 +350,11 @@ START_TEST(test_collect_remote_stops_at_given_back_segment) {
   /* the giver's walk took v's page's flag and stopped before it: flagged
    * again, for whoever collects the segment's remote frees now */
   ck_assert_uint_ne(atomic_load(&seg->xmask) & ((uint64_t)1 << _fa_segment_index(seg, vp)), 0);
-  pthread_t at = start(adopter48_main, &a);
+  pthread_t at = start(taker_main, &a);
   ev_wait(EV_T_READY);
   ck_assert_ptr_eq(atomic_load(&seg->heap), a.heap);
-  ck_assert_ptr_eq(a.p, l.v1);          /* v's page, now the adopter's */
-  fancy_free(a.p);                      /* remote again: v's page empties */
+  ck_assert_ptr_eq(a.y, l.v1);          /* v's page, now the adopter's */
+  fancy_free(a.y);                      /* remote again: v's page empties */
   fancy_free(l.v2);
   ck_assert_uint_ne(atomic_load(&vp->xfree), 0);
   ev_set(EV_RESUME);
@@ -401,16 +384,16 @@ START_TEST(test_given_back_segment_goes_to_next_thread) {
   giver_t g = {0};
   pthread_t gt;
   fa_segment_t *seg = leave_segment(&l, &g, &gt);
-  adopter48_t a = {0};
+  taker_t a = {.ysize = 48};   /* its first malloc adopts the given-back segment */
   ev_wait(EV_G_DONE);
   ck_assert_msg(g.valid, "the giving thread's heap is inconsistent");
   ck_assert_int_eq(seg->state, FA_SEG_ABANDONED);
   ck_assert(seg->given_back);
   for (int i = 0; i < 8; i++) ck_assert_ptr_ne(fa_ptr_segment(g.small[i]), seg);
   size_t mapped = atomic_load(&_fa_counters.segments);
-  pthread_t at = start(adopter48_main, &a);
+  pthread_t at = start(taker_main, &a);
   ev_wait(EV_T_READY);
-  ck_assert_ptr_eq(fa_ptr_segment(a.p), seg);
+  ck_assert_ptr_eq(fa_ptr_segment(a.y), seg);
   ck_assert_ptr_eq(atomic_load(&seg->heap), a.heap);
   ck_assert(!seg->given_back);
   ck_assert_uint_eq(atomic_load(&_fa_counters.segments), mapped);
