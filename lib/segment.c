@@ -446,7 +446,6 @@ static void fa_segment_give_back(fa_heap_t *heap, fa_segment_t *seg) {
   pthread_mutex_lock(&_fa_segments_lock);
   fa_list_remove(&heap->segments, seg);
   heap->segment_count--;
-  seg->reclaimed = false;
   fa_store(seg->given_back, true);
   fa_segment_abandon(seg);
   /* A walk of heap's that is giving seg back (_fa_heap_collect_remote)
