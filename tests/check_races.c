@@ -278,14 +278,14 @@ typedef struct {
   bool collect;   /* empty x's page by a collection, paused there */
 } giver_t;
 
-/* Has segments of its own before the other thread exits; takes that
- * thread's segment over by a free while it has no memory to spare, then
- * has more than FA_GIVE_BACK_SPARE_PAGES warm free pages of its own. */
 /* Half the largest large block: checked mode's canary would make a whole
  * one a huge block, mapped apart from the segments. */
 #define SPARE_SIZE (FA_LARGE_MAX / 2)
 enum { SPARE_BLOCKS = FA_GIVE_BACK_SPARE_PAGES / (SPARE_SIZE >> FA_PAGE_SHIFT) + 2 };
 
+/* Has segments of its own before the other thread exits; takes that
+ * thread's segment over by a free while it has no memory to spare, then
+ * has more than FA_GIVE_BACK_SPARE_PAGES warm free pages of its own. */
 static void *giver_main(void *arg) {
   giver_t *g = arg;
   void *keep = fancy_malloc(16);   /* its own segment stays */
