@@ -32,7 +32,8 @@ static void fa_free_remote(fa_segment_t *seg, fa_page_t *page, fa_block_t *b) {
   }
 }
 
-/* A block of another live thread's class page, freed by this thread:
+/* A block of another thread's class page, freed by this thread, whose
+ * owner does not collect (!fa_owner_collects) or is gone:
  * keep it to serve this thread's next malloc of the class (most recent
  * first, still warm in this CPU's cache) instead of handing it back.  It
  * stays counted as used in its page meanwhile.  False when the cache of
@@ -51,6 +52,15 @@ static bool fa_rcache_put(fa_heap_t *heap, fa_page_t *page, fa_block_t *b) {
   fa_store(heap->rcache_pushed[cls], heap->rcache_pushed[cls] + 1);   /* read by statistics */
   if (was_empty) _fa_heap_set_direct(heap, cls, heap->queues[cls].first);
   return true;
+}
+
+/* b's page belongs to a live heap that collects what other threads free
+ * into it: its remote list is shorter than fa_xfree_backlog_max.  Then b
+ * goes back there rather than into this thread's rcache. */
+static bool fa_owner_collects(fa_segment_t *seg, const fa_page_t *page) {
+  if (atomic_load_explicit(&seg->heap, memory_order_relaxed) == NULL) return false;
+  uintptr_t x = atomic_load_explicit(&page->xfree, memory_order_relaxed);
+  return fa_xfree_count(x) < fa_xfree_backlog_max(page);
 }
 
 static void fa_rcache_return(fa_heap_t *heap);
@@ -145,7 +155,7 @@ void _fa_free_generic(fa_domain_t *d, fa_segment_t *seg, fa_page_t *page, void *
       page->local_free = b;
       fa_store(page->used, page->used - 1);
       if (page->used == 0) _fa_page_retire(heap, page);
-    } else if (!fa_rcache_put(heap, page, b)) {
+    } else if (fa_owner_collects(seg, page) || !fa_rcache_put(heap, page, b)) {
       fa_free_remote(seg, page, b);
     }
     return;

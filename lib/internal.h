@@ -486,6 +486,13 @@ static inline fa_block_t *fa_xfree_list(uintptr_t x) {
 
 static inline size_t fa_xfree_count(uintptr_t x) { return (size_t)(x >> FA_XFREE_SHIFT); }
 
+/* How many other threads' frees may wait on page's remote list before a
+ * freeing thread keeps its blocks instead (see FA_XFREE_BACKLOG_MAX). */
+static inline size_t fa_xfree_backlog_max(const fa_page_t *page) {
+  size_t n = page->reserved / 8 + 1;
+  return n < FA_XFREE_BACKLOG_MAX ? n : FA_XFREE_BACKLOG_MAX;
+}
+
 static inline fa_segment_t *fa_ptr_segment(const void *p) {
   return (fa_segment_t *)((uintptr_t)p & ~(uintptr_t)FA_SEGMENT_MASK);
 }

@@ -213,6 +213,17 @@
  * allocates again. */
 #define FA_RCACHE_MAX 64
 #define FA_RCACHE_BYTES ((size_t)64 << 10)
+/* But a block of another live thread goes back to its page, for the owner
+ * to collect and reuse, while fewer than an eighth of the span's blocks
+ * plus one, and fewer than this many, wait there (fa_xfree_backlog_max):
+ * kept by the freeing thread, a block stays the owner's, so its every
+ * later free there is a remote one and it goes round that thread for good
+ * (larson's threads free the blocks of a segment another thread took
+ * over: 1.28x the allocation rate without that round on mimalloc-bench's
+ * larsonN, bench/README).  A longer backlog means the owner does not
+ * collect (a thread that allocated, then sleeps): then the freeing thread
+ * keeps the block and reuses the memory that would otherwise wait. */
+#define FA_XFREE_BACKLOG_MAX 16
 
 /* ------------------------------------------------------------------------
  * Blocks and pages

@@ -921,18 +921,25 @@ static void *free_then_reuse(void *arg) {
   return NULL;
 }
 
+/* README, "Cross-thread free": a block of a live thread that collects
+ * goes back to its page; once fa_xfree_backlog_max of them wait there
+ * (this thread sits idle meanwhile), the freeing thread keeps the next
+ * ones and its next mallocs of the class take them, last freed first. */
 START_TEST(test_remote_free_reused_by_freeing_thread) {
   if (_fa_opt.check) return;
-  enum { N = 8 };
+  enum { N = FA_XFREE_BACKLOG_MAX + 8 };
   void *blocks[N];
   fa_page_t *page = alloc_one_page(blocks, N, 64);
+  ck_assert_uint_eq(fa_xfree_backlog_max(page), FA_XFREE_BACKLOG_MAX);   /* 1024 blocks */
   uint32_t used = page->used;
   struct keep_job job;
   keep_job_start(&job, blocks, N, free_then_reuse);
   ck_assert_uint_eq(job.used_between, used);
   ck_assert_ptr_eq(job.again[0], blocks[N - 1]);
   ck_assert_ptr_eq(job.again[1], blocks[N - 2]);
-  ck_assert_uint_eq(atomic_load(&page->xfree), 0);
+  uintptr_t x = atomic_load(&page->xfree);
+  ck_assert_uint_eq(fa_xfree_count(x), FA_XFREE_BACKLOG_MAX);   /* the first ones */
+  ck_assert_ptr_eq(fa_xfree_list(x), blocks[FA_XFREE_BACKLOG_MAX - 1]);
   keep_job_finish(&job);
   _fa_heap_collect_remote(fa_heap_get(), true);
   ck_assert_uint_eq(page->used, used - N);
@@ -940,14 +947,47 @@ START_TEST(test_remote_free_reused_by_freeing_thread) {
 }
 END_TEST
 
+/* README, "Cross-thread free": while the owner collects, a block of its
+ * goes back to its page and the freeing thread keeps nothing: its next
+ * malloc of the class is none of them. */
+static void *free_then_malloc(void *arg) {
+  struct keep_job *j = arg;
+  fancy_free(fancy_malloc(64));            /* a heap of its own */
+  for (int i = 0; i < j->n; i++) fancy_free(j->blocks[i]);
+  j->again[0] = fancy_malloc(64);
+  pthread_barrier_wait(&j->freed);
+  pthread_barrier_wait(&j->done);
+  fancy_free(j->again[0]);
+  return NULL;
+}
+
+START_TEST(test_remote_free_goes_back_while_owner_collects) {
+  if (_fa_opt.check) return;
+  enum { N = FA_XFREE_BACKLOG_MAX - 1 };
+  void *blocks[N];
+  fa_page_t *page = alloc_one_page(blocks, N, 64);
+  struct keep_job job;
+  keep_job_start(&job, blocks, N, free_then_malloc);
+  ck_assert_uint_eq(fa_xfree_count(atomic_load(&page->xfree)), N);   /* all of them */
+  for (int i = 0; i < N; i++) ck_assert_ptr_ne(job.again[0], blocks[i]);
+  _fa_heap_collect_remote(fa_heap_get(), false);   /* the owner collects */
+  ck_assert_uint_eq(atomic_load(&page->xfree), 0);
+  keep_job_finish(&job);
+  check_valid();
+}
+END_TEST
+
 /* What a thread keeps of other threads' blocks is bounded in bytes too: of
- * eight 32 KiB blocks freed by a thread that never allocates again, two
- * (64 KiB) are kept and six go back to their page at once. */
+ * eight 32 KiB blocks freed by a thread that never allocates again, into a
+ * span of eight whose owner sits idle, the first two wait on their page
+ * (fa_xfree_backlog_max), the next two (64 KiB) are kept and the other
+ * four go back to their page at once. */
 START_TEST(test_kept_blocks_bounded_in_bytes) {
   if (_fa_opt.check) return;
   enum { N = 8 };
   void *blocks[N];
   fa_page_t *page = alloc_one_page(blocks, N, 32768);
+  ck_assert_uint_eq(fa_xfree_backlog_max(page), 2);
   struct keep_job job;
   keep_job_start(&job, blocks, N, free_and_hold);
   ck_assert_uint_eq(fa_xfree_count(atomic_load(&page->xfree)), N - FA_RCACHE_BYTES / 32768);
@@ -960,10 +1000,12 @@ END_TEST
 /* A block another thread keeps to reuse is free: freeing it again aborts
  * (its tag is set), although it is on none of its page's lists. */
 START_TEST(test_double_free_of_kept_block_aborts) {
-  void *p = fancy_malloc(64);
+  enum { N = FA_XFREE_BACKLOG_MAX + 1 };   /* a backlog on the page, then p */
+  void *p[N];
+  alloc_one_page(p, N, 64);
   struct keep_job job;
-  keep_job_start(&job, &p, 1, free_and_hold);
-  fancy_free(p);                           /* aborts */
+  keep_job_start(&job, p, N, free_and_hold);
+  fancy_free(p[N - 1]);                    /* aborts */
   keep_job_finish(&job);
 }
 END_TEST
@@ -1023,6 +1065,8 @@ static void *prof_flush_job(void *arg) {
   void **others = arg;   /* six blocks of the main thread's, of class 48 */
   enum { N = 48, M = 16 };
   void *mine[M];
+  /* a backlog on their page, which the idle main thread leaves there */
+  for (int i = 6; i < 6 + FA_XFREE_BACKLOG_MAX; i++) fancy_free(others[i]);
   for (int i = 0; i < M; i++) mine[i] = fancy_malloc(N);   /* a run lent */
   fa_heap_t *heap = fa_heap_get();
   fa_page_t *src = span_of(mine[0]), *px = heap->direct[(N + 15) >> 4];
@@ -1075,12 +1119,13 @@ static void *prof_flush_job(void *arg) {
 
 START_TEST(test_prof_flush_returns_lent_list_whole) {
   if (_fa_opt.check) return;   /* profiling is off in checked mode */
-  void *others[6];
-  fa_page_t *page = alloc_one_page(others, 6, 48);
+  void *others[6 + FA_XFREE_BACKLOG_MAX];
+  fa_page_t *page = alloc_one_page(others, 6 + FA_XFREE_BACKLOG_MAX, 48);
+  ck_assert_uint_eq(fa_xfree_backlog_max(page), FA_XFREE_BACKLOG_MAX);
   run_profiled(prof_flush_job, others, (size_t)1 << 50);
   fancy_free(others[5]);
   _fa_page_collect_lists(page);
-  ck_assert_uint_eq(page->used, 0);          /* all six came back */
+  ck_assert_uint_eq(page->used, 0);          /* all came back */
   check_valid();
 }
 END_TEST
@@ -1163,6 +1208,7 @@ static Suite *white_suite(void) {
   tcase_add_test(tc, test_freed_blocks_reused_before_fresh);
   tcase_add_test(tc, test_new_thread_uses_adopted_span);
   tcase_add_test(tc, test_remote_free_reused_by_freeing_thread);
+  tcase_add_test(tc, test_remote_free_goes_back_while_owner_collects);
   tcase_add_test_raise_signal(tc, test_double_free_of_kept_block_aborts, SIGABRT);
   tcase_add_test(tc, test_kept_blocks_bounded_in_bytes);
   tcase_add_test(tc, test_prof_heartbeat_keeps_busy_proxies);

@@ -93,10 +93,16 @@ static void *free_them(void *arg) {
 /* reuse: a thread that allocates one block, hands it over and stays
  * alive until told. */
 static int reuse_go[2], reuse_done[2];
+/* Its blocks of class 112: a backlog of 16 (FA_XFREE_BACKLOG_MAX), then
+ * the one the other thread's next malloc should get back. */
+#define REUSE_BACKLOG 16
+static void *reuse_blocks[REUSE_BACKLOG + 1];
+
 static void *reuse_owner(void *arg) {
   (void)arg;
-  void *p = fancy_malloc(100);
-  if (p == NULL) fail("malloc");
+  for (int i = 0; i <= REUSE_BACKLOG; i++)
+    if ((reuse_blocks[i] = fancy_malloc(100)) == NULL) fail("malloc");
+  void *p = reuse_blocks[REUSE_BACKLOG];
   if (write(reuse_go[1], &p, sizeof p) != sizeof p) fail("write");
   char c;
   if (read(reuse_done[0], &c, 1) != 1) fail("read");
@@ -216,6 +222,9 @@ int main(int argc, char **argv) {
     if (read(reuse_go[0], &theirs, sizeof theirs) != sizeof theirs) fail("read");
     void *mine = fancy_malloc(100);   /* this thread's blocks of the class */
     if (mine == NULL) fail("malloc");
+    /* the owner sits idle: these wait on its page for it to collect, and
+     * past them (README, "Cross-thread free") this thread keeps the next */
+    for (int i = 0; i < REUSE_BACKLOG; i++) fancy_free(reuse_blocks[i]);
     fancy_free(theirs);               /* the owner is alive: not this heap's */
     void *again = fancy_malloc(100);
     if (again != theirs) fail("the other thread's freed block did not serve the next malloc");
