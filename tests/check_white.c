@@ -949,27 +949,19 @@ END_TEST
 
 /* README, "Cross-thread free": while the owner collects, a block of its
  * goes back to its page and the freeing thread keeps nothing: its next
- * malloc of the class is none of them. */
-static void *free_then_malloc(void *arg) {
-  struct keep_job *j = arg;
-  fancy_free(fancy_malloc(64));            /* a heap of its own */
-  for (int i = 0; i < j->n; i++) fancy_free(j->blocks[i]);
-  j->again[0] = fancy_malloc(64);
-  pthread_barrier_wait(&j->freed);
-  pthread_barrier_wait(&j->done);
-  fancy_free(j->again[0]);
-  return NULL;
-}
-
+ * mallocs of the class are none of them. */
 START_TEST(test_remote_free_goes_back_while_owner_collects) {
   if (_fa_opt.check) return;
   enum { N = FA_XFREE_BACKLOG_MAX - 1 };
   void *blocks[N];
   fa_page_t *page = alloc_one_page(blocks, N, 64);
   struct keep_job job;
-  keep_job_start(&job, blocks, N, free_then_malloc);
+  keep_job_start(&job, blocks, N, free_then_reuse);
   ck_assert_uint_eq(fa_xfree_count(atomic_load(&page->xfree)), N);   /* all of them */
-  for (int i = 0; i < N; i++) ck_assert_ptr_ne(job.again[0], blocks[i]);
+  for (int i = 0; i < N; i++) {
+    ck_assert_ptr_ne(job.again[0], blocks[i]);
+    ck_assert_ptr_ne(job.again[1], blocks[i]);
+  }
   _fa_heap_collect_remote(fa_heap_get(), false);   /* the owner collects */
   ck_assert_uint_eq(atomic_load(&page->xfree), 0);
   keep_job_finish(&job);

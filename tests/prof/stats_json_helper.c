@@ -29,6 +29,7 @@ static void *leave_some(void *arg) {
  * owner, FA_XFREE_BACKLOG_MAX; it keeps the next 20 to reuse:
  * fa_rcache_put) and main frees 100 more (remote frees its owner has not
  * collected): none of the 136 is live any more. */
+enum { BACKLOG = 16, KEPT = 20, MAIN_FREES = 100, FREED = BACKLOG + KEPT + MAIN_FREES };
 static void *worker_blocks[200];
 static pthread_barrier_t step;
 
@@ -47,7 +48,7 @@ static void *keeper(void *arg) {
   fancy_free(fancy_malloc(16));   /* a heap of its own */
   pthread_barrier_wait(&step);
   pthread_barrier_wait(&step);
-  for (int i = 0; i < 36; i++) fancy_free(worker_blocks[i]);
+  for (int i = 0; i < BACKLOG + KEPT; i++) fancy_free(worker_blocks[i]);
   pthread_barrier_wait(&step);
   pthread_barrier_wait(&step);
   return NULL;
@@ -75,7 +76,7 @@ int main(void) {
   if (fancy_stats_get(&before, sizeof before) != 0) fail("fancy_stats_get");
   pthread_barrier_wait(&step);
   pthread_barrier_wait(&step);
-  for (int i = 36; i < 136; i++) fancy_free(worker_blocks[i]);
+  for (int i = BACKLOG + KEPT; i < FREED; i++) fancy_free(worker_blocks[i]);
 
   fancy_stats_t st;
   if (fancy_stats_get(&st, sizeof st) != 0) fail("fancy_stats_get");
@@ -83,9 +84,9 @@ int main(void) {
    * (Not under FANCY_PROF, where a sampled block lives in a span of its
    * own and counts at that span's size: the run for the prof section.) */
   const char *prof = getenv("FANCY_PROF");
-  if ((prof == NULL || strcmp(prof, "1") != 0) && before.bytes_live - st.bytes_live != 136 * bsize) {
+  if ((prof == NULL || strcmp(prof, "1") != 0) && before.bytes_live - st.bytes_live != FREED * bsize) {
     fprintf(stderr, "bytes_live fell by %zu, not %zu\n", before.bytes_live - st.bytes_live,
-            136 * bsize);
+            FREED * bsize);
     fail("blocks freed by other threads still counted live");
   }
   size_t n = fancy_stats_json(doc, sizeof doc);
@@ -121,7 +122,7 @@ int main(void) {
   pthread_barrier_wait(&step);
   pthread_join(w, NULL);
   pthread_join(k, NULL);
-  for (int i = 136; i < 200; i++) fancy_free(worker_blocks[i]);
+  for (int i = FREED; i < 200; i++) fancy_free(worker_blocks[i]);
   fancy_free(large);
   fancy_free(huge);
   return 0;
