@@ -219,7 +219,7 @@
  * kept by the freeing thread, a block stays the owner's, so its every
  * later free there is a remote one and it goes round that thread for good
  * (larson's threads free the blocks of a segment another thread took
- * over: 1.28x the allocation rate without that round on mimalloc-bench's
+ * over: 1.25x the allocation rate without that round on mimalloc-bench's
  * larsonN, bench/README).  A longer backlog means the owner does not
  * collect (a thread that allocated, then sleeps): then the freeing thread
  * keeps the block and reuses the memory that would otherwise wait. */
