@@ -329,6 +329,7 @@ FA_HIDDEN bool _fa_prof_forget(const void *p);   /* a block is freed: was it sam
 FA_HIDDEN bool _fa_prof_spare(fa_heap_t *heap, fa_page_t *page);   /* a freed sample's span */
 FA_HIDDEN fa_page_t *_fa_prof_direct(fa_heap_t *heap, unsigned cls);
 FA_HIDDEN void _fa_prof_flush(fa_heap_t *heap);  /* proxies back to their pages */
+FA_HIDDEN bool _fa_prof_leave_segment(fa_heap_t *heap, fa_segment_t *seg);   /* before a give-back */
 FA_HIDDEN void _fa_prof_tick(fa_heap_t *heap);   /* heartbeat: the idle ones only */
 FA_HIDDEN bool _fa_prof_reserved(const void *p); /* set aside by a proxy, not handed out */
 FA_HIDDEN bool _fa_prof_keep(fa_heap_t *heap, unsigned cls, fa_block_t *b);   /* a remote block */

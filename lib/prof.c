@@ -144,6 +144,9 @@ typedef struct fa_prof_heap_s {
   uint32_t epoch;
   uint32_t filled[FA_NUM_CLASSES];
   uint32_t spare_epoch;
+  /* a proxy's flush is under way (fa_prof_flush_class holds the page it
+   * was lent from in a local): no segment may leave the heap meanwhile */
+  unsigned flushing;
 } fa_prof_heap_t;
 static pthread_mutex_t fa_prof_heaps_lock = PTHREAD_MUTEX_INITIALIZER;
 static fa_prof_heap_t **fa_prof_heaps;
@@ -711,7 +714,14 @@ static void fa_prof_give_back(fa_page_t *src, fa_block_t *const lent[2]) {
 
 /* What the proxy of class cls still holds goes back: a lent list or run
  * to its page at once when it can, else block by block, as frees. */
+static void fa_prof_flush_class_locked(fa_prof_heap_t *ph, fa_heap_t *heap, unsigned cls);
 static void fa_prof_flush_class(fa_prof_heap_t *ph, fa_heap_t *heap, unsigned cls) {
+  ph->flushing++;
+  fa_prof_flush_class_locked(ph, heap, cls);
+  ph->flushing--;
+}
+
+static void fa_prof_flush_class_locked(fa_prof_heap_t *ph, fa_heap_t *heap, unsigned cls) {
   fa_page_t *px = &ph->proxy[cls], *src = px->head;
   fa_prof_front_sync(ph, cls);
   uint32_t front = ph->front[cls], popped = ph->lent_popped[cls];
@@ -860,6 +870,35 @@ bool _fa_prof_spare(fa_heap_t *heap, fa_page_t *page) {
   b->tag = fa_block_tag(b);
   ph->spare[ph->spares++] = page;
   ph->spare_epoch = ph->epoch;
+  return true;
+}
+
+/* heap gives seg back (_fa_segment_give_back_spare): nothing the
+ * profiler holds may lead into seg afterwards.  A proxy lent blocks of one
+ * of its pages forgets that page: it keeps the blocks, which stay counted
+ * as used in their page, and hands them out as before, and its flush then
+ * frees what is left one by one, as blocks of another heap, instead of
+ * writing the lists back into a page that is no longer this heap's.  The
+ * spare spans in seg go back to its free spans (which may empty seg and
+ * release it: the caller looks).  False, and seg stays, when this cannot
+ * be done now: another thread's heap, or a proxy's flush is under way. */
+bool _fa_prof_leave_segment(fa_heap_t *heap, fa_segment_t *seg) {
+  fa_prof_heap_t *ph = heap->prof;
+  if (ph == NULL) return true;
+  if (heap != fa_heap_get() || ph->flushing != 0) return false;
+  for (unsigned cls = 0; cls < FA_NUM_CLASSES; cls++) {
+    fa_page_t *px = &ph->proxy[cls];
+    if (px->head != NULL && fa_ptr_segment(px->head) == seg) px->head = NULL;
+  }
+  for (unsigned i = 0; i < ph->spares;) {
+    fa_page_t *page = ph->spare[i];
+    if (fa_ptr_segment(page) != seg) {
+      i++;
+      continue;
+    }
+    ph->spare[i] = ph->spare[--ph->spares];
+    _fa_span_free(heap, seg, page);
+  }
   return true;
 }
 
