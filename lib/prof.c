@@ -714,15 +714,9 @@ static void fa_prof_give_back(fa_page_t *src, fa_block_t *const lent[2]) {
 
 /* What the proxy of class cls still holds goes back: a lent list or run
  * to its page at once when it can, else block by block, as frees. */
-static void fa_prof_flush_class_locked(fa_prof_heap_t *ph, fa_heap_t *heap, unsigned cls);
 static void fa_prof_flush_class(fa_prof_heap_t *ph, fa_heap_t *heap, unsigned cls) {
-  ph->flushing++;
-  fa_prof_flush_class_locked(ph, heap, cls);
-  ph->flushing--;
-}
-
-static void fa_prof_flush_class_locked(fa_prof_heap_t *ph, fa_heap_t *heap, unsigned cls) {
   fa_page_t *px = &ph->proxy[cls], *src = px->head;
+  ph->flushing++;   /* src is held below: see _fa_prof_leave_segment */
   fa_prof_front_sync(ph, cls);
   uint32_t front = ph->front[cls], popped = ph->lent_popped[cls];
   fa_prof_charge(ph, cls);
@@ -771,11 +765,16 @@ static void fa_prof_flush_class_locked(fa_prof_heap_t *ph, fa_heap_t *heap, unsi
     b->tag = 0;
     fa_heap_free(heap->domain, heap, b);
   }
+  ph->flushing--;
 }
 
-static void fa_prof_drop_spares(fa_prof_heap_t *ph, fa_heap_t *heap) {
-  while (ph->spares > 0) {
-    fa_page_t *page = ph->spare[--ph->spares];
+/* The spare spans in seg (all of them when seg is NULL) go back to the
+ * free spans. */
+static void fa_prof_drop_spares(fa_prof_heap_t *ph, fa_heap_t *heap, const fa_segment_t *seg) {
+  for (unsigned i = ph->spares; i-- > 0;) {
+    fa_page_t *page = ph->spare[i];
+    if (seg != NULL && fa_ptr_segment(page) != seg) continue;
+    ph->spare[i] = ph->spare[--ph->spares];
     _fa_span_free(heap, fa_ptr_segment(page), page);
   }
 }
@@ -785,7 +784,7 @@ static void fa_prof_drop_spares(fa_prof_heap_t *ph, fa_heap_t *heap) {
 void _fa_prof_flush(fa_heap_t *heap) {
   fa_prof_heap_t *ph = fa_prof_heap_of(heap, false);
   if (ph == NULL) return;
-  fa_prof_drop_spares(ph, heap);
+  fa_prof_drop_spares(ph, heap, NULL);
   for (unsigned cls = 0; cls < FA_NUM_CLASSES; cls++) fa_prof_flush_class(ph, heap, cls);
 }
 
@@ -801,7 +800,7 @@ void _fa_prof_tick(fa_heap_t *heap) {
   fa_prof_heap_t *ph = fa_prof_heap_of(heap, false);
   if (ph == NULL) return;
   uint32_t now = ++ph->epoch;
-  if (ph->spares > 0 && now - ph->spare_epoch > 1) fa_prof_drop_spares(ph, heap);
+  if (ph->spares > 0 && now - ph->spare_epoch > 1) fa_prof_drop_spares(ph, heap, NULL);
   for (unsigned cls = 0; cls < FA_NUM_CLASSES; cls++)
     if (now - ph->filled[cls] > 1) fa_prof_flush_class(ph, heap, cls);
 }
@@ -890,15 +889,7 @@ bool _fa_prof_leave_segment(fa_heap_t *heap, fa_segment_t *seg) {
     fa_page_t *px = &ph->proxy[cls];
     if (px->head != NULL && fa_ptr_segment(px->head) == seg) px->head = NULL;
   }
-  for (unsigned i = 0; i < ph->spares;) {
-    fa_page_t *page = ph->spare[i];
-    if (fa_ptr_segment(page) != seg) {
-      i++;
-      continue;
-    }
-    ph->spare[i] = ph->spare[--ph->spares];
-    _fa_span_free(heap, seg, page);
-  }
+  fa_prof_drop_spares(ph, heap, seg);
   return true;
 }
 
