@@ -106,4 +106,4 @@ bench_phases_LDADD = $(bench_ldadd)
 EXTRA_DIST += bench/churn.sh bench/phases.sh
 
 ## Issue 13's peak-RSS causes (bench/README.md): helpers run by hand.
-EXTRA_DIST += bench/peak_rss.sh bench/rss_sample.c
+EXTRA_DIST += bench/peak_rss.sh bench/rss_sample.c bench/span_map.c
