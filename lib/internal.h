@@ -404,6 +404,8 @@ typedef enum fa_test_point_e {
                                  of the statistics (process, then instance) */
   FA_TP_SEGMENT_GIVEN_BACK,   /* fa_segment_give_back: seg is on the abandoned
                                  list, its former owner's lock still held */
+  FA_TP_STATS_HUGE_READ,      /* fa_stats_collect: the huge blocks are read,
+                                 after the mapped and committed bytes */
 } fa_test_point_t;
 #ifndef FA_TEST_HOOKS
 #define FA_TEST_HOOKS 0

@@ -61,6 +61,13 @@ static void fa_stats_collect(fa_domain_t *d, fancy_stats_t *st) {
   fa_heap_t *heap = fa_domain_thread_heap(d != NULL ? d : &_fa_domain_default);
   _fa_rcache_flush(heap);   /* this thread's frees count */
   if (heap != NULL && heap != &_fa_heap_empty) _fa_heap_collect_remote(heap, false);
+  /* The bounds before what they bound: while _fa_stats_add_up checks
+   * them, the figures can only fall (see there), so a bound read first
+   * still holds for what is read after it.  Read the other way round, a
+   * huge block freed between the reading of the huge blocks and that of
+   * `mapped` showed more committed than mapped. */
+  size_t mapped = d == NULL ? FA_LOAD(mapped) : atomic_load_explicit(&d->mapped, memory_order_relaxed);
+  size_t committed = FA_LOAD(committed);   /* the process's, in segments */
   size_t committed_pages = 0;   /* of d's segments */
   st->num_classes = FA_NUM_CLASSES;
   for (size_t c = 0; c < FA_NUM_CLASSES; c++) st->classes[c].block_size = _fa_class_size[c];
@@ -99,16 +106,12 @@ static void fa_stats_collect(fa_domain_t *d, fancy_stats_t *st) {
   pthread_mutex_unlock(&_fa_segments_lock);
 
   _fa_huge_totals(d, &st->huge_blocks, &st->bytes_huge);
+  fa_test_point(FA_TP_STATS_HUGE_READ, d);
+  /* one reading of the huge blocks, in live and in committed alike */
   st->bytes_live += st->bytes_huge;
-  if (d == NULL) {
-    st->bytes_mapped = FA_LOAD(mapped);
-    size_t count, huge;   /* every instance's live huge blocks */
-    _fa_huge_totals(NULL, &count, &huge);
-    st->bytes_committed = FA_LOAD(committed) + huge;
-  } else {
-    st->bytes_mapped = atomic_load_explicit(&d->mapped, memory_order_relaxed);
-    st->bytes_committed = (committed_pages << FA_PAGE_SHIFT) + st->bytes_huge;
-  }
+  st->bytes_mapped = mapped;
+  if (d == NULL) st->bytes_committed = committed + st->bytes_huge;
+  else st->bytes_committed = (committed_pages << FA_PAGE_SHIFT) + st->bytes_huge;
   st->bytes_purged = FA_LOAD(purged);
   st->segments = FA_LOAD(segments);
   st->threads = FA_LOAD(threads);
