@@ -82,7 +82,7 @@ typedef struct {
 
 static class_sum_t classes[FA_NUM_CLASSES];
 
-static size_t xfree_count(fa_page_t *page) {
+static size_t xfree_count(const fa_page_t *page) {
   return fa_xfree_count(atomic_load_explicit(&page->xfree, memory_order_relaxed));
 }
 
@@ -106,12 +106,13 @@ static void report(void) {
       seg_res += res;
       seg_live += live;
       if (page->kind == FA_PAGE_CLASS) {
+        size_t xfree = xfree_count(page);   /* one reading for both sums */
         class_sum_t *c = &classes[page->cls];
         c->bsize = page->bsize;
         c->spans++;
         c->used += page->used;
-        c->xfree += xfree_count(page);
-        seg_xfree += xfree_count(page);
+        c->xfree += xfree;
+        seg_xfree += xfree;
       }
       /* a class span's pages, the first and the rest, count to its class */
       if (head != NULL && head->kind == FA_PAGE_CLASS) {
@@ -121,13 +122,13 @@ static void report(void) {
         c->visited += s->blocks[pg];
       }
       if (res == 0) continue;
-      const fa_page_t *h = page->head != NULL ? page->head : page;
+      const fa_page_t *h = head != NULL ? head : page;
       fprintf(stderr,
               "span_map page %#lx+%zu resident %u with_live %u kind %u first %ld bsize %u used %u "
               "capacity %u limit %u reserved %u xfree %zu\n",
               (unsigned long)s->base, pg, res, live, page->kind, (long)(h - seg->pages), h->bsize,
               h->used, h->capacity, h->limit, h->reserved,
-              h->kind == FA_PAGE_CLASS ? xfree_count((fa_page_t *)h) : (size_t)0);
+              h->kind == FA_PAGE_CLASS ? xfree_count(h) : (size_t)0);
     }
     fprintf(stderr, "span_map segment %#lx resident %u with_live %u heap %p state %u xfree %zu\n",
             (unsigned long)s->base, seg_res, seg_live,
