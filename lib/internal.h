@@ -335,6 +335,14 @@ FA_HIDDEN bool _fa_prof_reserved(const void *p); /* set aside by a proxy, not ha
 FA_HIDDEN bool _fa_prof_keep(fa_heap_t *heap, unsigned cls, fa_block_t *b);   /* a remote block */
 FA_HIDDEN void _fa_prof_totals(size_t *samples, size_t *bytes, size_t *dropped);
 
+/* unwind.c: up to max return addresses of the calling thread, from the
+ * caller of _fa_unwind on, as libgcc's _Unwind_Backtrace reports them; -1
+ * when this walker cannot (the profiler then takes libgcc's).  find is
+ * libgcc's _Unwind_Find_FDE. */
+typedef const void *(*fa_find_fde_t)(void *pc, void *bases);
+FA_HIDDEN int _fa_unwind(void **pc, int max, fa_find_fde_t find);
+FA_HIDDEN extern _Atomic size_t _fa_unwind_worked_out;   /* rules read from an FDE */
+
 /* ------------------------------------------------------------------------
  * Huge blocks (huge.c)
  * ---------------------------------------------------------------------- */

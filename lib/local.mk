@@ -17,7 +17,7 @@ lib_libfancycore_la_SOURCES = \
 	lib/page.c lib/addrmap.c lib/segment.c lib/span.c lib/heap.c lib/purge.c \
 	lib/os.c lib/procfile.c lib/limit.c lib/cgroup.c lib/options.c lib/stats.c lib/validate.c lib/init.c lib/instance.c \
 	lib/foreign.c \
-	lib/prof.c lib/stats_json.c lib/visit.c
+	lib/prof.c lib/unwind.c lib/stats_json.c lib/visit.c
 lib_libfancycore_la_LIBADD = $(PTHREAD_LIBS)
 
 lib_LTLIBRARIES += lib/libfancyalloc.la

@@ -32,8 +32,9 @@
  * small it is), so that its free cannot take free's inline path: the free
  * paths of large and huge blocks test _fa_opt.prof and drop the sample.
  * Each sample keeps the block size and up to FA_PROF_DEPTH return
- * addresses, captured with the unwinder backtrace(3) uses (libgcc's
- * _Unwind_Backtrace where <unwind.h> is found) under a per-thread guard:
+ * addresses, walked by unwind.c with rules it keeps per return address,
+ * or where it declines by the unwinder backtrace(3) uses (libgcc's
+ * _Unwind_Backtrace where <unwind.h> is found), under a per-thread guard:
  * the unwinder may allocate (backtrace(3) loads libgcc_s on first use,
  * libgcc sorts registered frame tables in memory it mallocs), and those
  * allocations are never sampled.
@@ -309,6 +310,7 @@ typedef struct fa_unwinder_s {
   _Unwind_Reason_Code (*backtrace)(_Unwind_Trace_Fn, void *);
   _Unwind_Ptr (*get_ip)(struct _Unwind_Context *);
   _Unwind_Word (*get_cfa)(struct _Unwind_Context *);
+  fa_find_fde_t find_fde;   /* for unwind.c's walk; NULL: libgcc's only */
 } fa_unwinder_t;
 static fa_unwinder_t fa_unwinder;
 static _Atomic int fa_unwinder_state;   /* 0 not looked for, 1 found, 2 none */
@@ -320,6 +322,8 @@ static bool fa_unwinder_find(void *from, fa_unwinder_t *u) {
   memcpy(&u->backtrace, &f[0], sizeof f[0]);   /* object to function pointer */
   memcpy(&u->get_ip, &f[1], sizeof f[1]);
   memcpy(&u->get_cfa, &f[2], sizeof f[2]);
+  void *find = dlsym(from, "_Unwind_Find_FDE");
+  memcpy(&u->find_fde, &find, sizeof find);
   return true;
 }
 
@@ -362,9 +366,12 @@ static unsigned fa_prof_stack(void **pc, unsigned max) {
   int n;
   const fa_unwinder_t *unwinder = fa_prof_unwinder();
   if (fa_likely(unwinder != NULL)) {
-    fa_unwind_t u = {raw, 0, FA_PROF_DEPTH + 16, 0};
-    unwinder->backtrace(fa_prof_unwind_one, &u);
-    n = u.n;
+    n = _fa_unwind(raw, FA_PROF_DEPTH + 16, unwinder->find_fde);   /* rules kept per address */
+    if (fa_unlikely(n < 0)) {
+      fa_unwind_t u = {raw, 0, FA_PROF_DEPTH + 16, 0};
+      unwinder->backtrace(fa_prof_unwind_one, &u);
+      n = u.n;
+    }
   } else {
     n = backtrace(raw, FA_PROF_DEPTH + 16);   /* its own way, or none */
   }

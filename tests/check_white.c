@@ -1234,6 +1234,141 @@ START_TEST(test_prof_gives_back_taken_over_segment) {
 }
 END_TEST
 
+/* The profiler's stacks (unwind.c; claim: fancy_prof_dump(3), "On x86-64 the
+ * library walks them itself"): the walk with rules kept per return
+ * address gives exactly the frames libgcc's _Unwind_Backtrace gives, on
+ * frames whose CFA is %rsp-based, %rbp-based (a VLA) and with %rbp saved
+ * as a general register, on the main thread and on others; a second walk
+ * of the same stack reads every rule from the table; and a stack that is
+ * not the thread's own is declined, for libgcc to walk. */
+#if defined HAVE_UNWIND_H && defined __x86_64__ && defined __linux__
+#include <dlfcn.h>
+#include <ucontext.h>
+#include <unwind.h>
+
+typedef struct unwind_fns_s {
+  _Unwind_Reason_Code (*backtrace)(_Unwind_Trace_Fn, void *);
+  _Unwind_Ptr (*get_ip)(struct _Unwind_Context *);
+  fa_find_fde_t find;
+} unwind_fns_t;
+static unwind_fns_t unwind_fns;
+
+typedef struct unwind_out_s {
+  void *pc[64];
+  int n;
+} unwind_out_t;
+
+static _Unwind_Reason_Code unwind_one(struct _Unwind_Context *ctx, void *arg) {
+  unwind_out_t *o = arg;
+  uintptr_t ip = (uintptr_t)unwind_fns.get_ip(ctx);
+  if (ip == 0 || o->n == 64) return _URC_END_OF_STACK;
+  o->pc[o->n++] = (void *)ip;
+  return _URC_NO_REASON;
+}
+
+static void unwind_load(void) {
+  void *lib = dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_LOCAL);
+  ck_assert_ptr_nonnull(lib);
+  void *f[3] = {dlsym(lib, "_Unwind_Backtrace"), dlsym(lib, "_Unwind_GetIP"),
+                dlsym(lib, "_Unwind_Find_FDE")};
+  ck_assert(f[0] != NULL && f[1] != NULL && f[2] != NULL);
+  memcpy(&unwind_fns.backtrace, &f[0], sizeof f[0]);
+  memcpy(&unwind_fns.get_ip, &f[1], sizeof f[1]);
+  memcpy(&unwind_fns.find, &f[2], sizeof f[2]);
+}
+
+/* Both walks from here; the first address of each is the return address
+ * of its own call, so the stacks are compared from the second on. */
+static __attribute__((noinline)) void unwind_both(unwind_out_t *fast, unwind_out_t *slow) {
+  fast->n = _fa_unwind(fast->pc, 64, unwind_fns.find);
+  slow->n = 0;
+  unwind_fns.backtrace(unwind_one, slow);
+  __asm__ volatile("" ::: "memory");   /* not a tail call */
+}
+
+static void unwind_compare(const unwind_out_t *fast, const unwind_out_t *slow) {
+  ck_assert_int_ge(fast->n, 6);
+  ck_assert_int_eq(fast->n, slow->n);
+  for (int i = 1; i < fast->n; i++) ck_assert_ptr_eq(fast->pc[i], slow->pc[i]);
+}
+
+static volatile int unwind_sink;
+
+/* %rbp as a general register, saved in the prologue (an optimised build) */
+static __attribute__((noinline)) void unwind_rbp_user(unwind_out_t *f, unwind_out_t *s) {
+#if defined __OPTIMIZE__ && !defined __clang__
+  __asm__ volatile("" ::: "rbx", "rbp", "r12", "r13", "r14", "r15");
+#endif
+  unwind_both(f, s);
+  unwind_sink++;
+}
+
+/* a variable-length array: the CFA follows %rbp */
+static __attribute__((noinline)) void unwind_vla(int n, unwind_out_t *f, unwind_out_t *s) {
+  volatile char buf[n];
+  buf[0] = 1;
+  unwind_rbp_user(f, s);
+  unwind_sink += buf[0];
+}
+
+static __attribute__((noinline)) void unwind_deep(int depth, unwind_out_t *f, unwind_out_t *s) {
+  if (depth == 0) unwind_vla(unwind_sink + 40, f, s);
+  else unwind_deep(depth - 1, f, s);
+  unwind_sink++;
+}
+
+static void *unwind_job(void *arg) {
+  (void)arg;
+  unwind_out_t fast, slow;
+  unwind_deep(5, &fast, &slow);
+  unwind_compare(&fast, &slow);
+  return NULL;
+}
+
+static unwind_out_t unwind_alt_fast, unwind_alt_slow;
+static ucontext_t unwind_main_ctx, unwind_alt_ctx;
+static void unwind_on_other_stack(void) { unwind_both(&unwind_alt_fast, &unwind_alt_slow); }
+
+START_TEST(test_unwind_matches_libgcc) {
+  unwind_load();
+  unwind_out_t fast, slow;
+  unwind_deep(8, &fast, &slow);
+  unwind_compare(&fast, &slow);
+
+  /* the same stack on two threads one after the other (the same return
+   * addresses, whatever the compiler does with this function's calls):
+   * the second works no rule out anew */
+  size_t worked[2];
+  for (int i = 0; i < 2; i++) {
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, unwind_job, NULL), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    worked[i] = atomic_load(&_fa_unwind_worked_out);
+  }
+  ck_assert_uint_gt(worked[0], 0);
+  ck_assert_uint_eq(worked[1], worked[0]);
+
+  /* on a stack of its own (as a coroutine's, or a signal handler's on an
+   * alternate stack): declined, and libgcc walks it */
+  static char other_stack[1 << 16];
+  ck_assert_int_eq(getcontext(&unwind_alt_ctx), 0);
+  unwind_alt_ctx.uc_stack.ss_sp = other_stack;
+  unwind_alt_ctx.uc_stack.ss_size = sizeof other_stack;
+  unwind_alt_ctx.uc_link = &unwind_main_ctx;
+  makecontext(&unwind_alt_ctx, unwind_on_other_stack, 0);
+  ck_assert_int_eq(swapcontext(&unwind_main_ctx, &unwind_alt_ctx), 0);
+  ck_assert_int_eq(unwind_alt_fast.n, -1);
+  ck_assert_int_ge(unwind_alt_slow.n, 2);
+}
+END_TEST
+#else
+START_TEST(test_unwind_matches_libgcc) {
+  void *pc[4];
+  ck_assert_int_eq(_fa_unwind(pc, 4, NULL), -1);   /* declined: libgcc walks */
+}
+END_TEST
+#endif
+
 static Suite *white_suite(void) {
   Suite *s = suite_create("white-box");
   TCase *tc = tcase_create("internals");
@@ -1271,6 +1406,7 @@ static Suite *white_suite(void) {
   tcase_add_test(tc, test_prof_flush_returns_lent_list_whole);
   tcase_add_test(tc, test_prof_sampled_block_stays_in_its_span);
   tcase_add_test(tc, test_prof_gives_back_taken_over_segment);
+  tcase_add_test(tc, test_unwind_matches_libgcc);
   suite_add_tcase(s, tc);
   return s;
 }
