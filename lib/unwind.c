@@ -88,7 +88,8 @@ static uint64_t fa_dw_fixed(fa_dw_t *d, unsigned n) {
   return v;
 }
 
-static uint64_t fa_dw_uleb(fa_dw_t *d) {
+/* A LEB128 number, sign-extended when it is a signed one. */
+static uint64_t fa_dw_leb(fa_dw_t *d, bool is_signed) {
   uint64_t v = 0;
   unsigned shift = 0;
   uint8_t b;
@@ -97,21 +98,12 @@ static uint64_t fa_dw_uleb(fa_dw_t *d) {
     if (shift < 64) v |= (uint64_t)(b & 0x7f) << shift;
     shift += 7;
   } while ((b & 0x80) && !d->bad);
+  if (is_signed && shift < 64 && (b & 0x40)) v |= ~(uint64_t)0 << shift;
   return v;
 }
 
-static int64_t fa_dw_sleb(fa_dw_t *d) {
-  uint64_t v = 0;
-  unsigned shift = 0;
-  uint8_t b;
-  do {
-    b = fa_dw_u8(d);
-    if (shift < 64) v |= (uint64_t)(b & 0x7f) << shift;
-    shift += 7;
-  } while ((b & 0x80) && !d->bad);
-  if (shift < 64 && (b & 0x40)) v |= ~(uint64_t)0 << shift;
-  return (int64_t)v;
-}
+static uint64_t fa_dw_uleb(fa_dw_t *d) { return fa_dw_leb(d, false); }
+static int64_t fa_dw_sleb(fa_dw_t *d) { return (int64_t)fa_dw_leb(d, true); }
 
 static void fa_dw_skip(fa_dw_t *d, uint64_t n) {
   if (n > (uint64_t)(d->end - d->p)) d->bad = true;
