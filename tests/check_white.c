@@ -1241,7 +1241,7 @@ END_TEST
  * as a general register, on the main thread and on others; a second walk
  * of the same stack reads every rule from the table; and a stack that is
  * not the thread's own is declined, for libgcc to walk. */
-#if defined HAVE_UNWIND_H && defined __x86_64__ && defined __linux__
+#if defined HAVE_EXECINFO_H && defined HAVE_UNWIND_H && defined __x86_64__ && defined __linux__
 #include <dlfcn.h>
 #include <ucontext.h>
 #include <unwind.h>
