@@ -73,12 +73,19 @@ void _fa_rcache_flush(fa_heap_t *heap) {
   fa_rcache_return(heap);
 }
 
-/* The heartbeat's: the same, but of the profiler's proxies only what sat
- * idle (_fa_prof_tick). */
+/* The heartbeat's: the same, but of the profiler's busy proxies only the
+ * other threads' blocks they kept (_fa_prof_tick). */
 void _fa_rcache_heartbeat(fa_heap_t *heap) {
   if (heap == NULL || heap == &_fa_heap_empty) return;
   if (fa_unlikely(_fa_opt.prof)) _fa_prof_tick(heap);
   fa_rcache_return(heap);
+}
+
+/* A block this thread kept of another thread's page (see fa_rcache_put)
+ * back onto that page's remote list. */
+void _fa_kept_give_back(fa_block_t *b) {
+  fa_segment_t *seg = fa_ptr_segment(b);
+  fa_free_remote(seg, fa_segment_span_of(seg, b), b);
 }
 
 static void fa_rcache_return(fa_heap_t *heap) {
@@ -89,8 +96,7 @@ static void fa_rcache_return(fa_heap_t *heap) {
     fa_rcache_reset(heap, cls);
     while (b != NULL) {
       fa_block_t *next = b->next;
-      fa_segment_t *seg = fa_ptr_segment(b);
-      fa_free_remote(seg, fa_segment_span_of(seg, b), b);
+      _fa_kept_give_back(b);
       b = next;
     }
   }

@@ -307,6 +307,7 @@ FA_HIDDEN void _fa_free_generic(fa_domain_t *d, fa_segment_t *seg, fa_page_t *pa
 FA_HIDDEN void _fa_free_special(fa_domain_t *d, void *p);
 FA_HIDDEN void _fa_rcache_flush(fa_heap_t *heap);
 FA_HIDDEN void _fa_rcache_heartbeat(fa_heap_t *heap);   /* the heartbeat's share */
+FA_HIDDEN void _fa_kept_give_back(fa_block_t *b);       /* to its page's remote list */
 /* heap.c; d NULL: every instance's heaps */
 FA_HIDDEN void _fa_heaps_rcache_kept(fa_domain_t *d, size_t kept[]);
 FA_HIDDEN void *_fa_aligned_alloc(fa_heap_t *heap, size_t alignment, size_t size);

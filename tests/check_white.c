@@ -1234,6 +1234,48 @@ START_TEST(test_prof_gives_back_taken_over_segment) {
 }
 END_TEST
 
+/* FANCY_PROF (prof.c, fa_prof_give_back_kept): at a heartbeat, a busy
+ * proxy hands the blocks it kept of an idle thread's page back to that
+ * page's remote list, as the heap's own list of such blocks goes back at
+ * every heartbeat, and keeps the run lent to it. */
+static void *prof_kept_job(void *arg) {
+  void **others = arg;   /* the main thread's, of class 48 */
+  enum { N = 48, K = 4 };
+  /* a backlog on their page, which the idle main thread leaves there */
+  for (int i = K; i < K + FA_XFREE_BACKLOG_MAX; i++) fancy_free(others[i]);
+  void *mine = fancy_malloc(N);   /* the heap's first: fills the class's proxy */
+  fa_heap_t *heap = fa_heap_get();
+  fa_page_t *px = heap->direct[(N + 15) >> 4], *theirs = span_of(others[0]);
+  ck_assert_ptr_nonnull(px->head);
+  ck_assert_uint_lt(px->capacity, px->reserved);   /* a run of the page's blocks */
+  size_t backlog = fa_xfree_count(atomic_load(&theirs->xfree));
+  for (int i = 0; i < K; i++) fancy_free(others[i]);   /* kept, in front */
+  ck_assert_ptr_eq(px->free, others[K - 1]);
+  ck_assert_uint_eq(fa_xfree_count(atomic_load(&theirs->xfree)), backlog);
+  uint32_t run = px->reserved - px->capacity;
+  _fa_heap_heartbeat(heap);   /* filled since the last: busy */
+  ck_assert_uint_eq(fa_xfree_count(atomic_load(&theirs->xfree)), backlog + K);
+  ck_assert_ptr_null(px->free);
+  ck_assert_uint_eq(px->reserved - px->capacity, run);   /* the run stays */
+  void *p = fancy_malloc(N);
+  ck_assert_ptr_eq(span_of(p), span_of(mine));
+  fancy_free(p);
+  fancy_free(mine);
+  return NULL;
+}
+
+START_TEST(test_prof_heartbeat_gives_back_kept_blocks) {
+  if (_fa_opt.check) return;   /* profiling is off in checked mode */
+  void *others[4 + FA_XFREE_BACKLOG_MAX];
+  fa_page_t *page = alloc_one_page(others, 4 + FA_XFREE_BACKLOG_MAX, 48);
+  ck_assert_uint_eq(fa_xfree_backlog_max(page), FA_XFREE_BACKLOG_MAX);
+  run_profiled(prof_kept_job, others, (size_t)1 << 50);   /* no samples */
+  _fa_page_collect_lists(page);
+  ck_assert_uint_eq(page->used, 0);   /* every block came back */
+  check_valid();
+}
+END_TEST
+
 /* The profiler's stacks (unwind.c; claim: fancy_prof_dump(3), "On x86-64 the
  * library walks them itself"): the walk with rules kept per return
  * address gives exactly the frames libgcc's _Unwind_Backtrace gives, on
@@ -1406,6 +1448,7 @@ static Suite *white_suite(void) {
   tcase_add_test(tc, test_prof_flush_returns_lent_list_whole);
   tcase_add_test(tc, test_prof_sampled_block_stays_in_its_span);
   tcase_add_test(tc, test_prof_gives_back_taken_over_segment);
+  tcase_add_test(tc, test_prof_heartbeat_gives_back_kept_blocks);
   tcase_add_test(tc, test_unwind_matches_libgcc);
   suite_add_tcase(s, tc);
   return s;
