@@ -1109,16 +1109,25 @@ static void *prof_flush_job(void *arg) {
   return NULL;
 }
 
+/* job runs profiled (no samples) beside n blocks of class 48 that the
+ * main thread allocated on one page and then leaves alone (job may fill
+ * the page's remote list past its backlog); job frees all of them but
+ * others[live] (none if live < 0), and then every one comes back. */
+static void run_beside_idle_page(void *(*job)(void *), int n, int live) {
+  void *others[8 + FA_XFREE_BACKLOG_MAX];
+  ck_assert_int_le(n, 8 + FA_XFREE_BACKLOG_MAX);
+  fa_page_t *page = alloc_one_page(others, n, 48);
+  ck_assert_uint_eq(fa_xfree_backlog_max(page), FA_XFREE_BACKLOG_MAX);
+  run_profiled(job, others, (size_t)1 << 50);
+  if (live >= 0) fancy_free(others[live]);
+  _fa_page_collect_lists(page);
+  ck_assert_uint_eq(page->used, 0);   /* all came back */
+  check_valid();
+}
+
 START_TEST(test_prof_flush_returns_lent_list_whole) {
   if (_fa_opt.check) return;   /* profiling is off in checked mode */
-  void *others[6 + FA_XFREE_BACKLOG_MAX];
-  fa_page_t *page = alloc_one_page(others, 6 + FA_XFREE_BACKLOG_MAX, 48);
-  ck_assert_uint_eq(fa_xfree_backlog_max(page), FA_XFREE_BACKLOG_MAX);
-  run_profiled(prof_flush_job, others, (size_t)1 << 50);
-  fancy_free(others[5]);
-  _fa_page_collect_lists(page);
-  ck_assert_uint_eq(page->used, 0);          /* all came back */
-  check_valid();
+  run_beside_idle_page(prof_flush_job, 6 + FA_XFREE_BACKLOG_MAX, 5);
 }
 END_TEST
 
@@ -1266,13 +1275,7 @@ static void *prof_kept_job(void *arg) {
 
 START_TEST(test_prof_heartbeat_gives_back_kept_blocks) {
   if (_fa_opt.check) return;   /* profiling is off in checked mode */
-  void *others[4 + FA_XFREE_BACKLOG_MAX];
-  fa_page_t *page = alloc_one_page(others, 4 + FA_XFREE_BACKLOG_MAX, 48);
-  ck_assert_uint_eq(fa_xfree_backlog_max(page), FA_XFREE_BACKLOG_MAX);
-  run_profiled(prof_kept_job, others, (size_t)1 << 50);   /* no samples */
-  _fa_page_collect_lists(page);
-  ck_assert_uint_eq(page->used, 0);   /* every block came back */
-  check_valid();
+  run_beside_idle_page(prof_kept_job, 4 + FA_XFREE_BACKLOG_MAX, -1);
 }
 END_TEST
 
