@@ -134,8 +134,11 @@ typedef struct fa_cfa_row_s {
   int64_t off[2];                 /* from the CFA, FA_REG_OFFSET */
 } fa_cfa_row_t;
 
+/* reg's place in a row's kind[] and off[]; -1 for registers not modelled */
+static int fa_cfa_slot(uint64_t reg) { return reg == FA_DW_RBP ? 0 : reg == FA_DW_RA ? 1 : -1; }
+
 static void fa_cfa_rule(fa_cfa_row_t *row, uint64_t reg, uint8_t kind, int64_t off) {
-  int i = reg == FA_DW_RBP ? 0 : reg == FA_DW_RA ? 1 : -1;
+  int i = fa_cfa_slot(reg);
   if (i < 0) return;
   row->kind[i] = kind;
   row->off[i] = off;
@@ -233,8 +236,11 @@ static bool fa_cfa_run(fa_dw_t *d, fa_cfa_row_t *row, const fa_cfa_row_t *init, 
     continue;
   restore:
     if (init == NULL) return false;
-    fa_cfa_rule(row, reg, init->kind[reg == FA_DW_RBP ? 0 : 1],
-                init->off[reg == FA_DW_RBP ? 0 : 1]);
+    int i = fa_cfa_slot(reg);   /* back to its rule after the CIE */
+    if (i >= 0) {
+      row->kind[i] = init->kind[i];
+      row->off[i] = init->off[i];
+    }
     continue;
   }
   return !d->bad;
