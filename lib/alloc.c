@@ -30,10 +30,6 @@ static void *fa_large_alloc(fa_heap_t *heap, size_t n) {
   return page->start;
 }
 
-void *_fa_large_alloc(fa_heap_t *heap, size_t n) {
-  return fa_large_alloc(heap, n != 0 ? n : 1);
-}
-
 /* Medium and larger sizes, refills, and the periodic heartbeat. */
 static void *fa_malloc_raw(fa_heap_t *heap, size_t n) {
   if (n <= FA_MEDIUM_MAX) {
@@ -47,7 +43,7 @@ static void *fa_malloc_raw(fa_heap_t *heap, size_t n) {
       if (p != NULL) return p;
     }
     if (fa_unlikely(++heap->generic_count % FA_HEARTBEAT == 0)) _fa_heap_heartbeat(heap);
-  fa_purge_if_due();
+    fa_purge_if_due();
     page = _fa_page_find(heap, cls);
     if (fa_unlikely(page == NULL)) {
       errno = ENOMEM;
@@ -223,9 +219,8 @@ static fa_page_t *fa_realloc_page(fa_domain_t *d, void *p) {
       _fa_invalid_free(p, "realloc of a pointer that is not the start of a block");
     if (b->tag == fa_block_tag(b)) _fa_invalid_free(p, "realloc of a freed block");
   } else if (page->kind == FA_PAGE_LARGE && p == page->start) {
-    if ((b->tag == fa_block_tag(b) &&
-         fa_xfree_list(atomic_load_explicit(&page->xfree, memory_order_relaxed)) == b) ||
-        fa_load(page->used) == 0)   /* a spare span of prof.c */
+    if (b->tag == fa_block_tag(b) &&
+        fa_xfree_list(atomic_load_explicit(&page->xfree, memory_order_relaxed)) == b)
       _fa_invalid_free(p, "realloc of a freed block");
   } else if (page->kind == FA_PAGE_FREE && (uint8_t *)p == fa_page_address(seg, page)) {
     _fa_invalid_free(p, "realloc of a freed block");

@@ -171,16 +171,13 @@ void _fa_free_generic(fa_domain_t *d, fa_segment_t *seg, fa_page_t *page, void *
       fa_track_defined(b, sizeof *b);
       if (b->tag != fa_block_tag(b)) _fa_check_block(p);
     }
-    /* (used 0: a sampled block's span kept for the next sample, prof.c) */
-    if ((b->tag == fa_block_tag(b) &&
-         (!owner || fa_xfree_list(atomic_load_explicit(&page->xfree, memory_order_relaxed)) == b)) ||
-        (fa_unlikely(_fa_opt.prof) && fa_load(page->used) == 0))
+    if (b->tag == fa_block_tag(b) &&
+        (!owner || fa_xfree_list(atomic_load_explicit(&page->xfree, memory_order_relaxed)) == b))
       _fa_invalid_free(p, "double free");
     if (fa_unlikely(_fa_opt.check)) _fa_check_release(p);
-    if (fa_unlikely(_fa_opt.prof)) _fa_prof_forget(p);   /* small samples' spans are large */
+    if (fa_unlikely(_fa_opt.prof)) _fa_prof_forget(p);
     if (owner || fa_free_reclaims(heap, seg)) {
       fa_store(page->used, 0u);
-      if (fa_unlikely(_fa_opt.prof) && owner && _fa_prof_spare(heap, page)) return;
       _fa_span_free(heap, seg, page);
     } else {
       fa_free_remote(seg, page, b);

@@ -319,7 +319,6 @@ FA_HIDDEN void _fa_foreign_free(void *p);
 FA_HIDDEN void *_fa_foreign_realloc(fa_heap_t *heap, void *p, size_t n);
 
 FA_HIDDEN void *_fa_malloc_raw(fa_heap_t *heap, size_t n);   /* no FANCY_CHECK, no sampling */
-FA_HIDDEN void *_fa_large_alloc(fa_heap_t *heap, size_t n);  /* a span of its own */
 
 /* ------------------------------------------------------------------------
  * Heap profiling (prof.c); only called when _fa_opt.prof is set
@@ -327,7 +326,6 @@ FA_HIDDEN void *_fa_large_alloc(fa_heap_t *heap, size_t n);  /* a span of its ow
 FA_HIDDEN void _fa_prof_init(void);
 FA_HIDDEN void *_fa_prof_malloc(fa_heap_t *heap, size_t n);
 FA_HIDDEN bool _fa_prof_forget(const void *p);   /* a block is freed: was it sampled */
-FA_HIDDEN bool _fa_prof_spare(fa_heap_t *heap, fa_page_t *page);   /* a freed sample's span */
 FA_HIDDEN fa_page_t *_fa_prof_direct(fa_heap_t *heap, unsigned cls);
 FA_HIDDEN void _fa_prof_flush(fa_heap_t *heap);  /* proxies back to their pages */
 FA_HIDDEN bool _fa_prof_leave_segment(fa_heap_t *heap, fa_segment_t *seg);   /* before a give-back */

@@ -28,9 +28,11 @@
  * fa_block_t), so they read as free to a double-free check and to the
  * heap walk; _fa_rcache_flush hands them back (_fa_prof_flush).
  *
- * A sampled block gets a span of pages of its own (a large block, however
- * small it is), so that its free cannot take free's inline path: the free
- * paths of large and huge blocks test _fa_opt.prof and drop the sample.
+ * A sampled block of a size class is taken from one of the heap's own
+ * class spans, and a span of 4 KiB blocks for a smaller one; the span is
+ * marked while it holds a sample (free_mark), so that its frees take the
+ * generic path, which drops the sample (see fa_prof_sample).  The free
+ * paths of large and huge blocks test _fa_opt.prof and drop theirs.
  * Each sample keeps the block size and up to FA_PROF_DEPTH return
  * addresses, walked by unwind.c with rules it keeps per return address,
  * or where it declines by the unwinder backtrace(3) uses (libgcc's
@@ -111,9 +113,8 @@ static FA_TLS fa_prof_tls_t fa_prof_tls;
 #define FA_PROF_BATCH_BYTES ((size_t)8 << 10)
 #define FA_PROF_BATCH_MAX 64
 #define FA_PROF_MAX_HEAPS 4096
-#define FA_PROF_SPARES 4
-/* Sampled blocks of classes this large stay in their class spans (see
- * fa_prof_sample); smaller ones get a 64 KiB span of their own. */
+/* Sampled blocks of classes this large stay in their class spans, smaller
+ * ones are blocks of this class (see fa_prof_sample). */
 #define FA_PROF_INPLACE_MIN 4096
 typedef struct fa_prof_heap_s {
   fa_heap_t *heap;
@@ -136,15 +137,10 @@ typedef struct fa_prof_heap_s {
   uint32_t seen[FA_NUM_CLASSES];
   uint32_t lent_popped[FA_NUM_CLASSES];
   fa_page_t proxy[FA_NUM_CLASSES];
-  /* One-page spans of freed samples, kept for the next samples (see
-   * _fa_prof_spare); their `used` is 0. */
-  unsigned spares;
-  fa_page_t *spare[FA_PROF_SPARES];
   /* Heartbeats seen (_fa_prof_tick), and at which one each class's proxy
-   * was last filled and a spare span last taken or kept. */
+   * was last filled. */
   uint32_t epoch;
   uint32_t filled[FA_NUM_CLASSES];
-  uint32_t spare_epoch;
   /* a proxy's flush is under way (fa_prof_flush_class holds the page it
    * was lent from in a local): no segment may leave the heap meanwhile */
   unsigned flushing;
@@ -401,20 +397,6 @@ static unsigned fa_prof_stack(void **pc, unsigned max) {
 /* ------------------------------------------------------------------------
  * Sampling
  * ---------------------------------------------------------------------- */
-/* A sampled block of a small size class: a one-page span, a spare one
- * when the heap has one (as _fa_large_alloc would leave it, but not zero). */
-static void *fa_prof_sample_span(fa_heap_t *heap, size_t n) {
-  fa_prof_heap_t *ph = heap->prof;
-  if (ph == NULL || ph->spares == 0) return _fa_large_alloc(heap, n);
-  fa_page_t *page = ph->spare[--ph->spares];
-  ph->spare_epoch = ph->epoch;
-  fa_block_t *b = (fa_block_t *)page->start;
-  b->tag = 0;
-  page->zeroed = 0;
-  fa_store(page->used, 1u);
-  return b;
-}
-
 /* A sampled block of a size class: where malloc would put it, but from
  * one of the heap's own class spans (not from the heap's list of other
  * threads' blocks, nor a proxy): the span's free_mark is its owner's to
@@ -437,15 +419,18 @@ static void *fa_prof_sample_block(fa_heap_t *heap, unsigned cls, fa_page_t **pag
 static FA_NOINLINE void *fa_prof_sample(fa_heap_t *heap, size_t n, fa_prof_tls_t *t) {
   t->busy = true;
   fa_page_t *page = NULL;
-  /* Small blocks get a span of their own, whose free drops the sample;
-   * larger ones stay where malloc puts them, their span marked.  A span
-   * of its own costs the block's size again while it lives (the class
-   * spans keep its hole), at least a page: 0.8-6% more memory at the
-   * default rate, the more the larger the class.  A marked span sends its
-   * frees to the generic path: an eighth of the frees of every sampled
-   * class (a sample marks 64 KiB of blocks per 512 KiB): larson's small
-   * blocks paid 16-22% so, against 3-14% with spans, which cost ring's
-   * large ones 3.5%.  Counted at block size, as the countdowns count. */
+  /* A sampled block of a size class stays where malloc would put it, in
+   * one of the heap's class spans, which is marked while it holds a
+   * sample: every free of the span then takes the generic path, which
+   * drops the sample.  Below 4 KiB it is a block of the 4 KiB class, whose
+   * spans hold 16 blocks: marking a span of the block's own class sent an
+   * eighth of the frees of every sampled class the generic path (a sample
+   * marks 64 KiB of blocks per 512 KiB), and larson's small blocks paid
+   * 16-22% so.  A span of its own (a large block), as before, cost a span
+   * taken and freed per sample, and page faults where a freed one had been
+   * purged: larson at 8 threads ran 5% faster, in 6% less memory, with the
+   * 4 KiB class (bench/README.md).  Counted at the size of n's class, as
+   * the countdowns count. */
   void *p;
   size_t size = n;
   if (n > FA_MEDIUM_MAX) {
@@ -453,8 +438,8 @@ static FA_NOINLINE void *fa_prof_sample(fa_heap_t *heap, size_t n, fa_prof_tls_t
   } else {
     unsigned cls = fa_size_class(n);
     size = _fa_class_size[cls];
-    p = size >= FA_PROF_INPLACE_MIN ? fa_prof_sample_block(heap, cls, &page)
-                                    : fa_prof_sample_span(heap, n);
+    if (size < FA_PROF_INPLACE_MIN) cls = fa_size_class(FA_PROF_INPLACE_MIN);
+    p = fa_prof_sample_block(heap, cls, &page);
   }
   if (p != NULL) {
     void *pc[FA_PROF_DEPTH];
@@ -796,30 +781,17 @@ static void fa_prof_give_back_kept(fa_prof_heap_t *ph, unsigned cls) {
   ph->placed[cls] -= n;   /* never handed out: not charged to the countdown */
 }
 
-/* The spare spans in seg (all of them when seg is NULL) go back to the
- * free spans. */
-static void fa_prof_drop_spares(fa_prof_heap_t *ph, fa_heap_t *heap, const fa_segment_t *seg) {
-  for (unsigned i = ph->spares; i-- > 0;) {
-    fa_page_t *page = ph->spare[i];
-    if (seg != NULL && fa_ptr_segment(page) != seg) continue;
-    ph->spare[i] = ph->spare[--ph->spares];
-    _fa_span_free(heap, fa_ptr_segment(page), page);
-  }
-}
-
-/* Everything back: the proxies and the spare spans (thread exit, trim,
- * statistics, memory pressure). */
+/* Everything back: the proxies (thread exit, trim, statistics, memory
+ * pressure). */
 void _fa_prof_flush(fa_heap_t *heap) {
   fa_prof_heap_t *ph = fa_prof_heap_of(heap, false);
   if (ph == NULL) return;
-  fa_prof_drop_spares(ph, heap, NULL);
   for (unsigned cls = 0; cls < FA_NUM_CLASSES; cls++) fa_prof_flush_class(ph, heap, cls);
 }
 
 /* The heartbeat's share: only what sat idle since the heartbeat before
- * last.  A class that malloc keeps refilling keeps its proxy, and the
- * spare spans stay while samples keep taking them: giving them all back
- * at every heartbeat, to fill them again at once, cost larson about 2%
+ * last.  A class that malloc keeps refilling keeps its proxy: giving
+ * them all back at every heartbeat, to fill them again at once, cost larson about 2%
  * (a heartbeat every few thousand operations, ~25,000 cycles each).  What
  * a proxy holds is bounded as before (the blocks up to the class's next
  * sample, and the rcache's bounds of other threads' blocks), and an idle
@@ -828,7 +800,6 @@ void _fa_prof_tick(fa_heap_t *heap) {
   fa_prof_heap_t *ph = fa_prof_heap_of(heap, false);
   if (ph == NULL) return;
   uint32_t now = ++ph->epoch;
-  if (ph->spares > 0 && now - ph->spare_epoch > 1) fa_prof_drop_spares(ph, heap, NULL);
   for (unsigned cls = 0; cls < FA_NUM_CLASSES; cls++) {
     if (now - ph->filled[cls] > 1) fa_prof_flush_class(ph, heap, cls);
     else fa_prof_give_back_kept(ph, cls);
@@ -882,35 +853,14 @@ void *_fa_prof_malloc(fa_heap_t *heap, size_t n) {
   return p;
 }
 
-/* The one-page span of a sampled block that its heap's own thread frees:
- * kept (up to FA_PROF_SPARES) for the heap's next samples instead of going
- * back to the free spans, where it would soon be purged, and the next
- * sample's span faulted in again.  A kept span stays a large span with
- * `used` 0, which the statistics, the heap walk and the checks read as
- * free, and its block carries the free tag; _fa_prof_flush (thread exit,
- * memory pressure) gives the spans back, and _fa_prof_tick (heartbeat)
- * when no sample took or kept one since the heartbeat before last. */
-bool _fa_prof_spare(fa_heap_t *heap, fa_page_t *page) {
-  fa_prof_heap_t *ph = heap->prof;
-  if (ph == NULL || ph->spares >= FA_PROF_SPARES || page->span_pages != 1 ||
-      heap != fa_heap_get())
-    return false;
-  fa_block_t *b = (fa_block_t *)page->start;
-  b->tag = fa_block_tag(b);
-  ph->spare[ph->spares++] = page;
-  ph->spare_epoch = ph->epoch;
-  return true;
-}
-
 /* heap gives seg back (_fa_segment_give_back_spare): nothing the
  * profiler holds may lead into seg afterwards.  A proxy lent blocks of one
  * of its pages forgets that page: it keeps the blocks, which stay counted
  * as used in their page, and hands them out as before, and its flush then
  * frees what is left one by one, as blocks of another heap, instead of
- * writing the lists back into a page that is no longer this heap's.  The
- * spare spans in seg go back to its free spans (which may empty seg and
- * release it: the caller looks).  False, and seg stays, when this cannot
- * be done now: another thread's heap, or a proxy's flush is under way. */
+ * writing the lists back into a page that is no longer this heap's.
+ * False, and seg stays, when this cannot be done now: another thread's
+ * heap, or a proxy's flush is under way. */
 bool _fa_prof_leave_segment(fa_heap_t *heap, fa_segment_t *seg) {
   fa_prof_heap_t *ph = heap->prof;
   if (ph == NULL) return true;
@@ -919,7 +869,6 @@ bool _fa_prof_leave_segment(fa_heap_t *heap, fa_segment_t *seg) {
     fa_page_t *px = &ph->proxy[cls];
     if (px->head != NULL && fa_ptr_segment(px->head) == seg) px->head = NULL;
   }
-  fa_prof_drop_spares(ph, heap, seg);
   return true;
 }
 

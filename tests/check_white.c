@@ -1179,18 +1179,48 @@ START_TEST(test_prof_sampled_block_stays_in_its_span) {
 }
 END_TEST
 
+/* FANCY_PROF (prof.c fa_prof_sample; claim fancy_prof_dump(3) "A sampled
+ * block of less than 4 KiB is a block of the 4 KiB size class"): sampled
+ * blocks under 4 KiB share a marked span of 4 KiB blocks, each counted at
+ * its own class's size, and freeing them drops the samples. */
+static void *sampled_small(void *arg) {
+  (void)arg;
+  void *a = fancy_malloc(16), *b = fancy_malloc(100);   /* both sampled */
+  _fa_opt.prof_sample = (size_t)1 << 50;
+  fa_page_t *page = span_of(a);
+  ck_assert_int_eq(page->kind, FA_PAGE_CLASS);
+  ck_assert_uint_eq(page->bsize, 4096);
+  ck_assert_ptr_eq(span_of(b), page);
+  ck_assert_uint_eq(page->free_mark, FA_FREE_MARK);
+  ck_assert_uint_eq(FA_SAMPLE_COUNT(atomic_load(&page->samples)), 2);
+  ck_assert_uint_ge(fancy_malloc_usable_size(b), 100);
+  size_t samples, bytes, dropped;
+  _fa_prof_totals(&samples, &bytes, &dropped);
+  ck_assert_uint_eq(samples, 2);
+  ck_assert_uint_eq(bytes, _fa_class_size[fa_size_class(16)] + _fa_class_size[fa_size_class(100)]);
+  memset(b, 0x5a, fancy_malloc_usable_size(b));
+  fancy_free(a);
+  fancy_free(b);
+  ck_assert_uint_eq(FA_SAMPLE_COUNT(atomic_load(&page->samples)), 0);
+  _fa_prof_totals(&samples, &bytes, &dropped);
+  ck_assert_uint_eq(samples, 0);
+  check_valid();
+  return NULL;
+}
+
+START_TEST(test_prof_small_sample_in_4k_class_span) {
+  if (_fa_opt.check) return;   /* profiling is off in checked mode */
+  run_profiled(sampled_small, NULL, 1);   /* every block */
+  check_valid();
+}
+END_TEST
+
 /* FANCY_PROF (prof.c _fa_prof_leave_segment): a heap that profiles gives
  * a segment it took over back as one that does not profile does (before,
  * it refused, and larson with profiling on kept such segments: 1.6x the
  * page faults).  A proxy lent a run of one of the segment's pages forgets
  * the page, still hands the blocks out, and its flush frees the rest one
- * by one without writing into the page; the spare spans of freed samples
- * in the segment go back to its free spans first. */
-static bool seg_has_spare_span(fa_segment_t *seg) {
-  for (size_t i = FA_FIRST_PAGE; i < FA_GUARD_PAGE; i += seg->pages[i].span_pages)
-    if (seg->pages[i].kind == FA_PAGE_LARGE && seg->pages[i].used == 0) return true;
-  return false;
-}
+ * by one without writing into the page. */
 
 static void *prof_give_back_job(void *arg) {
   (void)arg;
@@ -1208,10 +1238,9 @@ static void *prof_give_back_job(void *arg) {
   ck_assert_uint_gt(px->reserved, 1);
   ck_assert_ptr_eq(fa_ptr_segment(s1), seg);
   ck_assert_ptr_eq(fa_ptr_segment(x0), seg);
-  fancy_free(s1);                         /* their spans kept as spares */
+  fancy_free(s1);
   fancy_free(s2);
   fancy_free(x0);
-  ck_assert(seg_has_spare_span(seg));
   for (int i = 0; i < NBIG; i++) big[i] = fancy_malloc(BIG);
   for (int i = 0; i < NBIG; i++) fancy_free(big[i]);   /* warm free pages elsewhere */
   ck_assert_uint_ge(seg->free_pages, FA_SEGMENT_USABLE_PAGES / 2);
@@ -1219,7 +1248,6 @@ static void *prof_give_back_job(void *arg) {
   ck_assert(_fa_segment_give_back_spare(heap, seg));
   ck_assert_int_eq(seg->state, FA_SEG_ABANDONED);
   ck_assert(seg->given_back);
-  ck_assert(!seg_has_spare_span(seg));
   ck_assert_ptr_null(px->head);           /* forgotten, the blocks kept */
   void *y = fancy_malloc(N);              /* still handed out by the proxy */
   ck_assert_ptr_eq(span_of(y), page);
@@ -1450,6 +1478,7 @@ static Suite *white_suite(void) {
   tcase_add_test(tc, test_prof_heartbeat_keeps_busy_proxies);
   tcase_add_test(tc, test_prof_flush_returns_lent_list_whole);
   tcase_add_test(tc, test_prof_sampled_block_stays_in_its_span);
+  tcase_add_test(tc, test_prof_small_sample_in_4k_class_span);
   tcase_add_test(tc, test_prof_gives_back_taken_over_segment);
   tcase_add_test(tc, test_prof_heartbeat_gives_back_kept_blocks);
   tcase_add_test(tc, test_unwind_matches_libgcc);

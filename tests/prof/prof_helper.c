@@ -12,9 +12,9 @@
  *                            freed, by this thread and by another one
  *   prof_helper signal N     raise(N), then allocate: the dump appears
  *   prof_helper off          fancy_prof_dump fails with ENOTSUP
- *   prof_helper spare        FANCY_PROF_SAMPLE=1: a freed small sample's
- *                            span is kept for the next sample, which reads
- *                            as free meanwhile and serves calloc with zeros
+ *   prof_helper small        FANCY_PROF_SAMPLE=1: sampled blocks under
+ *                            4 KiB are blocks of the 4 KiB class,
+ *                            neighbours, and serve calloc with zeros
  *   prof_helper inplace      FANCY_PROF_SAMPLE=1: sampled blocks of 4 KiB
  *                            and more are blocks of their class, neighbours
  *   prof_helper double       FANCY_PROF_SAMPLE=1: a sampled block freed
@@ -176,19 +176,23 @@ int main(int argc, char **argv) {
     if (fancy_prof_dump("/dev/null") != -1 || errno != ENOTSUP) fail("dump without FANCY_PROF");
     return 0;
   }
-  if (strcmp(mode, "spare") == 0) {
-    /* prof.c: "kept (up to FA_PROF_SPARES) for the heap's next samples" */
-    char *p = fancy_malloc(100);
-    if (p == NULL) fail("malloc");
+  if (strcmp(mode, "small") == 0) {
+    /* fancy_prof_dump(3): "A sampled block of less than 4 KiB is a block
+     * of the 4 KiB size class" (every block is sampled here) */
+    char *p = fancy_malloc(100), *q = fancy_malloc(16);
+    if (p == NULL || q == NULL) fail("malloc");
+    if (fancy_malloc_usable_size(p) != 4096 || fancy_malloc_usable_size(q) != 4096)
+      fail("a sampled small block is not a block of the 4 KiB class");
+    if (q != p + 4096) fail("two sampled small blocks are not neighbours in their span");
+    char *z = fancy_calloc(1, 3000);
+    if (z == NULL) fail("calloc");
+    for (size_t i = 0; i < 3000; i++)
+      if (z[i] != 0) fail("calloc of a sampled small block is not zero");
     memset(p, 0xa5, 100);
     fancy_free(p);
-    if (fancy_malloc_usable_size(p) != 0) fail("a kept span reads as a live block");
-    char *q = fancy_calloc(1, 3000);
-    if (q != p) fail("the next sample did not reuse the kept span");
-    for (size_t i = 0; i < 3000; i++)
-      if (q[i] != 0) fail("calloc from a kept span is not zero");
-    if (fancy_malloc_usable_size(q) < 3000) fail("usable size of a reused span");
+    fancy_free(z);
     fancy_free(q);
+    if (!fancy_validate_heap()) fail("heap invalid after freeing sampled small blocks");
     return 0;
   }
   if (strcmp(mode, "inplace") == 0) {
@@ -241,6 +245,6 @@ int main(int argc, char **argv) {
     fancy_free(p);   /* aborts */
     return 0;
   }
-  fprintf(stderr, "usage: prof_helper sites PATH | leak | exact DIR | signal N | off | spare | inplace | double\n");
+  fprintf(stderr, "usage: prof_helper sites PATH | leak | exact DIR | signal N | off | small | inplace | double\n");
   return 2;
 }

@@ -16,11 +16,10 @@ ok "every block sampled and forgotten when freed (same thread, other thread, rea
 FANCY_PROF=1 FANCY_PROF_SIGNAL=12 FANCY_PROF_PREFIX=$tmp/sig "$h" signal 12 || fail "signal dump"
 ok "SIGUSR2 dump"
 
-# fancy_prof_dump(3): "Up to four such 64 KiB pages freed by the thread
-# that sampled them are kept for its next samples, and read as free
-# meanwhile."
-FANCY_PROF=1 FANCY_PROF_SAMPLE=1 "$h" spare || fail "kept span of a freed sample"
-ok "a freed sample's span serves the next sample"
+# fancy_prof_dump(3): "A sampled block of less than 4 KiB is a block of
+# the 4 KiB size class".
+FANCY_PROF=1 FANCY_PROF_SAMPLE=1 "$h" small || fail "sampled small blocks in 4 KiB class spans"
+ok "a sampled block under 4 KiB is a block of the 4 KiB class"
 # fancy_prof_dump(3): "from 4 KiB to 32 KiB, a sampled block is a block of
 # its size class, where malloc would have put it".  A second free of a
 # sampled block is a double free: abort after one "fancyalloc:" line.
