@@ -860,11 +860,17 @@ void *_fa_prof_malloc(fa_heap_t *heap, size_t n) {
  * frees what is left one by one, as blocks of another heap, instead of
  * writing the lists back into a page that is no longer this heap's.
  * False, and seg stays, when this cannot be done now: another thread's
- * heap, or a proxy's flush is under way. */
+ * heap, or a proxy's flush is under way.  The calling thread's own state
+ * is fa_prof_mine, also while it exits: _fa_heap_done runs after the
+ * thread's heap pointer was cleared, and its collection gives segments
+ * back once the proxies were flushed.  Refused there (the heap pointer
+ * test this had), they stayed in the heap and were abandoned: larson at
+ * 8 threads refused 779 of 2,529 give-backs so, and ended with 29
+ * abandoned segments against 25 without profiling. */
 bool _fa_prof_leave_segment(fa_heap_t *heap, fa_segment_t *seg) {
   fa_prof_heap_t *ph = heap->prof;
   if (ph == NULL) return true;
-  if (heap != fa_heap_get() || ph->flushing != 0) return false;
+  if (ph != fa_prof_mine || ph->flushing != 0) return false;
   for (unsigned cls = 0; cls < FA_NUM_CLASSES; cls++) {
     fa_page_t *px = &ph->proxy[cls];
     if (px->head != NULL && fa_ptr_segment(px->head) == seg) px->head = NULL;

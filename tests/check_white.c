@@ -1220,10 +1220,13 @@ END_TEST
  * it refused, and larson with profiling on kept such segments: 1.6x the
  * page faults).  A proxy lent a run of one of the segment's pages forgets
  * the page, still hands the blocks out, and its flush frees the rest one
- * by one without writing into the page. */
+ * by one without writing into the page.  The same holds while the thread
+ * exits (arg non-NULL): _fa_heap_done runs after fa_thread_done cleared
+ * the thread's heap pointer, and the profiler, which took that for
+ * another thread's heap, refused every give-back there. */
 
 static void *prof_give_back_job(void *arg) {
-  (void)arg;
+  bool exiting = arg != NULL;
   enum { N = 48, BIG = 40 << 10, NBIG = 3 * FA_SEGMENT_USABLE_PAGES };
   static void *big[NBIG];
   void *s1 = fancy_malloc(16);            /* sampled: the first countdowns */
@@ -1245,7 +1248,9 @@ static void *prof_give_back_job(void *arg) {
   for (int i = 0; i < NBIG; i++) fancy_free(big[i]);   /* warm free pages elsewhere */
   ck_assert_uint_ge(seg->free_pages, FA_SEGMENT_USABLE_PAGES / 2);
   seg->reclaimed = true;                  /* as if taken over by a free */
+  if (exiting) _fa_tls_heap = &_fa_heap_empty;   /* as fa_thread_done leaves it */
   ck_assert(_fa_segment_give_back_spare(heap, seg));
+  _fa_tls_heap = heap;
   ck_assert_int_eq(seg->state, FA_SEG_ABANDONED);
   ck_assert(seg->given_back);
   ck_assert_ptr_null(px->head);           /* forgotten, the blocks kept */
@@ -1267,6 +1272,13 @@ static void *prof_give_back_job(void *arg) {
 START_TEST(test_prof_gives_back_taken_over_segment) {
   if (_fa_opt.check) return;   /* profiling is off in checked mode */
   run_profiled(prof_give_back_job, NULL, 1);
+  check_valid();
+}
+END_TEST
+
+START_TEST(test_prof_gives_back_taken_over_segment_at_exit) {
+  if (_fa_opt.check) return;   /* profiling is off in checked mode */
+  run_profiled(prof_give_back_job, (void *)1, 1);
   check_valid();
 }
 END_TEST
@@ -1480,6 +1492,7 @@ static Suite *white_suite(void) {
   tcase_add_test(tc, test_prof_sampled_block_stays_in_its_span);
   tcase_add_test(tc, test_prof_small_sample_in_4k_class_span);
   tcase_add_test(tc, test_prof_gives_back_taken_over_segment);
+  tcase_add_test(tc, test_prof_gives_back_taken_over_segment_at_exit);
   tcase_add_test(tc, test_prof_heartbeat_gives_back_kept_blocks);
   tcase_add_test(tc, test_unwind_matches_libgcc);
   suite_add_tcase(s, tc);
