@@ -275,8 +275,14 @@ void *_fa_realloc(fa_heap_t *heap, void *p, size_t n) {
   fa_page_t *page = fa_realloc_page(heap->domain, p);
   size_t usable = page->bsize;
   if (page->kind == FA_PAGE_CLASS) {
-    /* Stay when it fits and would not fit a class under half the size. */
-    if (n <= usable && (n > usable / 2 || usable <= 16)) return p;
+    /* Stay when it fits and would not fit a class under half the size.
+     * Not in a span marked for the heap profiler: a sampled block under
+     * 4 KiB sits in a span of 4 KiB blocks (prof.c), and grown in place
+     * it would stay in the profile at its old size; moved, its free drops
+     * the sample and the new block is counted as any other. */
+    if (n <= usable && (n > usable / 2 || usable <= 16) &&
+        !(fa_unlikely(_fa_opt.prof) && fa_load(page->free_mark) != 0))
+      return p;
     return fa_realloc_move(heap, p, usable, n);
   }
   /* A large span: shrink or grow its pages in place when we own it. */

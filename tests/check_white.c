@@ -1179,10 +1179,12 @@ START_TEST(test_prof_sampled_block_stays_in_its_span) {
 }
 END_TEST
 
-/* FANCY_PROF (prof.c fa_prof_sample; claim fancy_prof_dump(3) "A sampled
- * block of less than 4 KiB is a block of the 4 KiB size class"): sampled
- * blocks under 4 KiB share a marked span of 4 KiB blocks, each counted at
- * its own class's size, and freeing them drops the samples. */
+/* FANCY_PROF (prof.c fa_prof_sample; claims fancy_prof_dump(3) "A sampled
+ * block of less than 4 KiB is a block of the 4 KiB size class" and "While
+ * a span holds a sampled block, realloc() moves the blocks of that span
+ * instead of resizing them in place"): sampled blocks under 4 KiB share a
+ * marked span of 4 KiB blocks, each counted at its own class's size, a
+ * realloc moves them, and freeing them drops the samples. */
 static void *sampled_small(void *arg) {
   (void)arg;
   void *a = fancy_malloc(16), *b = fancy_malloc(100);   /* both sampled */
@@ -1198,9 +1200,19 @@ static void *sampled_small(void *arg) {
   _fa_prof_totals(&samples, &bytes, &dropped);
   ck_assert_uint_eq(samples, 2);
   ck_assert_uint_eq(bytes, _fa_class_size[fa_size_class(16)] + _fa_class_size[fa_size_class(100)]);
-  memset(b, 0x5a, fancy_malloc_usable_size(b));
+  memset(b, 0x5a, 100);
+  /* grown, it moves (a sampled block under 4 KiB: not in place, where it
+   * would stay in the profile at 112 bytes), and its sample is dropped */
+  char *c = fancy_realloc(b, 3000);
+  ck_assert_ptr_nonnull(c);
+  ck_assert_ptr_ne(c, b);
+  ck_assert_uint_eq((unsigned char)c[99], 0x5a);
+  /* c is sampled too (its class's first countdown) */
+  _fa_prof_totals(&samples, &bytes, &dropped);
+  ck_assert_uint_eq(samples, 2);
+  ck_assert_uint_eq(bytes, _fa_class_size[fa_size_class(16)] + _fa_class_size[fa_size_class(3000)]);
   fancy_free(a);
-  fancy_free(b);
+  fancy_free(c);
   ck_assert_uint_eq(FA_SAMPLE_COUNT(atomic_load(&page->samples)), 0);
   _fa_prof_totals(&samples, &bytes, &dropped);
   ck_assert_uint_eq(samples, 0);
