@@ -413,6 +413,8 @@ typedef enum fa_test_point_e {
                                  list, its former owner's lock still held */
   FA_TP_STATS_HUGE_READ,      /* fa_stats_collect: the huge blocks are read,
                                  after the mapped and committed bytes */
+  FA_TP_UNWINDER_CLAIMED,     /* fa_prof_unwinder: this thread claimed the
+                                 lookup of libgcc's unwinder, not yet done */
 } fa_test_point_t;
 #ifndef FA_TEST_HOOKS
 #define FA_TEST_HOOKS 0

@@ -309,7 +309,9 @@ typedef struct fa_unwinder_s {
   fa_find_fde_t find_fde;   /* for unwind.c's walk; NULL: libgcc's only */
 } fa_unwinder_t;
 static fa_unwinder_t fa_unwinder;
-static _Atomic int fa_unwinder_state;   /* 0 not looked for, 1 found, 2 none */
+/* 0 not looked for, 1 found, 2 none, 3 a thread is looking (it alone
+ * writes fa_unwinder, before it stores 1) */
+static _Atomic int fa_unwinder_state;
 
 static bool fa_unwinder_find(void *from, fa_unwinder_t *u) {
   void *f[3] = {dlsym(from, "_Unwind_Backtrace"), dlsym(from, "_Unwind_GetIP"),
@@ -324,11 +326,20 @@ static bool fa_unwinder_find(void *from, fa_unwinder_t *u) {
 }
 
 /* Called under the sampling thread's guard: what dlopen allocates is not
- * sampled.  Threads that race here find the same functions. */
+ * sampled.  One thread looks, claiming the lookup with a compare-and-swap;
+ * a sample taken meanwhile by another thread is walked by backtrace(3)
+ * (NULL).  Each used to look and write fa_unwinder itself, which a thread
+ * that had seen another's "found" could be reading meanwhile (a data race
+ * TSan reported in stress_realloc under FANCY_PROF_SAMPLE=4k).  A child
+ * forked during the lookup keeps backtrace(3). */
 static const fa_unwinder_t *fa_prof_unwinder(void) {
   int state = atomic_load_explicit(&fa_unwinder_state, memory_order_acquire);
   if (fa_likely(state == 1)) return &fa_unwinder;
-  if (state == 2) return NULL;
+  if (state != 0 ||
+      !atomic_compare_exchange_strong_explicit(&fa_unwinder_state, &state, 3, memory_order_acquire,
+                                               memory_order_acquire))
+    return state == 1 ? &fa_unwinder : NULL;
+  fa_test_point(FA_TP_UNWINDER_CLAIMED, NULL);
   fa_unwinder_t u;
   bool found = fa_unwinder_find(RTLD_DEFAULT, &u);   /* already loaded (C++) */
   if (!found) {

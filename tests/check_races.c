@@ -881,6 +881,55 @@ START_TEST(test_purge_skips_exiting_heap) {
 }
 END_TEST
 
+#if defined HAVE_EXECINFO_H && defined HAVE_UNWIND_H
+/* The heap profiler looks libgcc's unwinder up at the first sample
+ * (prof.c fa_prof_unwinder).  Two threads' first samples at once both
+ * looked and wrote the functions found while a third could be reading
+ * them (TSan, stress_realloc under FANCY_PROF_SAMPLE=4k).  Now one thread
+ * claims the lookup: paused there, another thread's sample goes on at
+ * once, walked by backtrace(3), without the unwinder being read (no rule
+ * worked out for unwind.c's table); once the lookup is done, samples use
+ * it. */
+static void *first_sample_main(void *arg) {
+  (void)arg;
+  arm(FA_TP_UNWINDER_CLAIMED);
+  return fancy_malloc(100);   /* sampled: claims the lookup, and stops */
+}
+
+static void *second_sample_main(void *arg) {
+  (void)arg;
+  return fancy_malloc(100);   /* sampled (its thread's first countdown) */
+}
+
+START_TEST(test_sample_beside_unwinder_lookup) {
+  _fa_opt.prof_sample = 1;   /* every block */
+  _fa_opt.prof = true;
+  pthread_t t = start(first_sample_main, NULL);
+  ev_wait(EV_PAUSED);
+  size_t rules = atomic_load(&_fa_unwind_worked_out), samples, bytes, dropped;
+  void *q;
+  ck_assert_int_eq(pthread_join(start(second_sample_main, NULL), &q), 0);
+  _fa_prof_totals(&samples, &bytes, &dropped);
+  ck_assert_uint_eq(samples, 1);
+  size_t rules_now = atomic_load(&_fa_unwind_worked_out);
+  ck_assert_uint_eq(rules_now, rules);
+  ev_set(EV_RESUME);
+  void *p;
+  ck_assert_int_eq(pthread_join(t, &p), 0);
+  _fa_prof_totals(&samples, &bytes, &dropped);
+  ck_assert_uint_eq(samples, 2);
+#if defined __x86_64__ && defined __linux__
+  rules_now = atomic_load(&_fa_unwind_worked_out);
+  ck_assert_uint_gt(rules_now, rules);   /* its walk used the table */
+#endif
+  fancy_free(p);
+  fancy_free(q);
+  _fa_opt.prof = false;
+  ck_assert(fancy_validate_heap());
+}
+END_TEST
+#endif
+
 static Suite *races_suite(void) {
   Suite *s = suite_create("races");
   TCase *tc = tcase_create("hand-over");
@@ -893,6 +942,9 @@ static Suite *races_suite(void) {
   tcase_add_test(tc, test_refused_charge_leaves_room);
   tcase_add_test(tc, test_validate_beside_heapless_free);
   tcase_add_loop_test(tc, test_validate_beside_heapless_huge_free, 0, 2);
+#if defined HAVE_EXECINFO_H && defined HAVE_UNWIND_H
+  tcase_add_test(tc, test_sample_beside_unwinder_lookup);
+#endif
   suite_add_tcase(s, tc);
   tc = tcase_create("exit purge");
   tcase_set_timeout(tc, 30);
