@@ -43,7 +43,6 @@ static bool fa_rcache_put(fa_heap_t *heap, fa_page_t *page, fa_block_t *b) {
   fa_page_t *rc = &heap->rcache[cls];
   uint32_t kept = heap->rcache_pushed[cls] - rc->used;
   if (heap == &_fa_heap_empty || _fa_opt.check) return false;
-  if (fa_unlikely(_fa_opt.prof) && _fa_prof_keep(heap, cls, b)) return true;
   if (kept >= FA_RCACHE_MAX || (size_t)(kept + 1) * page->bsize > FA_RCACHE_BYTES) return false;
   b->tag = fa_block_tag(b);
   b->next = rc->free;
@@ -66,26 +65,10 @@ static bool fa_owner_collects(fa_segment_t *seg, const fa_page_t *page) {
 static void fa_rcache_return(fa_heap_t *heap);
 
 /* Hand every kept block back to its page (thread exit, trim, statistics,
- * memory pressure). */
+ * memory pressure, and the heartbeat). */
 void _fa_rcache_flush(fa_heap_t *heap) {
   if (heap == NULL || heap == &_fa_heap_empty) return;
-  if (fa_unlikely(_fa_opt.prof)) _fa_prof_flush(heap);   /* its proxies first */
   fa_rcache_return(heap);
-}
-
-/* The heartbeat's: the same, but of the profiler's busy proxies only the
- * other threads' blocks they kept (_fa_prof_tick). */
-void _fa_rcache_heartbeat(fa_heap_t *heap) {
-  if (heap == NULL || heap == &_fa_heap_empty) return;
-  if (fa_unlikely(_fa_opt.prof)) _fa_prof_tick(heap);
-  fa_rcache_return(heap);
-}
-
-/* A block this thread kept of another thread's page (see fa_rcache_put)
- * back onto that page's remote list. */
-void _fa_kept_give_back(fa_block_t *b) {
-  fa_segment_t *seg = fa_ptr_segment(b);
-  fa_free_remote(seg, fa_segment_span_of(seg, b), b);
 }
 
 static void fa_rcache_return(fa_heap_t *heap) {
@@ -96,7 +79,8 @@ static void fa_rcache_return(fa_heap_t *heap) {
     fa_rcache_reset(heap, cls);
     while (b != NULL) {
       fa_block_t *next = b->next;
-      _fa_kept_give_back(b);
+      fa_segment_t *seg = fa_ptr_segment(b);   /* back onto its page's remote list */
+      fa_free_remote(seg, fa_segment_span_of(seg, b), b);
       b = next;
     }
   }
@@ -153,7 +137,7 @@ void _fa_free_generic(fa_domain_t *d, fa_segment_t *seg, fa_page_t *page, void *
      * address scrambled, is too unlikely to be chance. */
     if (b->tag == fa_block_tag(b)) _fa_invalid_free(p, "double free");
     if (fa_unlikely(_fa_opt.check)) _fa_check_release(p);
-    /* before the block may be kept (fa_rcache_put, a profiler's proxy) */
+    /* before the block may be kept (fa_rcache_put) */
     if (fa_unlikely(_fa_opt.prof)) fa_free_sampled(page, p, owner);
     if (owner || fa_free_reclaims(heap, seg)) {
       b->tag = fa_block_tag(b);

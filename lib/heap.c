@@ -47,7 +47,7 @@ static void fa_heap_reset(fa_heap_t *heap) {
   heap->last_purge_ms = 0;
   fa_store(heap->alive, false);
   heap->free_next = NULL;
-  heap->prof = NULL;   /* found again by the next thread (prof.c) */
+  heap->prof_left = INT64_MAX;
 }
 
 fa_heap_t *_fa_heap_new(fa_domain_t *domain) {
@@ -78,6 +78,7 @@ fa_heap_t *_fa_heap_new(fa_domain_t *domain) {
   fa_heap_lock(heap);
   fa_heap_reset(heap);
   fa_store(heap->domain, domain);   /* read by other threads' statistics */
+  heap->prof_left = _fa_prof_start(domain);
   heap->thread = pthread_self();
   heap->last_purge_ms = _fa_clock_ms();
   fa_store(heap->alive, true);
@@ -90,11 +91,9 @@ fa_heap_t *_fa_heap_new(fa_domain_t *domain) {
 
 void _fa_heap_set_direct(fa_heap_t *heap, unsigned cls, fa_page_t *page) {
   /* FANCY_CHECK sends every malloc to the slow path, which adds the
-   * canary: the direct tables then always lead to the empty page.
-   * FANCY_PROF leads them to its proxy pages (prof.c). */
+   * canary: the direct tables then always lead to the empty page. */
   if (heap->rcache[cls].free != NULL) page = &heap->rcache[cls];   /* reuse those first */
   if (page == NULL || _fa_opt.check) page = &_fa_page_empty;
-  if (fa_unlikely(_fa_opt.prof)) page = _fa_prof_direct(heap, cls);
   if (cls >= FA_SMALL_CLASSES) heap->mdirect[cls - FA_SMALL_CLASSES] = page;
   if (_fa_class_size[cls] > FA_DIRECT_MAX) return;
   /* direct[i] serves sizes (16(i-1), 16i]; class cls covers the sizes
@@ -140,7 +139,7 @@ void _fa_heap_collect_remote(fa_heap_t *heap, bool force) {
  * spans whose delay has passed, and do a bounded share of the global
  * reclamation when no background thread does it. */
 void _fa_heap_heartbeat(fa_heap_t *heap) {
-  _fa_rcache_heartbeat(heap);
+  _fa_rcache_flush(heap);
   _fa_heap_collect_remote(heap, false);
   uint64_t now = _fa_clock_ms();
   if (now - heap->last_purge_ms >= _fa_opt.purge_delay / 2 + 1) {

@@ -23,6 +23,7 @@
  * before ours has run. */
 fa_page_t _fa_page_empty;
 fa_heap_t _fa_heap_empty = {
+  .prof_left = INT64_MAX,
   .direct = {[0 ... FA_DIRECT_SIZE - 1] = &_fa_page_empty},
   .mdirect = {[0 ... FA_MEDIUM_CLASSES - 1] = &_fa_page_empty},
   .domain = &_fa_domain_default,

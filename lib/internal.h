@@ -306,8 +306,6 @@ FA_HIDDEN void _fa_check_release(void *p);      /* FANCY_CHECK: block leaves use
 FA_HIDDEN void _fa_free_generic(fa_domain_t *d, fa_segment_t *seg, fa_page_t *page, void *p);
 FA_HIDDEN void _fa_free_special(fa_domain_t *d, void *p);
 FA_HIDDEN void _fa_rcache_flush(fa_heap_t *heap);
-FA_HIDDEN void _fa_rcache_heartbeat(fa_heap_t *heap);   /* the heartbeat's share */
-FA_HIDDEN void _fa_kept_give_back(fa_block_t *b);       /* to its page's remote list */
 /* heap.c; d NULL: every instance's heaps */
 FA_HIDDEN void _fa_heaps_rcache_kept(fa_domain_t *d, size_t kept[]);
 FA_HIDDEN void *_fa_aligned_alloc(fa_heap_t *heap, size_t alignment, size_t size);
@@ -321,17 +319,14 @@ FA_HIDDEN void *_fa_foreign_realloc(fa_heap_t *heap, void *p, size_t n);
 FA_HIDDEN void *_fa_malloc_raw(fa_heap_t *heap, size_t n);   /* no FANCY_CHECK, no sampling */
 
 /* ------------------------------------------------------------------------
- * Heap profiling (prof.c); only called when _fa_opt.prof is set
+ * Heap profiling (prof.c); _fa_prof_start sets every heap's countdown, the
+ * others are only called when _fa_opt.prof is set
  * ---------------------------------------------------------------------- */
 FA_HIDDEN void _fa_prof_init(void);
 FA_HIDDEN void *_fa_prof_malloc(fa_heap_t *heap, size_t n);
 FA_HIDDEN bool _fa_prof_forget(const void *p);   /* a block is freed: was it sampled */
-FA_HIDDEN fa_page_t *_fa_prof_direct(fa_heap_t *heap, unsigned cls);
-FA_HIDDEN void _fa_prof_flush(fa_heap_t *heap);  /* proxies back to their pages */
-FA_HIDDEN bool _fa_prof_leave_segment(fa_heap_t *heap, fa_segment_t *seg);   /* before a give-back */
-FA_HIDDEN void _fa_prof_tick(fa_heap_t *heap);   /* heartbeat: the idle ones only */
-FA_HIDDEN bool _fa_prof_reserved(const void *p); /* set aside by a proxy, not handed out */
-FA_HIDDEN bool _fa_prof_keep(fa_heap_t *heap, unsigned cls, fa_block_t *b);   /* a remote block */
+FA_HIDDEN int64_t _fa_prof_start(const fa_domain_t *domain);   /* a heap's first countdown */
+FA_HIDDEN void *_fa_prof_crossed(fa_heap_t *heap, fa_page_t *page, void *p, size_t n);
 FA_HIDDEN void _fa_prof_totals(size_t *samples, size_t *bytes, size_t *dropped);
 
 /* unwind.c: up to max return addresses of the calling thread, from the
@@ -625,20 +620,42 @@ static inline void fa_rcache_reset(fa_heap_t *heap, unsigned cls) {
   _fa_heap_set_direct(heap, cls, heap->queues[cls].first);
 }
 
+/* The direct tables' page for n into page, or else (n is larger than a
+ * class) the statement `otherwise`. */
+#define FA_DIRECT_PAGE(heap, n, page, otherwise)                              \
+  do {                                                                        \
+    if (fa_likely((n) <= FA_DIRECT_MAX)) (page) = (heap)->direct[((n) + 15) >> 4]; \
+    else if (fa_likely((n) <= FA_MEDIUM_MAX)) (page) = (heap)->mdirect[fa_medium_index(n)]; \
+    else otherwise;                                                           \
+  } while (0)
+
+/* After the inline pop took p of n bytes from page: the bytes until the
+ * heap's next sample (prof.c), 2^63 when it does not profile. */
+#define FA_PROF_COUNTDOWN(heap, page, p, n)                                   \
+  do {                                                                        \
+    if (fa_unlikely(((heap)->prof_left -= (int64_t)(n)) < 0))                 \
+      return _fa_prof_crossed((heap), (page), (p), (n));                      \
+  } while (0)
+
 /* malloc fast path: a table load and a pop, in the given heap; NULL when
  * it does not apply (then _fa_malloc_generic does). */
 static inline void *fa_heap_malloc_fast(fa_heap_t *heap, size_t n) {
   fa_page_t *page;
-  if (fa_likely(n <= FA_DIRECT_MAX)) page = heap->direct[(n + 15) >> 4];
-  else if (fa_likely(n <= FA_MEDIUM_MAX)) page = heap->mdirect[fa_medium_index(n)];
-  else return NULL;
-  return fa_page_take(page);
+  FA_DIRECT_PAGE(heap, n, page, return NULL);
+  void *p = fa_page_take(page);
+  if (p != NULL) FA_PROF_COUNTDOWN(heap, page, p, n);
+  return p;
 }
 
+/* The same, with the generic path where it does not apply; each of the
+ * calls below is a tail call. */
 static inline void *fa_heap_malloc(fa_heap_t *heap, size_t n) {
-  void *p = fa_heap_malloc_fast(heap, n);
-  if (fa_likely(p != NULL)) return p;
-  return _fa_malloc_generic(heap, n);
+  fa_page_t *page;
+  FA_DIRECT_PAGE(heap, n, page, return _fa_malloc_generic(heap, n));
+  void *p = fa_page_take(page);
+  if (fa_unlikely(p == NULL)) return _fa_malloc_generic(heap, n);
+  FA_PROF_COUNTDOWN(heap, page, p, n);
+  return p;
 }
 
 /* malloc: one TLS load, then the above. */

@@ -2,38 +2,37 @@
 /*
  * prof.c - sampled heap profiling (FANCY_PROF=1).
  *
- * Off by default, and then nothing here runs: the only cost is a test of
- * _fa_opt.prof on malloc's generic path and on the free paths of large
- * and huge blocks, which are slow paths.
+ * Off by default, and then nothing here runs: the only cost is malloc's
+ * inline path counting down a heap's bytes until the next sample, which
+ * starts at 2^63 bytes and never runs out (two instructions and a branch
+ * that is never taken), and a test of _fa_opt.prof on malloc's generic
+ * path and on the free paths of large and huge blocks, which are slow
+ * paths.
  *
- * On, samples are the points of a Poisson process over the bytes
- * allocated, of rate 1 / FANCY_PROF_SAMPLE (as tcmalloc and jemalloc do):
- * an allocation of n bytes is sampled with probability 1 - exp(-n / rate),
+ * On, samples are the points of a Poisson process over the bytes asked
+ * for, of rate 1 / FANCY_PROF_SAMPLE (as tcmalloc and jemalloc do): an
+ * allocation of n bytes is sampled with probability 1 - exp(-n / rate),
  * which is what google-pprof assumes when it reads a "heap_v2/<rate>"
- * profile and scales each sample back up.  Bytes are counted at block
- * size for the size classes (n for larger blocks), and the process is run
- * as independent ones, one per size class and one for larger blocks, each
- * with its own countdown drawn from an exponential distribution: Poisson
- * processes over disjoint parts of the byte stream add up to one.
+ * profile and scales each sample back up.  Each heap counts down its own
+ * interval, drawn from an exponential distribution (the heap's
+ * prof_left): malloc's inline path subtracts n after its pop and, when
+ * the count goes below zero, calls _fa_prof_crossed, which puts the block
+ * back, takes the sample and draws the next interval; allocations the
+ * inline path does not serve are counted on the generic path
+ * (_fa_prof_malloc).  A sample records n, the size asked for.
  *
- * That lets malloc's inline path keep its speed.  With profiling on, a
- * heap's direct table leads each class to a *proxy* page (fa_prof_heap_t)
- * lent blocks of the class's pages in advance (fa_prof_fill): no more
- * than can be handed out before the class's countdown runs out.  malloc's
- * inline pop takes them and
- * counts them (the proxy's `used`); when the proxy is empty, malloc's
- * generic path lands in _fa_prof_malloc, which charges the countdown with
- * the blocks taken, samples the allocation when its countdown runs out,
- * and fills the proxy again.  Blocks in a proxy carry the free tag (see
- * fa_block_t), so they read as free to a double-free check and to the
- * heap walk; _fa_rcache_flush hands them back (_fa_prof_flush).
+ * This replaced per-class "proxy" pages that were lent blocks in advance
+ * so that the inline path needed no counter: they cost larson 6-11% with
+ * profiling on (colder blocks, lent lists walked back at thread exit),
+ * the countdown costs it within the machine's spread (bench/README.md,
+ * "Heap profiling: a countdown on the inline path").
  *
  * A sampled block of a size class is taken from one of the heap's own
- * class spans, and a span of 4 KiB blocks for a smaller one; the span is
+ * class spans, and a span of 2 KiB blocks for a smaller one; the span is
  * marked while it holds a sample (free_mark), so that its frees take the
  * generic path, which drops the sample (see fa_prof_sample).  The free
  * paths of large and huge blocks test _fa_opt.prof and drop theirs.
- * Each sample keeps the block size and up to FA_PROF_DEPTH return
+ * Each sample keeps the size asked for and up to FA_PROF_DEPTH return
  * addresses, walked by unwind.c with rules it keeps per return address,
  * or where it declines by the unwinder backtrace(3) uses (libgcc's
  * _Unwind_Backtrace where <unwind.h> is found), under a per-thread guard:
@@ -69,7 +68,7 @@
 #define FA_PROF_RECORDS (FA_PROF_SLOTS * 3 / 4)  /* records per shard */
 
 typedef struct fa_prof_record_s {
-  size_t size;                    /* block size (bytes asked for above 32 KiB) */
+  size_t size;                    /* bytes asked for */
   uint32_t depth;
   uint32_t next_free;             /* pool free list, index + 1 */
   void *pc[FA_PROF_DEPTH];
@@ -106,49 +105,9 @@ typedef struct fa_prof_tls_s {
 } fa_prof_tls_t;
 static FA_TLS fa_prof_tls_t fa_prof_tls;
 
-/* A heap's sampling state (default instance only): the countdowns and the
- * proxy pages.  Heaps are never unmapped, only reused, so each heap gets
- * one for good, found through fa_prof_heaps; `thread` tells when the heap
- * passed to another thread (after an exit or in a forked child). */
-#define FA_PROF_BATCH_BYTES ((size_t)8 << 10)
-#define FA_PROF_BATCH_MAX 64
-#define FA_PROF_MAX_HEAPS 4096
 /* Sampled blocks of classes this large stay in their class spans, smaller
  * ones are blocks of this class (see fa_prof_sample). */
-#define FA_PROF_INPLACE_MIN 4096
-typedef struct fa_prof_heap_s {
-  fa_heap_t *heap;
-  pthread_t thread;
-  int64_t left[FA_NUM_CLASSES];   /* bytes until the class's next sample */
-  int64_t left_big;               /* the same for large and huge blocks */
-  /* Blocks put in a proxy since it was last charged (filled or kept),
-   * and how many may be: the blocks certainly not sampled (0 = none
-   * more).  The inline pop can take no more than were put in. */
-  uint32_t placed[FA_NUM_CLASSES];
-  uint32_t limit[FA_NUM_CLASSES];
-  /* how many the proxy may hold: those of the fill and up to the
-   * rcache's bounds of other threads' blocks */
-  uint32_t cap[FA_NUM_CLASSES];
-  /* Such blocks kept in a list lent from a page: pushed and popped at
-   * its front, so they sit in front of what is left of the lent blocks.
-   * front: how many (as of seen, the proxy's `used` when last brought up
-   * to date); lent_popped: the lent blocks malloc took meanwhile. */
-  uint32_t front[FA_NUM_CLASSES];
-  uint32_t seen[FA_NUM_CLASSES];
-  uint32_t lent_popped[FA_NUM_CLASSES];
-  fa_page_t proxy[FA_NUM_CLASSES];
-  /* Heartbeats seen (_fa_prof_tick), and at which one each class's proxy
-   * was last filled. */
-  uint32_t epoch;
-  uint32_t filled[FA_NUM_CLASSES];
-  /* a proxy's flush is under way (fa_prof_flush_class holds the page it
-   * was lent from in a local): no segment may leave the heap meanwhile */
-  unsigned flushing;
-} fa_prof_heap_t;
-static pthread_mutex_t fa_prof_heaps_lock = PTHREAD_MUTEX_INITIALIZER;
-static fa_prof_heap_t **fa_prof_heaps;
-static size_t fa_prof_heap_count;
-static FA_TLS fa_prof_heap_t *fa_prof_mine;   /* the calling thread's */
+#define FA_PROF_INPLACE_MIN 2048
 
 /* ------------------------------------------------------------------------
  * The sampling interval: -rate * ln(U), U uniform in (0, 1].
@@ -190,11 +149,11 @@ static double fa_ln(double x) {
 
 static int64_t fa_prof_interval(fa_prof_tls_t *t) {
   double u = (double)((fa_prof_random(t) >> 11) + 1) / 9007199254740992.0;   /* 2^53 */
-  if (_fa_opt.prof_sample <= 1) return 1;   /* every allocation */
+  if (_fa_opt.prof_sample <= 1) return 0;   /* every allocation */
   double rate = (double)_fa_opt.prof_sample;
-  double v = -fa_ln(u) * rate;
+  double v = -fa_ln(u) * rate;   /* an allocation of n bytes is sampled when this is below n */
   if (v > 4e18) v = 4e18;
-  return (int64_t)v + 1;
+  return (int64_t)v;
 }
 
 /* ------------------------------------------------------------------------
@@ -410,10 +369,14 @@ static unsigned fa_prof_stack(void **pc, unsigned max) {
  * ---------------------------------------------------------------------- */
 /* A sampled block of a size class: where malloc would put it, but from
  * one of the heap's own class spans (not from the heap's list of other
- * threads' blocks, nor a proxy): the span's free_mark is its owner's to
- * write.  *page is set to the span. */
+ * threads' blocks): the span's free_mark is its owner's to write.  The
+ * span's freed blocks first, those of other threads too (earlier samples,
+ * mostly): each block of the small samples' class is a page of its own
+ * or half of one, so a never-used one costs a page fault when the program
+ * writes it.  *page is set to the span. */
 static void *fa_prof_sample_block(fa_heap_t *heap, unsigned cls, fa_page_t **page) {
   fa_page_t *pg = heap->queues[cls].first;
+  if (pg != NULL && pg->free == NULL) _fa_page_collect_lists(pg);
   void *p = pg != NULL ? fa_page_take(pg) : NULL;
   if (p == NULL) {
     pg = _fa_page_find(heap, cls);
@@ -433,23 +396,23 @@ static FA_NOINLINE void *fa_prof_sample(fa_heap_t *heap, size_t n, fa_prof_tls_t
   /* A sampled block of a size class stays where malloc would put it, in
    * one of the heap's class spans, which is marked while it holds a
    * sample: every free of the span then takes the generic path, which
-   * drops the sample.  Below 4 KiB it is a block of the 4 KiB class, whose
-   * spans hold 16 blocks: marking a span of the block's own class sent an
+   * drops the sample.  Below 2 KiB it is a block of the 2 KiB class, whose
+   * spans hold 32 blocks: marking a span of the block's own class sent an
    * eighth of the frees of every sampled class the generic path (a sample
    * marks 64 KiB of blocks per 512 KiB), and larson's small blocks paid
-   * 16-22% so.  A span of its own (a large block), as before, cost a span
-   * taken and freed per sample, and page faults where a freed one had been
-   * purged: larson at 8 threads ran 5% faster, in 6% less memory, with the
-   * 4 KiB class (bench/README.md).  Counted at the size of n's class, as
-   * the countdowns count. */
+   * 16-22% so, and 30% with the countdown (bench/README.md).  A span of its
+   * own (a large block), as before, cost a span taken and freed per
+   * sample.  The 4 KiB class, as before, cost a page fault per sample
+   * under larson's thread churn, where the 2 KiB class costs one per two:
+   * larson at 8 threads ran 4% faster with it.  Recorded at n, as the
+   * countdown counts. */
   void *p;
   size_t size = n;
   if (n > FA_MEDIUM_MAX) {
     p = _fa_malloc_raw(heap, n);
   } else {
     unsigned cls = fa_size_class(n);
-    size = _fa_class_size[cls];
-    if (size < FA_PROF_INPLACE_MIN) cls = fa_size_class(FA_PROF_INPLACE_MIN);
+    if (_fa_class_size[cls] < FA_PROF_INPLACE_MIN) cls = fa_size_class(FA_PROF_INPLACE_MIN);
     p = fa_prof_sample_block(heap, cls, &page);
   }
   if (p != NULL) {
@@ -490,403 +453,66 @@ static void fa_prof_seed(fa_prof_tls_t *t) {
   if (t->rng == 0) t->rng = (_fa_secret ^ (uintptr_t)t ^ ((uint64_t)_fa_clock_ms() << 32)) | 1;
 }
 
-/* Fresh countdowns and empty proxies for heap, now the calling thread's. */
-static void fa_prof_heap_reset(fa_prof_heap_t *ph, fa_heap_t *heap) {
+/* The bytes until heap's first sample (_fa_heap_new, on the thread that
+ * will own it): drawn when profiling is on and heap serves the default
+ * instance, else never (2^63 bytes). */
+int64_t _fa_prof_start(const fa_domain_t *domain) {
+  if (!_fa_opt.prof || domain != &_fa_domain_default) return INT64_MAX;
   fa_prof_tls_t *t = &fa_prof_tls;
   fa_prof_seed(t);
-  memset(ph, 0, sizeof *ph);
-  ph->heap = heap;
-  ph->thread = pthread_self();
-  for (size_t c = 0; c < FA_NUM_CLASSES; c++) ph->left[c] = fa_prof_interval(t);
-  ph->left_big = fa_prof_interval(t);
+  return fa_prof_interval(t);
 }
 
-/* heap's sampling state when heap is the calling thread's heap in the
- * default instance; NULL otherwise (or when no memory can be had). */
-static fa_prof_heap_t *fa_prof_heap_of(fa_heap_t *heap, bool create) {
-  fa_prof_heap_t *ph = fa_prof_mine;
-  if (fa_likely(ph != NULL && ph->heap == heap)) {
-    heap->prof = ph;
-    return ph;
-  }
-  if (heap != fa_heap_get() || heap == &_fa_heap_empty) return NULL;
-  pthread_mutex_lock(&fa_prof_heaps_lock);
-  ph = NULL;
-  for (size_t i = 0; i < fa_prof_heap_count; i++)
-    if (fa_prof_heaps[i]->heap == heap) ph = fa_prof_heaps[i];
-  if (ph == NULL && create) {
-    if (fa_prof_heaps == NULL)
-      fa_prof_heaps = _fa_os_map_table(FA_PROF_MAX_HEAPS * sizeof(fa_prof_heap_t *));
-    if (fa_prof_heaps != NULL && fa_prof_heap_count < FA_PROF_MAX_HEAPS) {
-      ph = _fa_os_map_table(sizeof *ph);
-      if (ph != NULL) {
-        fa_prof_heap_reset(ph, heap);
-        fa_prof_heaps[fa_prof_heap_count++] = ph;
-      }
-    }
-  } else if (ph != NULL && !pthread_equal(ph->thread, pthread_self())) {
-    /* The heap's earlier thread exited (its proxies were flushed then) or
-     * vanished in a fork (their blocks stay counted as live: dropped). */
-    fa_prof_heap_reset(ph, heap);
-  }
-  pthread_mutex_unlock(&fa_prof_heaps_lock);
-  if (ph != NULL) fa_prof_mine = heap->prof = ph;
-  return ph;
-}
-
-/* _fa_heap_set_direct: where the direct tables lead class cls. */
-fa_page_t *_fa_prof_direct(fa_heap_t *heap, unsigned cls) {
-  fa_prof_heap_t *ph = fa_prof_heap_of(heap, false);
-  return ph != NULL ? &ph->proxy[cls] : &_fa_page_empty;
-}
-
-/* The pops since the last look took the kept blocks in front first. */
-static void fa_prof_front_sync(fa_prof_heap_t *ph, unsigned cls) {
-  uint32_t pops = ph->proxy[cls].used - ph->seen[cls];
-  uint32_t k = pops < ph->front[cls] ? pops : ph->front[cls];
-  ph->seen[cls] = ph->proxy[cls].used;
-  ph->front[cls] -= k;
-  ph->lent_popped[cls] += pops - k;
-}
-
-/* The proxy's blocks taken by malloc since it was last looked at. */
-static void fa_prof_charge(fa_prof_heap_t *ph, unsigned cls) {
-  fa_page_t *px = &ph->proxy[cls];
-  ph->left[cls] -= (int64_t)px->used * _fa_class_size[cls];
-  px->used = 0;
-  ph->placed[cls] = ph->limit[cls] = 0;   /* until the next fill */
-  ph->front[cls] = ph->seen[cls] = ph->lent_popped[cls] = 0;
-}
-
-/* Block by block, up to m blocks (and FA_PROF_BATCH_BYTES), as malloc
- * would take them: the fallback when no whole list can be lent. */
-static size_t fa_prof_fill_each(fa_page_t *px, fa_heap_t *heap, unsigned cls, size_t m) {
-  fa_page_t *rc = &heap->rcache[cls];
-  size_t bsize = _fa_class_size[cls], cap = FA_PROF_BATCH_BYTES / bsize;
-  if (cap > FA_PROF_BATCH_MAX) cap = FA_PROF_BATCH_MAX;
-  if (m > cap) m = cap;
-  for (size_t i = 0; i < m; i++) {
-    fa_block_t *b = NULL;
-    if (rc->free != NULL) b = fa_page_take(rc);
-    if (b == NULL && heap->queues[cls].first != NULL) b = fa_page_take(heap->queues[cls].first);
-    if (b == NULL) b = _fa_malloc_raw(heap, bsize);
-    if (b == NULL) return i;
-    b->tag = fa_block_tag(b);
-    b->next = px->free;
-    px->free = b;
-  }
-  return m;
-}
-
-/* Give the proxy of class cls up to m blocks that malloc's inline path
- * may hand out.  Without walking a list where it can: the heap's whole
- * list of other threads' blocks, or a page's whole free list (its length
- * is capacity - used when the local list is empty), is lent as it is,
- * its blocks counted as used by their pages; or a run of the page's
- * never-used blocks is reserved (capacity moves past it) and the proxy
- * hands it out in place, as fa_page_take does, without touching it. */
-static void fa_prof_fill(fa_prof_heap_t *ph, fa_heap_t *heap, unsigned cls, size_t m) {
-  fa_page_t *px = &ph->proxy[cls], *rc = &heap->rcache[cls];
-  fa_page_t *src = heap->queues[cls].first;
-  px->capacity = px->reserved = px->limit = 0;
-  px->head = NULL;        /* the page lent from, when one page lent */
-  px->span_pages = 0;     /* how many of its free blocks */
-  size_t placed = 0;
-  if (rc->free != NULL) {
-    size_t kept = heap->rcache_pushed[cls] - rc->used;
-    if (kept <= m) {
-      px->free = rc->free;
-      fa_rcache_reset(heap, cls);
-      placed = kept;
-    } else {
-      placed = fa_prof_fill_each(px, heap, cls, m);
-    }
-  } else if (src != NULL) {
-    if (src->free == NULL && src->local_free != NULL) {
-      src->free = src->local_free;
-      src->local_free = NULL;
-    }
-    size_t len = src->capacity - src->used;
-    if (src->free != NULL && len <= m) {
-      /* both lists: malloc's inline pop takes the first, the generic
-       * path moves the second up (no walk over cold blocks) */
-      px->free = src->free;
-      px->local_free = src->local_free;
-      px->head = src;
-      px->span_pages = (uint32_t)len;
-      src->free = src->local_free = NULL;
-      fa_store(src->used, src->used + (uint32_t)len);
-    } else if (src->free == NULL && src->capacity < src->reserved) {
-      size_t k = src->reserved - src->capacity;
-      if (k > m) k = m;
-      px->head = src;
-      px->start = src->start + (size_t)src->capacity * src->bsize;
-      px->bsize = src->bsize;
-      px->zeroed = src->zeroed;
-      px->reserved = px->limit = (uint32_t)k;
-      fa_store(src->capacity, src->capacity + (uint32_t)k);
-      if (src->limit < src->capacity) src->limit = src->capacity;
-      fa_store(src->used, src->used + (uint32_t)k);
-    } else {
-      placed = fa_prof_fill_each(px, heap, cls, m);
-    }
-  } else {
-    placed = fa_prof_fill_each(px, heap, cls, m);
-  }
-  /* The proxy may take this thread's frees of other threads' blocks, up
-   * to m blocks in all (_fa_prof_keep). */
-  if (px->head != NULL) placed = px->span_pages + px->reserved;
-  size_t bsize = _fa_class_size[cls], others = FA_RCACHE_BYTES / bsize;
-  ph->placed[cls] = (uint32_t)placed;
-  ph->cap[cls] = (uint32_t)placed + (uint32_t)(others < FA_RCACHE_MAX ? others : FA_RCACHE_MAX);
-  ph->limit[cls] = m < UINT32_MAX ? (uint32_t)m : UINT32_MAX;
-  ph->filled[cls] = ph->epoch;
-  _fa_heap_set_direct(heap, cls, heap->queues[cls].first);
-}
-
-/* free of another thread's block of class cls, when profiling is on: the
- * proxy keeps it for this thread's next malloc of the class, as the
- * heap's list of such blocks (rcache) does without profiling, which the
- * proxy stands in front of: left there, that list would only be drained
- * at the proxy's next fill, and fill up and overflow into remote frees
- * meanwhile.  Within the same bounds as that list, and only while the
- * inline pop cannot take more blocks than the class's countdown allows.
- * False when the block should go the usual way. */
-bool _fa_prof_keep(fa_heap_t *heap, unsigned cls, fa_block_t *b) {
-  /* heap is the calling thread's; its state was set by the fill */
-  fa_prof_heap_t *ph = heap->prof;
-  if (ph == NULL || ph->placed[cls] >= ph->limit[cls]) return false;
-  fa_page_t *px = &ph->proxy[cls];
-  if (ph->placed[cls] - px->used >= ph->cap[cls]) return false;   /* holds enough */
-  b->tag = fa_block_tag(b);
-  b->next = px->free;
-  px->free = b;
-  ph->placed[cls]++;
-  if (px->head != NULL) {   /* in front of a lent list: see fa_prof_flush_class */
-    fa_prof_front_sync(ph, cls);
-    ph->front[cls]++;
-  }
-  return true;
-}
-
-bool _fa_prof_reserved(const void *p) {
-  uintptr_t u = (uintptr_t)p;
-  pthread_mutex_lock(&fa_prof_heaps_lock);
-  bool found = false;
-  for (size_t i = 0; i < fa_prof_heap_count && !found; i++) {
-    for (unsigned cls = 0; cls < FA_NUM_CLASSES && !found; cls++) {
-      const fa_page_t *px = &fa_prof_heaps[i]->proxy[cls];
-      uint8_t *start = __atomic_load_n(&px->start, __ATOMIC_RELAXED);
-      uint32_t bsize = fa_load(px->bsize), from = fa_load(px->capacity), to = fa_load(px->reserved);
-      found = from < to && u >= (uintptr_t)start + (size_t)from * bsize &&
-              u < (uintptr_t)start + (size_t)to * bsize;
-    }
-  }
-  pthread_mutex_unlock(&fa_prof_heaps_lock);
-  return found;
-}
-
-/* After the last block of warm, a list of page src. */
-static void fa_prof_append(const fa_page_t *src, fa_block_t *warm, fa_block_t *list) {
-  for (uint32_t n = 1; warm->next != NULL; n++, warm = warm->next)
-    if (n >= src->capacity) _fa_fatal("heap corruption: a free list of page %p loops", (void *)src->start);
-  warm->next = list;
-}
-
-/* The lists lent from page src go back to it whole, into its two list
- * heads where they are empty, else each after the last block of one of
- * the page's own lists.  Those blocks were freed on this thread since the
- * fill and are warm, where the lent ones are cold: walking these block by
- * block, each a cache miss, was most of what a thread's exit cost larson
- * with profiling on. */
-static void fa_prof_give_back(fa_page_t *src, fa_block_t *const lent[2]) {
-  fa_block_t *warm[2] = {src->free, src->local_free};
-  int w = 0;
-  for (int i = 0; i < 2; i++) {
-    if (lent[i] == NULL) continue;
-    if (src->free == NULL) {
-      src->free = lent[i];
-    } else if (src->local_free == NULL) {
-      src->local_free = lent[i];
-    } else {   /* both taken: as many warm lists as lent ones left */
-      while (warm[w] == NULL) w++;
-      fa_prof_append(src, warm[w++], lent[i]);
-    }
-  }
-}
-
-/* What the proxy of class cls still holds goes back: a lent list or run
- * to its page at once when it can, else block by block, as frees. */
-static void fa_prof_flush_class(fa_prof_heap_t *ph, fa_heap_t *heap, unsigned cls) {
-  fa_page_t *px = &ph->proxy[cls], *src = px->head;
-  ph->flushing++;   /* src is held below: see _fa_prof_leave_segment */
-  fa_prof_front_sync(ph, cls);
-  uint32_t front = ph->front[cls], popped = ph->lent_popped[cls];
-  fa_prof_charge(ph, cls);
-  uint32_t from = px->capacity, to = px->reserved;
-  fa_store(px->capacity, 0u);
-  fa_store(px->reserved, 0u);
-  px->limit = 0;
-  px->head = NULL;
-  uint32_t lent = px->span_pages;
-  px->span_pages = 0;
-  if (src != NULL && lent > popped) {
-    /* other threads' blocks in front, block by block (each free counts
-     * itself); then the rest of the lent lists whole, and its count */
-    for (fa_block_t *b; front > 0 && (b = px->free) != NULL; front--) {
-      px->free = b->next;
-      b->tag = 0;
-      fa_heap_free(heap->domain, heap, b);
-    }
-    fa_block_t *lists[2] = {px->free, px->local_free};
-    px->free = px->local_free = NULL;
-    fa_prof_give_back(src, lists);
-    fa_store(src->used, src->used - (lent - popped));
-    if (src->used == 0) _fa_page_retire(heap, src);
-  } else if (from < to && src != NULL &&
-             src->start + (size_t)src->capacity * src->bsize == px->start + (size_t)to * px->bsize) {
-    fa_store(src->capacity, src->capacity - (to - from));   /* never handed out */
-    fa_store(src->used, src->used - (to - from));
-    from = to;
-    if (src->used == 0) _fa_page_retire(heap, src);
-  }
-  /* what is left, block by block: each free counts itself in its page
-   * (those lent from src were counted as used when lent) */
-  fa_block_t *lists[2] = {px->free, px->local_free};
-  px->free = px->local_free = NULL;
-  fa_block_t *b;
-  for (int i = 0; i < 2; i++) {
-    for (b = lists[i]; b != NULL;) {
-      fa_block_t *next = b->next;
-      b->tag = 0;   /* handed out, and freed at once */
-      fa_heap_free(heap->domain, heap, b);
-      b = next;
-    }
-  }
-  for (uint32_t i = from; i < to; i++) {
-    b = (fa_block_t *)(px->start + (size_t)i * px->bsize);
-    b->tag = 0;
-    fa_heap_free(heap->domain, heap, b);
-  }
-  ph->flushing--;
-}
-
-/* A busy proxy's share of the heartbeat: the other threads' blocks it
- * kept, in front of its lent list, go back to their pages, as the heap's
- * own list of such blocks does at every heartbeat (fa_rcache_return in
- * free.c).  Kept for good, the blocks of a thread that no longer calls the
- * allocator (larson's main thread) went round between this thread's
- * malloc and free: each of their frees took the generic path, and larson
- * with one long-lived thread ran 20% slower with profiling on and no
- * sample.  Blocks kept while no list is lent are not counted apart from
- * the rest (front); they go back at the proxy's flush. */
-static void fa_prof_give_back_kept(fa_prof_heap_t *ph, unsigned cls) {
-  fa_page_t *px = &ph->proxy[cls];
-  if (px->head == NULL) return;
-  fa_prof_front_sync(ph, cls);
-  uint32_t n = 0;
-  for (fa_block_t *b; ph->front[cls] > 0 && (b = px->free) != NULL; ph->front[cls]--, n++) {
-    px->free = b->next;
-    _fa_kept_give_back(b);
-  }
-  ph->placed[cls] -= n;   /* never handed out: not charged to the countdown */
-}
-
-/* Everything back: the proxies (thread exit, trim, statistics, memory
- * pressure). */
-void _fa_prof_flush(fa_heap_t *heap) {
-  fa_prof_heap_t *ph = fa_prof_heap_of(heap, false);
-  if (ph == NULL) return;
-  for (unsigned cls = 0; cls < FA_NUM_CLASSES; cls++) fa_prof_flush_class(ph, heap, cls);
-}
-
-/* The heartbeat's share: only what sat idle since the heartbeat before
- * last.  A class that malloc keeps refilling keeps its proxy: giving
- * them all back at every heartbeat, to fill them again at once, cost larson about 2%
- * (a heartbeat every few thousand operations, ~25,000 cycles each).  What
- * a proxy holds is bounded as before (the blocks up to the class's next
- * sample, and the rcache's bounds of other threads' blocks), and an idle
- * class gives it back within two heartbeats. */
-void _fa_prof_tick(fa_heap_t *heap) {
-  fa_prof_heap_t *ph = fa_prof_heap_of(heap, false);
-  if (ph == NULL) return;
-  uint32_t now = ++ph->epoch;
-  for (unsigned cls = 0; cls < FA_NUM_CLASSES; cls++) {
-    if (now - ph->filled[cls] > 1) fa_prof_flush_class(ph, heap, cls);
-    else fa_prof_give_back_kept(ph, cls);
-  }
-}
-
-/* Every malloc that misses the inline path, when profiling is on. */
-void *_fa_prof_malloc(fa_heap_t *heap, size_t n) {
+/* The countdown of the calling thread's heap ran out by n bytes: the
+ * allocation is sampled.  Unless the thread is taking a sample already
+ * (the unwinder may allocate), or profiling was turned off meanwhile. */
+static void *fa_prof_crossed(fa_heap_t *heap, size_t n) {
   fa_prof_tls_t *t = &fa_prof_tls;
-  if (fa_unlikely(atomic_load_explicit(&fa_prof_pending, memory_order_relaxed) != 0) && !t->busy)
-    fa_prof_dump_pending();
-  if (t->busy || heap->domain != &_fa_domain_default) return _fa_malloc_raw(heap, n);
-  fa_prof_heap_t *ph = fa_prof_heap_of(heap, true);
-  if (fa_unlikely(ph == NULL)) {   /* no room for the state: one countdown */
-    fa_prof_seed(t);
-    t->left -= (int64_t)(n < INT64_MAX ? n : INT64_MAX);
-    if (t->left > 0) return _fa_malloc_raw(heap, n);
-    t->left = fa_prof_interval(t);
-    return fa_prof_sample(heap, n, t);
+  if (!_fa_opt.prof || heap->domain != &_fa_domain_default) {
+    heap->prof_left = INT64_MAX;
+    return NULL;
   }
-  if (n > FA_MEDIUM_MAX) {
-    ph->left_big -= (int64_t)(n < INT64_MAX ? n : INT64_MAX);
-    if (ph->left_big > 0) return _fa_malloc_raw(heap, n);
-    fa_prof_seed(t);
-    ph->left_big = fa_prof_interval(t);
-    return fa_prof_sample(heap, n, t);
-  }
-  unsigned cls = fa_size_class(n);
-  fa_page_t *px = &ph->proxy[cls];
-  if (px->free == NULL && px->local_free != NULL) {   /* the second list lent (fa_prof_fill) */
-    px->free = px->local_free;
-    px->local_free = NULL;
-  }
-  void *b = fa_page_take(px);   /* counted when charged */
-  if (b != NULL) return b;
-  fa_prof_charge(ph, cls);
-  /* empty: it no longer holds anything of the page it was lent from */
-  px->head = NULL;
-  px->span_pages = 0;
-  px->capacity = px->reserved = px->limit = 0;
-  int64_t bsize = (int64_t)_fa_class_size[cls];
-  ph->left[cls] -= bsize;
-  if (ph->left[cls] <= 0) {
-    ph->left[cls] = fa_prof_interval(t);
-    return fa_prof_sample(heap, n, t);
-  }
-  void *p = _fa_malloc_raw(heap, n);
-  /* the next m blocks of the class are certainly not sampled */
-  size_t m = (size_t)((ph->left[cls] - 1) / bsize);
-  if (p != NULL && m > 0) fa_prof_fill(ph, heap, cls, m);
-  return p;
+  fa_prof_seed(t);
+  heap->prof_left = fa_prof_interval(t);
+  if (t->busy) return NULL;
+  return fa_prof_sample(heap, n, t);
 }
 
-/* heap gives seg back (_fa_segment_give_back_spare): nothing the
- * profiler holds may lead into seg afterwards.  A proxy lent blocks of one
- * of its pages forgets that page: it keeps the blocks, which stay counted
- * as used in their page, and hands them out as before, and its flush then
- * frees what is left one by one, as blocks of another heap, instead of
- * writing the lists back into a page that is no longer this heap's.
- * False, and seg stays, when this cannot be done now: another thread's
- * heap, or a proxy's flush is under way.  The calling thread's own state
- * is fa_prof_mine, also while it exits: _fa_heap_done runs after the
- * thread's heap pointer was cleared, and its collection gives segments
- * back once the proxies were flushed.  Refused there (the heap pointer
- * test this had), they stayed in the heap and were abandoned: larson at
- * 8 threads refused 779 of 2,529 give-backs so, and ended with 29
- * abandoned segments against 25 without profiling. */
-bool _fa_prof_leave_segment(fa_heap_t *heap, fa_segment_t *seg) {
-  fa_prof_heap_t *ph = heap->prof;
-  if (ph == NULL) return true;
-  if (ph != fa_prof_mine || ph->flushing != 0) return false;
-  for (unsigned cls = 0; cls < FA_NUM_CLASSES; cls++) {
-    fa_page_t *px = &ph->proxy[cls];
-    if (px->head != NULL && fa_ptr_segment(px->head) == seg) px->head = NULL;
+/* malloc's inline pop took p from page, and the countdown ran out: p goes
+ * back to the front of the list it came from (the page's, or the heap's
+ * list of other threads' blocks), as if freed at once, and the sampled
+ * block is taken where samples live (fa_prof_sample).  With profiling
+ * off the countdown starts at 2^63 bytes and never gets here. */
+void *_fa_prof_crossed(fa_heap_t *heap, fa_page_t *page, void *p, size_t n) {
+  if (atomic_load_explicit(&fa_prof_pending, memory_order_relaxed) != 0 && !fa_prof_tls.busy)
+    fa_prof_dump_pending();
+  if (fa_prof_tls.busy || !_fa_opt.prof) {
+    heap->prof_left = _fa_opt.prof ? fa_prof_interval(&fa_prof_tls) : INT64_MAX;
+    return p;
   }
-  return true;
+  fa_block_t *b = p;
+  b->tag = fa_block_tag(b);
+  b->next = page->free;
+  page->free = b;
+  fa_add_owned(page->used, -1);
+  void *q = fa_prof_crossed(heap, n);
+  return q != NULL ? q : _fa_malloc_raw(heap, n);
+}
+
+/* Every malloc that misses the inline path, when profiling is on: the
+ * countdown is charged here for the allocations the inline path does not
+ * serve (larger blocks, and the first block of a page). */
+void *_fa_prof_malloc(fa_heap_t *heap, size_t n) {
+  if (fa_unlikely(atomic_load_explicit(&fa_prof_pending, memory_order_relaxed) != 0) &&
+      !fa_prof_tls.busy)
+    fa_prof_dump_pending();
+  int64_t k = n < INT64_MAX ? (int64_t)n : INT64_MAX;
+  if (heap->prof_left - k >= 0 || heap->prof_left == INT64_MAX) {
+    if (heap->prof_left != INT64_MAX) heap->prof_left -= k;
+    return _fa_malloc_raw(heap, n);
+  }
+  void *p = fa_prof_crossed(heap, n);
+  return p != NULL ? p : _fa_malloc_raw(heap, n);
 }
 
 bool _fa_prof_forget(const void *p) {

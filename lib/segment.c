@@ -459,10 +459,8 @@ static void fa_segment_give_back(fa_heap_t *heap, fa_segment_t *seg) {
 
 /* A span of seg, owned by heap, was just freed: give seg back if heap
  * took it over by a free, at least half of it is free, and heap has
- * FA_GIVE_BACK_SPARE_PAGES warm free pages elsewhere (see there).  Under
- * the heap profiler, whose proxies may hold blocks of seg's pages, the
- * profiler lets go of seg first, or refuses.  True when seg has left
- * heap. */
+ * FA_GIVE_BACK_SPARE_PAGES warm free pages elsewhere (see there).  True
+ * when seg has left heap. */
 bool _fa_segment_give_back_spare(fa_heap_t *heap, fa_segment_t *seg) {
   if (!seg->reclaimed || seg->free_pages < FA_SEGMENT_USABLE_PAGES / 2) return false;
   fa_heap_lock(heap);   /* other threads may purge its spans meanwhile */
@@ -471,7 +469,6 @@ bool _fa_segment_give_back_spare(fa_heap_t *heap, fa_segment_t *seg) {
     if (seg->pages[idx].kind == FA_PAGE_FREE && seg->pages[idx].dirty)
       here += seg->pages[idx].span_pages;
   bool give = heap->dirty_pages >= here + FA_GIVE_BACK_SPARE_PAGES;
-  if (give && fa_unlikely(_fa_opt.prof)) give = _fa_prof_leave_segment(heap, seg);
   if (give) fa_segment_give_back(heap, seg);
   fa_heap_unlock(heap);
   return give;

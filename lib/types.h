@@ -416,6 +416,10 @@ typedef struct fa_page_queue_s {
  * falls into the slow path, which sets the thread up (no init test on the
  * fast path). */
 typedef struct fa_heap_s {
+  /* Bytes until the next sample of the heap profiler, counted down by
+   * malloc (prof.c); INT64_MAX, never reached, when it does not profile.
+   * Written by the owner only. */
+  int64_t prof_left;
   fa_page_t *direct[FA_DIRECT_SIZE];
   fa_page_t *mdirect[FA_MEDIUM_CLASSES];  /* medium classes' current pages */
   fa_domain_t *domain;                /* the instance it allocates for */
@@ -453,7 +457,6 @@ typedef struct fa_heap_s {
   bool alive;
   struct fa_heap_s *pool_next;        /* all heaps (live and parked) */
   struct fa_heap_s *free_next;        /* parked heaps */
-  struct fa_prof_heap_s *prof;        /* its sampling state (prof.c), or NULL */
 } fa_heap_t;
 
 #endif /* FA_TYPES_H */

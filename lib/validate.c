@@ -133,11 +133,9 @@ static bool fa_check_heap(fa_heap_t *heap) {
                "heap inconsistency: queue of class %u holds a foreign page", cls);
     }
     FA_CHECK(q->last == prev, "heap inconsistency: queue of class %u has a bad tail", cls);
-    /* FANCY_CHECK keeps the direct tables empty on purpose; FANCY_PROF
-     * leads them to its proxies (prof.c). */
+    /* FANCY_CHECK keeps the direct tables empty on purpose */
     const fa_page_t *want = q->first && !_fa_opt.check ? q->first : &_fa_page_empty;
     if (heap->rcache[cls].free != NULL) want = &heap->rcache[cls];
-    if (_fa_opt.prof) continue;
     size_t size = _fa_class_size[cls];
     FA_CHECK((size > FA_DIRECT_MAX || heap->direct[size / 16] == want) &&
                  (cls < FA_SMALL_CLASSES || heap->mdirect[cls - FA_SMALL_CLASSES] == want),

@@ -11,9 +11,7 @@
  * list of free blocks and never touches another thread's lists: it reads
  * page descriptors with relaxed loads and each block's tag word.
  * Segments are never unmapped, so a walk racing with other threads reads
- * stale figures at worst, never unmapped memory.  Under FANCY_PROF the
- * runs of never-used blocks that a heap's proxies set aside (prof.c) are
- * below their page's capacity without having been handed out: skipped.
+ * stale figures at worst, never unmapped memory.
  */
 #include "internal.h"
 
@@ -30,7 +28,6 @@ static int fa_visit_segment(fa_segment_t *seg, fancy_visit_fn fn, void *arg) {
         fa_block_t *b = (fa_block_t *)(start + i * bsize);
         if ((uintptr_t)b + bsize > end) break;
         if (__atomic_load_n(&b->tag, __ATOMIC_RELAXED) == fa_block_tag(b)) continue;
-        if (fa_unlikely(_fa_opt.prof) && _fa_prof_reserved(b)) continue;   /* see prof.c */
         int r = fn(b, _fa_opt.check ? _fa_usable_size((uintptr_t)b) : bsize, arg);
         if (r != 0) return r;
       }

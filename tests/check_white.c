@@ -816,7 +816,7 @@ static void *reuse_before_fresh(void *arg) {
 }
 
 START_TEST(test_freed_blocks_reused_before_fresh) {
-  if (_fa_opt.prof) return;              /* the sampling proxy lends its own runs */
+  if (_fa_opt.prof) return;              /* a sample would take a block elsewhere */
   size_t out[4];
   pthread_t t;
   pthread_create(&t, NULL, reuse_before_fresh, out);
@@ -843,7 +843,7 @@ static void *malloc_128(void *arg) {
 }
 
 START_TEST(test_new_thread_uses_adopted_span) {
-  if (_fa_opt.prof) return;              /* the sampling proxy lends its own runs */
+  if (_fa_opt.prof) return;              /* a sample would take a block elsewhere */
   void *a, *b;
   pthread_t t;
   pthread_create(&t, NULL, malloc_128, &a);
@@ -1002,31 +1002,8 @@ START_TEST(test_double_free_of_kept_block_aborts) {
 }
 END_TEST
 
-/* FANCY_PROF (prof.c, _fa_prof_tick): a heartbeat keeps a class's proxy
- * that was filled since the heartbeat before, and gives back one that sat
- * idle since the heartbeat before last (run_profiled, below). */
-static void *prof_tick_job(void *arg) {
-  (void)arg;
-  enum { N = 48 };
-  void *p = fancy_malloc(N);   /* the heap's first: fills the class's proxy */
-  fa_heap_t *heap = fa_heap_get();
-  fa_page_t *page = span_of(p), *px = heap->direct[(N + 15) >> 4];
-  fancy_free(p);
-  ck_assert_ptr_ne(px, page);
-  ck_assert_uint_lt(px->capacity, px->reserved);   /* a run of the page's blocks */
-  ck_assert_uint_gt(page->used, 0);                /* counted as used while lent */
-  _fa_heap_heartbeat(heap);
-  ck_assert_uint_lt(px->capacity, px->reserved);   /* filled since the last: kept */
-  _fa_heap_heartbeat(heap);
-  ck_assert_uint_eq(px->reserved, 0);              /* idle for two: given back */
-  ck_assert_ptr_null(px->free);
-  ck_assert_uint_eq(page->used, 0);
-  return NULL;
-}
-
 /* Run job on a new thread with profiling on, one sample per `sample`
- * bytes for its heap's first countdowns: its heap's tables lead to the
- * proxies from its first malloc on. */
+ * bytes for its heap's first countdown. */
 static void run_profiled(void *(*job)(void *), void *arg, size_t sample) {
   bool prof = _fa_opt.prof;
   size_t rate = _fa_opt.prof_sample;
@@ -1038,98 +1015,6 @@ static void run_profiled(void *(*job)(void *), void *arg, size_t sample) {
   _fa_opt.prof = prof;
   _fa_opt.prof_sample = rate;
 }
-
-START_TEST(test_prof_heartbeat_keeps_busy_proxies) {
-  if (_fa_opt.check) return;   /* profiling is off in checked mode */
-  run_profiled(prof_tick_job, NULL, (size_t)1 << 50);   /* no samples */
-  check_valid();
-}
-END_TEST
-
-/* FANCY_PROF (prof.c, fa_prof_flush_class): a proxy lent both of a
- * page's free lists, into which this thread's frees of another thread's
- * blocks were kept (in front, popped first), gives back the kept blocks
- * one by one and the rest of the lent lists whole, each after the tail of
- * one of the page's own lists when both are taken again.  The page then
- * counts exactly its live blocks, and the other thread's page gets its
- * blocks back. */
-static void *prof_flush_job(void *arg) {
-  void **others = arg;   /* six blocks of the main thread's, of class 48 */
-  enum { N = 48, M = 16 };
-  void *mine[M];
-  /* a backlog on their page, which the idle main thread leaves there */
-  for (int i = 6; i < 6 + FA_XFREE_BACKLOG_MAX; i++) fancy_free(others[i]);
-  for (int i = 0; i < M; i++) mine[i] = fancy_malloc(N);   /* a run lent */
-  fa_heap_t *heap = fa_heap_get();
-  fa_page_t *src = span_of(mine[0]), *px = heap->direct[(N + 15) >> 4];
-  for (int i = 0; i < M - 2; i++) fancy_free(mine[i]);
-  _fa_heap_heartbeat(heap);
-  _fa_heap_heartbeat(heap);                  /* idle: the run goes back */
-  ck_assert_uint_eq(px->reserved, 0);
-  _fa_page_collect_lists(src);               /* src->free: 14 blocks */
-  fancy_free(mine[M - 2]);                   /* src->local_free: 1 */
-  mine[0] = fancy_malloc(N);                 /* refill: lends both lists */
-  ck_assert_ptr_eq(px->head, src);
-  ck_assert_uint_ge(px->span_pages, 8);
-  ck_assert_ptr_eq(px->local_free, mine[M - 2]);
-  mine[1] = fancy_malloc(N);                 /* a lent block */
-  ck_assert_ptr_eq(span_of(mine[1]), src);
-  fancy_free(others[0]);                     /* kept, in front */
-  fancy_free(others[1]);
-  void *a = fancy_malloc(N);
-  ck_assert_ptr_eq(a, others[1]);            /* the kept ones first */
-  fancy_free(others[2]);
-  void *b = fancy_malloc(N), *c = fancy_malloc(N), *d = fancy_malloc(N);
-  ck_assert_ptr_eq(b, others[2]);
-  ck_assert_ptr_eq(c, others[0]);
-  ck_assert_ptr_eq(span_of(d), src);         /* lent again */
-  fancy_free(others[3]);                     /* two in front at the flush */
-  fancy_free(others[4]);
-  fancy_free(mine[0]);                       /* both of src's lists taken */
-  _fa_page_collect_lists(src);
-  fancy_free(mine[1]);
-  ck_assert_ptr_nonnull(src->free);
-  ck_assert_ptr_nonnull(src->local_free);
-  ck_assert_ptr_nonnull(px->local_free);     /* two lists to give back */
-  _fa_rcache_flush(heap);                    /* the proxies go back */
-  ck_assert_ptr_null(px->free);
-  ck_assert_ptr_null(px->local_free);
-  ck_assert_uint_eq(src->used, 2);           /* d and mine[M - 1] */
-  uint32_t n = 0;
-  for (fa_block_t *x = src->free; x != NULL; x = x->next, n++) ck_assert_ptr_eq(span_of(x), src);
-  for (fa_block_t *x = src->local_free; x != NULL; x = x->next, n++)
-    ck_assert_ptr_eq(span_of(x), src);
-  ck_assert_uint_eq(n, src->capacity - 2);   /* every other block of src, once */
-  check_valid();
-  fancy_free(d);
-  fancy_free(mine[M - 1]);
-  fancy_free(a);
-  fancy_free(b);
-  fancy_free(c);
-  return NULL;
-}
-
-/* job runs profiled (no samples) beside n blocks of class 48 that the
- * main thread allocated on one page and then leaves alone (job may fill
- * the page's remote list past its backlog); job frees all of them but
- * others[live] (none if live < 0), and then every one comes back. */
-static void run_beside_idle_page(void *(*job)(void *), int n, int live) {
-  void *others[8 + FA_XFREE_BACKLOG_MAX];
-  ck_assert_int_le(n, 8 + FA_XFREE_BACKLOG_MAX);
-  fa_page_t *page = alloc_one_page(others, n, 48);
-  ck_assert_uint_eq(fa_xfree_backlog_max(page), FA_XFREE_BACKLOG_MAX);
-  run_profiled(job, others, (size_t)1 << 50);
-  if (live >= 0) fancy_free(others[live]);
-  _fa_page_collect_lists(page);
-  ck_assert_uint_eq(page->used, 0);   /* all came back */
-  check_valid();
-}
-
-START_TEST(test_prof_flush_returns_lent_list_whole) {
-  if (_fa_opt.check) return;   /* profiling is off in checked mode */
-  run_beside_idle_page(prof_flush_job, 6 + FA_XFREE_BACKLOG_MAX, 5);
-}
-END_TEST
 
 /* FANCY_PROF (prof.c fa_prof_sample, free.c fa_free_sampled): a sampled
  * block stays in its class span, which is marked so that all its frees
@@ -1143,7 +1028,7 @@ static void *free_one(void *arg) {
 
 static void *sampled_owner(void *arg) {
   (void)arg;
-  enum { N = 5000 };   /* 4 KiB and more: sampled in place (prof.c) */
+  enum { N = 5000 };   /* 2 KiB and more: sampled in place (prof.c) */
   void *x = fancy_malloc(N);              /* sampled (one per byte) */
   _fa_opt.prof_sample = (size_t)1 << 50;  /* the interval drawn at y's sample */
   void *y = fancy_malloc(N);              /* sampled, the last one */
@@ -1180,10 +1065,10 @@ START_TEST(test_prof_sampled_block_stays_in_its_span) {
 END_TEST
 
 /* FANCY_PROF (prof.c fa_prof_sample; claims fancy_prof_dump(3) "A sampled
- * block of less than 4 KiB is a block of the 4 KiB size class" and "While
+ * block of less than 2 KiB is a block of the 2 KiB size class" and "While
  * a span holds a sampled block, realloc() moves the blocks of that span
- * instead of resizing them in place"): sampled blocks under 4 KiB share a
- * marked span of 4 KiB blocks, each counted at its own class's size, a
+ * instead of resizing them in place"): sampled blocks under 2 KiB share a
+ * marked span of 2 KiB blocks, each counted at the size asked for, a
  * realloc moves them, and freeing them drops the samples. */
 static void *sampled_small(void *arg) {
   (void)arg;
@@ -1191,7 +1076,7 @@ static void *sampled_small(void *arg) {
   _fa_opt.prof_sample = (size_t)1 << 50;
   fa_page_t *page = span_of(a);
   ck_assert_int_eq(page->kind, FA_PAGE_CLASS);
-  ck_assert_uint_eq(page->bsize, 4096);
+  ck_assert_uint_eq(page->bsize, 2048);
   ck_assert_ptr_eq(span_of(b), page);
   ck_assert_uint_eq(page->free_mark, FA_FREE_MARK);
   ck_assert_uint_eq(FA_SAMPLE_COUNT(atomic_load(&page->samples)), 2);
@@ -1199,18 +1084,18 @@ static void *sampled_small(void *arg) {
   size_t samples, bytes, dropped;
   _fa_prof_totals(&samples, &bytes, &dropped);
   ck_assert_uint_eq(samples, 2);
-  ck_assert_uint_eq(bytes, _fa_class_size[fa_size_class(16)] + _fa_class_size[fa_size_class(100)]);
+  ck_assert_uint_eq(bytes, 16 + 100);   /* the sizes asked for */
   memset(b, 0x5a, 100);
-  /* grown, it moves (a sampled block under 4 KiB: not in place, where it
-   * would stay in the profile at 112 bytes), and its sample is dropped */
-  char *c = fancy_realloc(b, 3000);
+  /* grown, it moves (a sampled block under 2 KiB: not in place, where it
+   * would stay in the profile at 100 bytes), and its sample is dropped */
+  char *c = fancy_realloc(b, 1500);   /* would fit in place */
   ck_assert_ptr_nonnull(c);
   ck_assert_ptr_ne(c, b);
   ck_assert_uint_eq((unsigned char)c[99], 0x5a);
-  /* c is sampled too (its class's first countdown) */
+  /* c is sampled too (the interval drawn at b's sample was 0) */
   _fa_prof_totals(&samples, &bytes, &dropped);
   ck_assert_uint_eq(samples, 2);
-  ck_assert_uint_eq(bytes, _fa_class_size[fa_size_class(16)] + _fa_class_size[fa_size_class(3000)]);
+  ck_assert_uint_eq(bytes, 16 + 1500);
   fancy_free(a);
   fancy_free(c);
   ck_assert_uint_eq(FA_SAMPLE_COUNT(atomic_load(&page->samples)), 0);
@@ -1227,107 +1112,71 @@ START_TEST(test_prof_small_sample_in_4k_class_span) {
 }
 END_TEST
 
-/* FANCY_PROF (prof.c _fa_prof_leave_segment): a heap that profiles gives
- * a segment it took over back as one that does not profile does (before,
- * it refused, and larson with profiling on kept such segments: 1.6x the
- * page faults).  A proxy lent a run of one of the segment's pages forgets
- * the page, still hands the blocks out, and its flush frees the rest one
- * by one without writing into the page.  The same holds while the thread
- * exits (arg non-NULL): _fa_heap_done runs after fa_thread_done cleared
- * the thread's heap pointer, and the profiler, which took that for
- * another thread's heap, refused every give-back there. */
-
-static void *prof_give_back_job(void *arg) {
-  bool exiting = arg != NULL;
-  enum { N = 48, BIG = 40 << 10, NBIG = 3 * FA_SEGMENT_USABLE_PAGES };
-  static void *big[NBIG];
-  void *s1 = fancy_malloc(16);            /* sampled: the first countdowns */
-  _fa_opt.prof_sample = (size_t)1 << 50;  /* the interval drawn at the next sample */
-  void *s2 = fancy_malloc(16);            /* sampled */
-  void *x0 = fancy_malloc(N);             /* sampled: its class's first countdown */
-  void *x = fancy_malloc(N);              /* from a class span; a run of it lent */
-  fa_heap_t *heap = fa_heap_get();
-  fa_page_t *page = span_of(x), *px = heap->direct[(N + 15) >> 4];
-  fa_segment_t *seg = fa_ptr_segment(x);
-  ck_assert_ptr_eq(px->head, page);
-  ck_assert_uint_gt(px->reserved, 1);
-  ck_assert_ptr_eq(fa_ptr_segment(s1), seg);
-  ck_assert_ptr_eq(fa_ptr_segment(x0), seg);
-  fancy_free(s1);
-  fancy_free(s2);
-  fancy_free(x0);
-  for (int i = 0; i < NBIG; i++) big[i] = fancy_malloc(BIG);
-  for (int i = 0; i < NBIG; i++) fancy_free(big[i]);   /* warm free pages elsewhere */
-  ck_assert_uint_ge(seg->free_pages, FA_SEGMENT_USABLE_PAGES / 2);
-  seg->reclaimed = true;                  /* as if taken over by a free */
-  if (exiting) _fa_tls_heap = &_fa_heap_empty;   /* as fa_thread_done leaves it */
-  ck_assert(_fa_segment_give_back_spare(heap, seg));
-  _fa_tls_heap = heap;
-  ck_assert_int_eq(seg->state, FA_SEG_ABANDONED);
-  ck_assert(seg->given_back);
-  ck_assert_ptr_null(px->head);           /* forgotten, the blocks kept */
-  void *y = fancy_malloc(N);              /* still handed out by the proxy */
-  ck_assert_ptr_eq(span_of(y), page);
-  fa_block_t *free_list = page->free, *local_list = page->local_free;
-  uint32_t capacity = page->capacity;
-  _fa_rcache_flush(heap);                 /* the rest freed as remote frees */
-  ck_assert_uint_eq(px->reserved, 0);
-  ck_assert_ptr_eq(page->free, free_list);   /* the page was not written */
-  ck_assert_ptr_eq(page->local_free, local_list);
-  ck_assert_uint_eq(page->capacity, capacity);
+/* FANCY_PROF (prof.c _fa_prof_crossed; claims fancy_prof_dump(3) "an
+ * allocation of n bytes is sampled with probability 1 - exp(-n/rate)"
+ * and fancyalloc(7) "with profiling off, malloc's inline path counts down
+ * from 2^63 bytes"): malloc's inline pop counts the bytes asked for down
+ * the heap's countdown, and the allocation that takes it below zero is
+ * sampled; the block the pop had taken goes back to the front of its list,
+ * and the next malloc of the class gets it. */
+static void *countdown_job(void *arg) {
+  (void)arg;
+  enum { N = 64 };
+  void *a = fancy_malloc(N);   /* the thread's first: the generic path */
+  fa_heap_t *heap = fa_heap_get();   /* made by that first malloc */
+  ck_assert_int_gt(heap->prof_left, (int64_t)1 << 40);
+  void *b = fancy_malloc(N);   /* the inline pop: counted */
+  fa_page_t *page = span_of(b);
+  ck_assert_uint_eq(page->bsize, N);
+  void *c = fancy_malloc(N);
+  ck_assert_ptr_eq(span_of(c), page);
+  heap->prof_left = 2 * N;     /* two more blocks, and the third is sampled */
+  void *d = fancy_malloc(N), *e = fancy_malloc(N);
+  ck_assert_int_eq(heap->prof_left, 0);
+  uint32_t used = page->used;
+  size_t samples, bytes, dropped;
+  _fa_prof_totals(&samples, &bytes, &dropped);
+  ck_assert_uint_eq(samples, 0);
+  void *f = fancy_malloc(N);   /* below zero: sampled */
+  _fa_prof_totals(&samples, &bytes, &dropped);
+  ck_assert_uint_eq(samples, 1);
+  ck_assert_uint_eq(bytes, N);
+  ck_assert_uint_eq(span_of(f)->bsize, 2048);   /* where small samples live */
+  ck_assert_int_gt(heap->prof_left, (int64_t)1 << 40);
+  ck_assert_uint_eq(page->used, used);          /* the popped block went back */
+  void *g = fancy_malloc(N);   /* and is the next one handed out */
+  ck_assert_ptr_eq(span_of(g), page);
+  ck_assert_uint_eq(page->used, used + 1);
+  void *all[] = {a, b, c, d, e, f, g};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) fancy_free(all[i]);
+  _fa_prof_totals(&samples, &bytes, &dropped);
+  ck_assert_uint_eq(samples, 0);
   check_valid();
-  fancy_free(x);
-  fancy_free(y);
   return NULL;
 }
 
-START_TEST(test_prof_gives_back_taken_over_segment) {
+START_TEST(test_prof_countdown_on_inline_path) {
   if (_fa_opt.check) return;   /* profiling is off in checked mode */
-  run_profiled(prof_give_back_job, NULL, 1);
+  run_profiled(countdown_job, NULL, (size_t)1 << 50);
   check_valid();
 }
 END_TEST
 
-START_TEST(test_prof_gives_back_taken_over_segment_at_exit) {
-  if (_fa_opt.check) return;   /* profiling is off in checked mode */
-  run_profiled(prof_give_back_job, (void *)1, 1);
-  check_valid();
-}
-END_TEST
-
-/* FANCY_PROF (prof.c, fa_prof_give_back_kept): at a heartbeat, a busy
- * proxy hands the blocks it kept of an idle thread's page back to that
- * page's remote list, as the heap's own list of such blocks goes back at
- * every heartbeat, and keeps the run lent to it. */
-static void *prof_kept_job(void *arg) {
-  void **others = arg;   /* the main thread's, of class 48 */
-  enum { N = 48, K = 4 };
-  /* a backlog on their page, which the idle main thread leaves there */
-  for (int i = K; i < K + FA_XFREE_BACKLOG_MAX; i++) fancy_free(others[i]);
-  void *mine = fancy_malloc(N);   /* the heap's first: fills the class's proxy */
-  fa_heap_t *heap = fa_heap_get();
-  fa_page_t *px = heap->direct[(N + 15) >> 4], *theirs = span_of(others[0]);
-  ck_assert_ptr_nonnull(px->head);
-  ck_assert_uint_lt(px->capacity, px->reserved);   /* a run of the page's blocks */
-  size_t backlog = fa_xfree_count(atomic_load(&theirs->xfree));
-  for (int i = 0; i < K; i++) fancy_free(others[i]);   /* kept, in front */
-  ck_assert_ptr_eq(px->free, others[K - 1]);
-  ck_assert_uint_eq(fa_xfree_count(atomic_load(&theirs->xfree)), backlog);
-  uint32_t run = px->reserved - px->capacity;
-  _fa_heap_heartbeat(heap);   /* filled since the last: busy */
-  ck_assert_uint_eq(fa_xfree_count(atomic_load(&theirs->xfree)), backlog + K);
-  ck_assert_ptr_null(px->free);
-  ck_assert_uint_eq(px->reserved - px->capacity, run);   /* the run stays */
-  void *p = fancy_malloc(N);
-  ck_assert_ptr_eq(span_of(p), span_of(mine));
-  fancy_free(p);
-  fancy_free(mine);
+static void *prof_left_of_new_heap(void *arg) {
+  fancy_free(fancy_malloc(16));   /* the generic path: the heap is made */
+  fancy_free(fancy_malloc(16));   /* the inline path: counted */
+  *(int64_t *)arg = fa_heap_get()->prof_left;
   return NULL;
 }
 
-START_TEST(test_prof_heartbeat_gives_back_kept_blocks) {
-  if (_fa_opt.check) return;   /* profiling is off in checked mode */
-  run_beside_idle_page(prof_kept_job, 4 + FA_XFREE_BACKLOG_MAX, -1);
+START_TEST(test_prof_off_countdown_never_runs_out) {
+  if (_fa_opt.prof) return;   /* this run profiles */
+  int64_t left = 0;
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, prof_left_of_new_heap, &left), 0);
+  ck_assert_int_eq(pthread_join(t, NULL), 0);
+  ck_assert_int_eq(left, INT64_MAX - 16);   /* counted from 2^63 - 1 */
+  ck_assert_int_eq(_fa_heap_empty.prof_left, INT64_MAX);
 }
 END_TEST
 
@@ -1499,13 +1348,10 @@ static Suite *white_suite(void) {
   tcase_add_test(tc, test_remote_free_goes_back_while_owner_collects);
   tcase_add_test_raise_signal(tc, test_double_free_of_kept_block_aborts, SIGABRT);
   tcase_add_test(tc, test_kept_blocks_bounded_in_bytes);
-  tcase_add_test(tc, test_prof_heartbeat_keeps_busy_proxies);
-  tcase_add_test(tc, test_prof_flush_returns_lent_list_whole);
   tcase_add_test(tc, test_prof_sampled_block_stays_in_its_span);
   tcase_add_test(tc, test_prof_small_sample_in_4k_class_span);
-  tcase_add_test(tc, test_prof_gives_back_taken_over_segment);
-  tcase_add_test(tc, test_prof_gives_back_taken_over_segment_at_exit);
-  tcase_add_test(tc, test_prof_heartbeat_gives_back_kept_blocks);
+  tcase_add_test(tc, test_prof_countdown_on_inline_path);
+  tcase_add_test(tc, test_prof_off_countdown_never_runs_out);
   tcase_add_test(tc, test_unwind_matches_libgcc);
   suite_add_tcase(s, tc);
   return s;

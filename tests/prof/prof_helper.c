@@ -13,9 +13,9 @@
  *   prof_helper signal N     raise(N), then allocate: the dump appears
  *   prof_helper off          fancy_prof_dump fails with ENOTSUP
  *   prof_helper small        FANCY_PROF_SAMPLE=1: sampled blocks under
- *                            4 KiB are blocks of the 4 KiB class,
+ *                            2 KiB are blocks of the 2 KiB class,
  *                            neighbours, and serve calloc with zeros
- *   prof_helper inplace      FANCY_PROF_SAMPLE=1: sampled blocks of 4 KiB
+ *   prof_helper inplace      FANCY_PROF_SAMPLE=1: sampled blocks of 2 KiB
  *                            and more are blocks of their class, neighbours
  *   prof_helper double       FANCY_PROF_SAMPLE=1: a sampled block freed
  *                            twice (the second free must abort)
@@ -177,16 +177,16 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (strcmp(mode, "small") == 0) {
-    /* fancy_prof_dump(3): "A sampled block of less than 4 KiB is a block
-     * of the 4 KiB size class" (every block is sampled here) */
+    /* fancy_prof_dump(3): "A sampled block of less than 2 KiB is a block
+     * of the 2 KiB size class" (every block is sampled here) */
     char *p = fancy_malloc(100), *q = fancy_malloc(16);
     if (p == NULL || q == NULL) fail("malloc");
-    if (fancy_malloc_usable_size(p) != 4096 || fancy_malloc_usable_size(q) != 4096)
-      fail("a sampled small block is not a block of the 4 KiB class");
-    if (q != p + 4096) fail("two sampled small blocks are not neighbours in their span");
-    char *z = fancy_calloc(1, 3000);
+    if (fancy_malloc_usable_size(p) != 2048 || fancy_malloc_usable_size(q) != 2048)
+      fail("a sampled small block is not a block of the 2 KiB class");
+    if (q != p + 2048) fail("two sampled small blocks are not neighbours in their span");
+    char *z = fancy_calloc(1, 2000);
     if (z == NULL) fail("calloc");
-    for (size_t i = 0; i < 3000; i++)
+    for (size_t i = 0; i < 2000; i++)
       if (z[i] != 0) fail("calloc of a sampled small block is not zero");
     memset(p, 0xa5, 100);
     fancy_free(p);
@@ -196,7 +196,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (strcmp(mode, "inplace") == 0) {
-    /* fancy_prof_dump(3): "from 4 KiB to 32 KiB, a sampled block is a
+    /* fancy_prof_dump(3): "from 2 KiB to 32 KiB, a sampled block is a
      * block of its size class, where malloc would have put it" (every
      * block is sampled here) */
     char *p = fancy_malloc(5000), *q = fancy_malloc(5000);

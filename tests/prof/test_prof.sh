@@ -16,15 +16,15 @@ ok "every block sampled and forgotten when freed (same thread, other thread, rea
 FANCY_PROF=1 FANCY_PROF_SIGNAL=12 FANCY_PROF_PREFIX=$tmp/sig "$h" signal 12 || fail "signal dump"
 ok "SIGUSR2 dump"
 
-# fancy_prof_dump(3): "A sampled block of less than 4 KiB is a block of
-# the 4 KiB size class".
-FANCY_PROF=1 FANCY_PROF_SAMPLE=1 "$h" small || fail "sampled small blocks in 4 KiB class spans"
-ok "a sampled block under 4 KiB is a block of the 4 KiB class"
-# fancy_prof_dump(3): "from 4 KiB to 32 KiB, a sampled block is a block of
+# fancy_prof_dump(3): "A sampled block of less than 2 KiB is a block of
+# the 2 KiB size class".
+FANCY_PROF=1 FANCY_PROF_SAMPLE=1 "$h" small || fail "sampled small blocks in 2 KiB class spans"
+ok "a sampled block under 2 KiB is a block of the 2 KiB class"
+# fancy_prof_dump(3): "from 2 KiB to 32 KiB, a sampled block is a block of
 # its size class, where malloc would have put it".  A second free of a
 # sampled block is a double free: abort after one "fancyalloc:" line.
 FANCY_PROF=1 FANCY_PROF_SAMPLE=1 "$h" inplace || fail "sampled blocks in their class spans"
-ok "a sampled block of 4 KiB and more is a block of its class"
+ok "a sampled block of 2 KiB and more is a block of its class"
 if FANCY_PROF=1 FANCY_PROF_SAMPLE=1 "$h" double 2>"$tmp/double.err"; then
   fail "double free of a sampled block did not abort"
 fi
