@@ -132,7 +132,13 @@ void *_fa_malloc_generic(fa_heap_t *heap, size_t n) {
     }
   }
   if (fa_unlikely(_fa_opt.check)) return fa_malloc_checked(heap, n);
-  if (fa_unlikely(_fa_opt.prof)) return _fa_prof_malloc(heap, n);
+  if (fa_unlikely(_fa_opt.prof)) {   /* the heap's countdown (prof.c) */
+    int64_t k = n < INT64_MAX ? (int64_t)n : INT64_MAX;
+    if (fa_unlikely(heap->prof_left < k) ||
+        fa_unlikely(atomic_load_explicit(&_fa_prof_pending, memory_order_relaxed) != 0))
+      return _fa_prof_malloc(heap, n);
+    heap->prof_left -= k;
+  }
   return fa_malloc_raw(heap, n);
 }
 
@@ -277,11 +283,11 @@ void *_fa_realloc(fa_heap_t *heap, void *p, size_t n) {
   if (page->kind == FA_PAGE_CLASS) {
     /* Stay when it fits and would not fit a class under half the size.
      * Not in a span marked for the heap profiler: a sampled block under
-     * 4 KiB sits in a span of 4 KiB blocks (prof.c), and grown in place
+     * 2 KiB sits in a span of 2 KiB blocks (prof.c), and grown in place
      * it would stay in the profile at its old size; moved, its free drops
      * the sample and the new block is counted as any other. */
     if (n <= usable && (n > usable / 2 || usable <= 16) &&
-        !(fa_unlikely(_fa_opt.prof) && fa_load(page->free_mark) != 0))
+        fa_load(page->free_mark) == 0)
       return p;
     return fa_realloc_move(heap, p, usable, n);
   }

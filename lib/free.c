@@ -101,14 +101,14 @@ static bool fa_free_reclaims(fa_heap_t *heap, fa_segment_t *seg) {
 }
 
 /* A free into a class span that may hold blocks the heap profiler sampled
- * (prof.c marks the span, so that all its frees come here): drop p's
+ * (prof.c marks the span, so that all its frees come here; no mark, no
+ * sample: the owner marks before it counts one up, and a sampled block
+ * reaches another thread only after that; only the profiler marks, so the
+ * mark alone is tested, also after profiling was turned off): drop p's
  * sample if it is one.  The span's owner lifts the mark once none is left;
  * a thread that frees the last one leaves that to the owner's next free
  * (only the owner writes free_mark, which its inline path reads). */
 static void fa_free_sampled(fa_page_t *page, void *p, bool owner) {
-  /* no mark, no sample: the owner marks before it counts one up, and a
-   * sampled block reaches another thread only after that */
-  if (fa_load(page->free_mark) == 0) return;
   uint32_t w = atomic_load_explicit(&page->samples, memory_order_acquire);
   if (fa_page_may_be_sampled(w, fa_block_index(page, (uintptr_t)p)) && _fa_prof_forget(p))
     atomic_fetch_sub_explicit(&page->samples, 1, memory_order_relaxed);   /* the count's bits */
@@ -138,7 +138,7 @@ void _fa_free_generic(fa_domain_t *d, fa_segment_t *seg, fa_page_t *page, void *
     if (b->tag == fa_block_tag(b)) _fa_invalid_free(p, "double free");
     if (fa_unlikely(_fa_opt.check)) _fa_check_release(p);
     /* before the block may be kept (fa_rcache_put) */
-    if (fa_unlikely(_fa_opt.prof)) fa_free_sampled(page, p, owner);
+    if (fa_unlikely(fa_load(page->free_mark) != 0)) fa_free_sampled(page, p, owner);
     if (owner || fa_free_reclaims(heap, seg)) {
       b->tag = fa_block_tag(b);
       b->next = page->local_free;

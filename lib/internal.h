@@ -323,7 +323,8 @@ FA_HIDDEN void *_fa_malloc_raw(fa_heap_t *heap, size_t n);   /* no FANCY_CHECK, 
  * others are only called when _fa_opt.prof is set
  * ---------------------------------------------------------------------- */
 FA_HIDDEN void _fa_prof_init(void);
-FA_HIDDEN void *_fa_prof_malloc(fa_heap_t *heap, size_t n);
+FA_HIDDEN void *_fa_prof_malloc(fa_heap_t *heap, size_t n);   /* a sample or a dump is due */
+extern _Atomic int _fa_prof_pending FA_HIDDEN;   /* the dump signal arrived */
 FA_HIDDEN bool _fa_prof_forget(const void *p);   /* a block is freed: was it sampled */
 FA_HIDDEN int64_t _fa_prof_start(const fa_domain_t *domain);   /* a heap's first countdown */
 FA_HIDDEN void *_fa_prof_crossed(fa_heap_t *heap, fa_page_t *page, void *p, size_t n);

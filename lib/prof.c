@@ -91,7 +91,7 @@ typedef struct fa_prof_shard_s {
 
 static fa_prof_shard_t fa_prof_shards[FA_PROF_SHARDS];
 static _Atomic size_t fa_prof_dropped;   /* samples the tables had no room for */
-static _Atomic int fa_prof_pending;      /* the dump signal arrived */
+_Atomic int _fa_prof_pending;            /* the dump signal arrived */
 static _Atomic unsigned fa_prof_seq;     /* dumps made so far */
 static char fa_prof_prefix[256] = "fancyalloc";
 /* our own code; the first samples of several threads may all look it up */
@@ -443,7 +443,7 @@ static FA_NOINLINE void *fa_prof_sample(fa_heap_t *heap, size_t n, fa_prof_tls_t
 }
 
 static void fa_prof_dump_pending(void) {
-  if (atomic_exchange_explicit(&fa_prof_pending, 0, memory_order_relaxed) == 0) return;
+  if (atomic_exchange_explicit(&_fa_prof_pending, 0, memory_order_relaxed) == 0) return;
   fa_prof_tls.busy = true;
   fancy_prof_dump(NULL);
   fa_prof_tls.busy = false;
@@ -484,7 +484,7 @@ static void *fa_prof_crossed(fa_heap_t *heap, size_t n) {
  * block is taken where samples live (fa_prof_sample).  With profiling
  * off the countdown starts at 2^63 bytes and never gets here. */
 void *_fa_prof_crossed(fa_heap_t *heap, fa_page_t *page, void *p, size_t n) {
-  if (atomic_load_explicit(&fa_prof_pending, memory_order_relaxed) != 0 && !fa_prof_tls.busy)
+  if (atomic_load_explicit(&_fa_prof_pending, memory_order_relaxed) != 0 && !fa_prof_tls.busy)
     fa_prof_dump_pending();
   if (fa_prof_tls.busy || !_fa_opt.prof) {
     heap->prof_left = _fa_opt.prof ? fa_prof_interval(&fa_prof_tls) : INT64_MAX;
@@ -499,16 +499,16 @@ void *_fa_prof_crossed(fa_heap_t *heap, fa_page_t *page, void *p, size_t n) {
   return q != NULL ? q : _fa_malloc_raw(heap, n);
 }
 
-/* Every malloc that misses the inline path, when profiling is on: the
- * countdown is charged here for the allocations the inline path does not
- * serve (larger blocks, and the first block of a page). */
+/* malloc's generic path, when profiling is on, calls this when the
+ * heap's countdown runs out at n or a dump is pending (it counts the
+ * other allocations down itself): the allocations the inline path does
+ * not serve, larger blocks and the first block of a page. */
 void *_fa_prof_malloc(fa_heap_t *heap, size_t n) {
-  if (fa_unlikely(atomic_load_explicit(&fa_prof_pending, memory_order_relaxed) != 0) &&
-      !fa_prof_tls.busy)
+  if (atomic_load_explicit(&_fa_prof_pending, memory_order_relaxed) != 0 && !fa_prof_tls.busy)
     fa_prof_dump_pending();
   int64_t k = n < INT64_MAX ? (int64_t)n : INT64_MAX;
-  if (heap->prof_left - k >= 0 || heap->prof_left == INT64_MAX) {
-    if (heap->prof_left != INT64_MAX) heap->prof_left -= k;
+  if (heap->prof_left >= k) {   /* only the dump */
+    heap->prof_left -= k;
     return _fa_malloc_raw(heap, n);
   }
   void *p = fa_prof_crossed(heap, n);
@@ -676,7 +676,7 @@ int fancy_prof_dump(const char *path) FANCY_NOEXCEPT {
  * ---------------------------------------------------------------------- */
 static void fa_prof_on_signal(int sig) {
   (void)sig;
-  atomic_store_explicit(&fa_prof_pending, 1, memory_order_relaxed);
+  atomic_store_explicit(&_fa_prof_pending, 1, memory_order_relaxed);
 }
 
 static void fa_prof_prefork(void) {
