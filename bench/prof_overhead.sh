@@ -15,10 +15,14 @@
 # thread); LARSON_SECONDS (default 1); RESULTS_DIR (default
 # $BENCH_BIN/results), where prof_overhead.csv is written.
 # Prints one line per workload and thread count:
-#   workload threads off_mops on_mops slowdown off_cpu on_cpu cpu_slowdown
+#   workload threads off_mops on_mops slowdown off_cpu on_cpu cpu_slowdown pair_slow
 # where the *_cpu figures are the process's CPU time (user + system) per
 # operation in microseconds, medians too: on a loaded machine, time spent
-# waiting for a CPU does not count there, as it does in mops.
+# waiting for a CPU does not count there, as it does in mops.  pair_slow
+# is the slowdown as the median over the repetitions of on / off within
+# one repetition: on a machine whose speed jumps between runs (the 2-core
+# VM ran larson at 2 threads at 40 or 56 Mops/s, in turns), the medians
+# of each setting's runs can fall on different speeds, the pairs cannot.
 #
 # PEERS=1 measures the peers' own heap profilers the same way, at the same
 # mean rate, in the same interleaved runs: jemalloc (Debian's libjemalloc2,
@@ -90,6 +94,15 @@ sel() {
 }
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
+# pairs workload threads allocator: the median over the repetitions of
+# on / off within one repetition (the two runs next to each other)
+pairs() {
+	awk -F, -v w="$1" -v t="$2" -v a="$3" \
+		'$1 == w && $2 == t && $4 == a { v[$3 "," $5] = $6; if ($3 > n) n = $3 }
+		 END { for (r = 1; r <= n; r++) if (v[r ",0"] > 0 && v[r ",1"] > 0) print v[r ",1"] / v[r ",0"] }' "$csv" |
+		median
+}
+
 if [ "${CALLGRIND:-0}" = 1 ]; then
 	command -v valgrind >/dev/null 2>&1 || die "valgrind is not installed"
 	CG_LARSON_SECONDS=${CG_LARSON_SECONDS:-3}
@@ -119,8 +132,8 @@ if [ "${CALLGRIND:-0}" = 1 ]; then
 	exit 0
 fi
 
-printf '%-16s %7s %10s %10s %9s %9s %9s %9s\n' workload threads off_mops on_mops slowdown \
-	off_cpu on_cpu cpu_slow
+printf '%-16s %7s %10s %10s %9s %9s %9s %9s %9s\n' workload threads off_mops on_mops slowdown \
+	off_cpu on_cpu cpu_slow pair_slow
 for w in ring larson; do
 	for t in $THREADS; do
 		r=1
@@ -137,11 +150,12 @@ for w in ring larson; do
 		for a in $ALLOCS; do
 			off=$(sel "$w" "$t" "$a" 0 6) on=$(sel "$w" "$t" "$a" 1 6)
 			coff=$(sel "$w" "$t" "$a" 0 7) con=$(sel "$w" "$t" "$a" 1 7)
+			pr=$(pairs "$w" "$t" "$a")
 			name=$w
 			[ "$a" = fancy ] || name=$w/$a
-			awk -v w="$name" -v t="$t" -v a="$off" -v b="$on" -v c="$coff" -v d="$con" \
-				'BEGIN { printf "%-16s %7s %10.4f %10.4f %8.1f%% %9.3f %9.3f %8.1f%%\n", w, t, a, b,
-					(a - b) / a * 100, c, d, (d - c) / c * 100 }'
+			awk -v w="$name" -v t="$t" -v a="$off" -v b="$on" -v c="$coff" -v d="$con" -v r="$pr" \
+				'BEGIN { printf "%-16s %7s %10.4f %10.4f %8.1f%% %9.3f %9.3f %8.1f%% %8.1f%%\n", w, t, a, b,
+					(a - b) / a * 100, c, d, (d - c) / c * 100, (1 - r) * 100 }'
 		done
 	done
 done
