@@ -132,13 +132,12 @@ void *_fa_malloc_generic(fa_heap_t *heap, size_t n) {
     }
   }
   if (fa_unlikely(_fa_opt.check)) return fa_malloc_checked(heap, n);
-  if (fa_unlikely(_fa_opt.prof)) {   /* the heap's countdown (prof.c) */
-    int64_t k = n < INT64_MAX ? (int64_t)n : INT64_MAX;
-    if (fa_unlikely(heap->prof_left < k) ||
-        fa_unlikely(atomic_load_explicit(&_fa_prof_pending, memory_order_relaxed) != 0))
-      return _fa_prof_malloc(heap, n);
-    heap->prof_left -= k;
-  }
+  /* the heap's countdown (prof.c); a dump pending: uncharged, the
+   * profiler charges it */
+  if (fa_unlikely(_fa_opt.prof) &&
+      (fa_unlikely(atomic_load_explicit(&_fa_prof_pending, memory_order_relaxed) != 0) ||
+       fa_unlikely(!fa_prof_charge(heap, n))))
+    return _fa_prof_malloc(heap, n);
   return fa_malloc_raw(heap, n);
 }
 

@@ -621,6 +621,16 @@ static inline void fa_rcache_reset(fa_heap_t *heap, unsigned cls) {
   _fa_heap_set_direct(heap, cls, heap->queues[cls].first);
 }
 
+/* An allocation of n bytes that malloc's inline path does not serve,
+ * charged to heap's countdown (prof.c); false, and nothing charged, when
+ * the countdown runs out: the allocation is sampled. */
+static inline bool fa_prof_charge(fa_heap_t *heap, size_t n) {
+  int64_t k = n < INT64_MAX ? (int64_t)n : INT64_MAX;
+  if (heap->prof_left < k) return false;
+  heap->prof_left -= k;
+  return true;
+}
+
 /* The direct tables' page for n into page, or else (n is larger than a
  * class) the statement `otherwise`. */
 #define FA_DIRECT_PAGE(heap, n, page, otherwise)                              \

@@ -442,8 +442,11 @@ static FA_NOINLINE void *fa_prof_sample(fa_heap_t *heap, size_t n, fa_prof_tls_t
   return p;
 }
 
+/* The dump the signal asked for, unless this thread is taking a sample. */
 static void fa_prof_dump_pending(void) {
-  if (atomic_exchange_explicit(&_fa_prof_pending, 0, memory_order_relaxed) == 0) return;
+  if (fa_prof_tls.busy || atomic_load_explicit(&_fa_prof_pending, memory_order_relaxed) == 0 ||
+      atomic_exchange_explicit(&_fa_prof_pending, 0, memory_order_relaxed) == 0)
+    return;
   fa_prof_tls.busy = true;
   fancy_prof_dump(NULL);
   fa_prof_tls.busy = false;
@@ -463,19 +466,20 @@ int64_t _fa_prof_start(const fa_domain_t *domain) {
   return fa_prof_interval(t);
 }
 
-/* The countdown of the calling thread's heap ran out by n bytes: the
- * allocation is sampled.  Unless the thread is taking a sample already
- * (the unwinder may allocate), or profiling was turned off meanwhile. */
-static void *fa_prof_crossed(fa_heap_t *heap, size_t n) {
+/* The countdown of the calling thread's heap ran out: draw the next
+ * interval.  True when the allocation is to be sampled: not while the
+ * thread takes a sample already (the unwinder may allocate), nor when
+ * profiling was turned off meanwhile or heap serves another instance
+ * (then the countdown never runs out again). */
+static bool fa_prof_redraw(fa_heap_t *heap) {
   fa_prof_tls_t *t = &fa_prof_tls;
   if (!_fa_opt.prof || heap->domain != &_fa_domain_default) {
     heap->prof_left = INT64_MAX;
-    return NULL;
+    return false;
   }
   fa_prof_seed(t);
   heap->prof_left = fa_prof_interval(t);
-  if (t->busy) return NULL;
-  return fa_prof_sample(heap, n, t);
+  return !t->busy;
 }
 
 /* malloc's inline pop took p from page, and the countdown ran out: p goes
@@ -484,34 +488,25 @@ static void *fa_prof_crossed(fa_heap_t *heap, size_t n) {
  * block is taken where samples live (fa_prof_sample).  With profiling
  * off the countdown starts at 2^63 bytes and never gets here. */
 void *_fa_prof_crossed(fa_heap_t *heap, fa_page_t *page, void *p, size_t n) {
-  if (atomic_load_explicit(&_fa_prof_pending, memory_order_relaxed) != 0 && !fa_prof_tls.busy)
-    fa_prof_dump_pending();
-  if (fa_prof_tls.busy || !_fa_opt.prof) {
-    heap->prof_left = _fa_opt.prof ? fa_prof_interval(&fa_prof_tls) : INT64_MAX;
-    return p;
-  }
+  fa_prof_dump_pending();
+  if (!fa_prof_redraw(heap)) return p;
   fa_block_t *b = p;
   b->tag = fa_block_tag(b);
   b->next = page->free;
   page->free = b;
   fa_add_owned(page->used, -1);
-  void *q = fa_prof_crossed(heap, n);
+  void *q = fa_prof_sample(heap, n, &fa_prof_tls);
   return q != NULL ? q : _fa_malloc_raw(heap, n);
 }
 
-/* malloc's generic path, when profiling is on, calls this when the
- * heap's countdown runs out at n or a dump is pending (it counts the
- * other allocations down itself): the allocations the inline path does
- * not serve, larger blocks and the first block of a page. */
+/* malloc's generic path, when profiling is on, calls this when a dump is
+ * pending or the heap's countdown runs out at n (fa_prof_charge): the
+ * allocations the inline path does not serve, larger blocks and the
+ * first block of a page. */
 void *_fa_prof_malloc(fa_heap_t *heap, size_t n) {
-  if (atomic_load_explicit(&_fa_prof_pending, memory_order_relaxed) != 0 && !fa_prof_tls.busy)
-    fa_prof_dump_pending();
-  int64_t k = n < INT64_MAX ? (int64_t)n : INT64_MAX;
-  if (heap->prof_left >= k) {   /* only the dump */
-    heap->prof_left -= k;
-    return _fa_malloc_raw(heap, n);
-  }
-  void *p = fa_prof_crossed(heap, n);
+  fa_prof_dump_pending();
+  if (fa_prof_charge(heap, n)) return _fa_malloc_raw(heap, n);   /* only the dump */
+  void *p = fa_prof_redraw(heap) ? fa_prof_sample(heap, n, &fa_prof_tls) : NULL;
   return p != NULL ? p : _fa_malloc_raw(heap, n);
 }
 
