@@ -1114,7 +1114,7 @@ END_TEST
 
 /* FANCY_PROF (prof.c _fa_prof_crossed; claims fancy_prof_dump(3) "an
  * allocation of n bytes is sampled with probability 1 - exp(-n/rate)"
- * and fancyalloc(7) "with profiling off, malloc's inline path counts down
+ * and "With profiling off, malloc's inline path counts down
  * from 2^63 bytes"): malloc's inline pop counts the bytes asked for down
  * the heap's countdown, and the allocation that takes it below zero is
  * sampled; the block the pop had taken goes back to the front of its list,
