@@ -5,13 +5,15 @@
 # larson under libfancymalloc with FANCY_PROF=1 at the default rate
 # (FANCY_PROF_SAMPLE=512k) against profiling off, at 1, 2, 4 and 8
 # threads.  The two settings alternate run by run (off, on, off, on, ...)
-# so that drift in the machine's load hits both alike; each figure is the
-# median of REPS runs.  Target: at most 3% slower.
+# so that drift in the machine's load hits both alike, off first in odd
+# repetitions and on first in even ones; each figure is the median of REPS
+# runs.  Target: at most 3% slower.
 #
 #   bench/prof_overhead.sh [THREADS...]        (default: 1 2 4 8)
 #
 # Environment: BUILDDIR, BENCH_BIN, FANCY_LIB as for the other scripts
-# (bench/common.sh); REPS (default 5); RING_OPS (default 250000 per
+# (bench/common.sh); REPS (default 5); WORKLOADS (default "ring larson",
+# for the throughput runs); RING_OPS (default 250000 per
 # thread); LARSON_SECONDS (default 1); RESULTS_DIR (default
 # $BENCH_BIN/results), where prof_overhead.csv is written.
 # Prints one line per workload and thread count:
@@ -47,6 +49,7 @@ REPS=${REPS:-5}
 RING_OPS=${RING_OPS:-250000}
 LARSON_SECONDS=${LARSON_SECONDS:-1}
 THREADS=${*:-1 2 4 8}
+WORKLOADS=${WORKLOADS:-ring larson}
 mkdir -p "$RESULTS_DIR"
 csv=$RESULTS_DIR/prof_overhead.csv
 echo "workload,threads,rep,allocator,prof,mops,cpu_us_per_op" >"$csv"
@@ -134,12 +137,16 @@ fi
 
 printf '%-16s %7s %10s %10s %9s %9s %9s %9s %9s\n' workload threads off_mops on_mops slowdown \
 	off_cpu on_cpu cpu_slow pair_slow
-for w in ring larson; do
+for w in $WORKLOADS; do
 	for t in $THREADS; do
 		r=1
 		while [ "$r" -le "$REPS" ]; do
+			# off first in odd repetitions, on first in even ones: a
+			# run's position in its pair does not lean one way
+			order="0 1"
+			[ $((r % 2)) -eq 0 ] && order="1 0"
 			for a in $ALLOCS; do
-				for p in 0 1; do
+				for p in $order; do
 					m=$(mops "$a" "$p" "$w" "$t")
 					[ -n "$m" ] || die "$w -t $t under $a with profiling=$p printed no mops"
 					echo "$w,$t,$r,$a,$p,$m" >>"$csv"
