@@ -337,6 +337,7 @@ FA_HIDDEN void _fa_prof_totals(size_t *samples, size_t *bytes, size_t *dropped);
 typedef const void *(*fa_find_fde_t)(void *pc, void *bases);
 FA_HIDDEN int _fa_unwind(void **pc, int max, fa_find_fde_t find);
 FA_HIDDEN extern _Atomic size_t _fa_unwind_worked_out;   /* rules read from an FDE */
+FA_HIDDEN extern _Atomic size_t _fa_unwind_stack_lookups;   /* pthread_getattr_np calls */
 
 /* ------------------------------------------------------------------------
  * Huge blocks (huge.c)

@@ -33,7 +33,8 @@
  */
 #include "internal.h"
 
-_Atomic size_t _fa_unwind_worked_out;   /* rules interpreted from an FDE */
+_Atomic size_t _fa_unwind_worked_out;     /* rules interpreted from an FDE */
+_Atomic size_t _fa_unwind_stack_lookups;  /* stack bounds asked of pthread_getattr_np */
 
 #if defined __x86_64__ && defined __linux__
 
@@ -343,20 +344,89 @@ static uint64_t fa_unwind_rule(uintptr_t at, fa_find_fde_t find) {
   return fa_unwind_work_out(at, find);
 }
 
+/* The bounds of the stack blocks met so far, by the thread pointer of a
+ * thread that ran on them.  pthread_getattr_np makes a system call
+ * (sched_getaffinity) and two allocations: 8-17 us a thread on the 2-core
+ * VM (as much as a fifth of creating and joining the thread), which
+ * larson, starting ~1,900 threads a second that each take a sample or
+ * more, paid at every thread's first sample.  glibc keeps a thread's
+ * descriptor, where the thread pointer points, at the top of its stack
+ * block and gives the blocks of exited threads to new ones: a thread on a
+ * block met before finds its bounds here.  Slot states: empty (tp 0);
+ * claimed (tp set, hi 0: readers look the bounds up themselves); filled
+ * (hi set last, for good).  A full table only means a lookup.
+ * Two blocks with the same thread pointer have the same top (the
+ * descriptor sits at the same place below it), so the walk's bound on
+ * its loads holds; only the bottom, which tells a stack from an
+ * alternate signal stack, may be that of an earlier block of another size
+ * at that place. */
+#define FA_STACK_SLOTS 256   /* a power of two */
+
+typedef struct fa_stack_slot_s {
+  _Atomic uintptr_t tp, lo, hi;
+} fa_stack_slot_t;
+
+static fa_stack_slot_t fa_stacks_known[FA_STACK_SLOTS];
+
+static uintptr_t fa_thread_pointer(void) {
+  uintptr_t tp;
+  __asm__("movq %%fs:0, %0" : "=r"(tp));   /* the x86-64 TLS ABI: fs:0 holds it */
+  return tp;
+}
+
+static bool fa_stack_lookup(uintptr_t *lo, uintptr_t *hi) {
+  pthread_attr_t a;
+  void *addr;
+  size_t size;
+  atomic_fetch_add_explicit(&_fa_unwind_stack_lookups, 1, memory_order_relaxed);
+  if (pthread_getattr_np(pthread_self(), &a) != 0) return false;
+  int e = pthread_attr_getstack(&a, &addr, &size);
+  pthread_attr_destroy(&a);
+  if (e != 0) return false;
+  *lo = (uintptr_t)addr;
+  *hi = (uintptr_t)addr + size;
+  return true;
+}
+
+/* This thread's stack bounds: from the table, or looked up and kept. */
+static bool fa_stack_bounds(uintptr_t *lo, uintptr_t *hi) {
+  uintptr_t tp = fa_thread_pointer();
+  size_t i = (size_t)((tp >> 12) * 0x9e3779b97f4a7c15ULL >> 56) & (FA_STACK_SLOTS - 1);
+  fa_stack_slot_t *claimed = NULL;
+  for (size_t probe = 0; probe < 8; probe++, i = (i + 1) & (FA_STACK_SLOTS - 1)) {
+    fa_stack_slot_t *s = &fa_stacks_known[i];
+    uintptr_t key = atomic_load_explicit(&s->tp, memory_order_acquire);
+    if (key == tp) {
+      uintptr_t h = atomic_load_explicit(&s->hi, memory_order_acquire);
+      if (h == 0) break;   /* being filled: look it up */
+      *lo = atomic_load_explicit(&s->lo, memory_order_relaxed);
+      *hi = h;
+      return true;
+    }
+    if (key == 0) {
+      if (atomic_compare_exchange_strong_explicit(&s->tp, &key, tp, memory_order_acq_rel,
+                                                  memory_order_acquire))
+        claimed = s;
+      break;
+    }
+  }
+  if (!fa_stack_lookup(lo, hi)) return false;
+  if (claimed != NULL) {
+    atomic_store_explicit(&claimed->lo, *lo, memory_order_relaxed);
+    atomic_store_explicit(&claimed->hi, *hi, memory_order_release);
+  }
+  return true;
+}
+
 /* Whether sp is on this thread's stack, whose top is then *top.  Looked
  * up once per thread (pthread_getattr_np allocates for the main thread:
  * the caller holds the profiler's guard). */
 static bool fa_unwind_stack(uintptr_t sp, uintptr_t *top) {
   if (fa_unwind_hi == 0) {
-    pthread_attr_t a;
-    void *addr;
-    size_t size;
-    if (pthread_getattr_np(pthread_self(), &a) != 0) return false;
-    int e = pthread_attr_getstack(&a, &addr, &size);
-    pthread_attr_destroy(&a);
-    if (e != 0) return false;
-    fa_unwind_lo = (uintptr_t)addr;
-    fa_unwind_hi = (uintptr_t)addr + size;
+    uintptr_t lo, hi;
+    if (!fa_stack_bounds(&lo, &hi)) return false;
+    fa_unwind_lo = lo;
+    fa_unwind_hi = hi;
   }
   *top = fa_unwind_hi;
   return sp >= fa_unwind_lo && sp < fa_unwind_hi;

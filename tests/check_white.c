@@ -1267,7 +1267,7 @@ static __attribute__((noinline)) void unwind_deep(int depth, unwind_out_t *f, un
 }
 
 static void *unwind_job(void *arg) {
-  (void)arg;
+  *(void **)arg = (void *)pthread_self();   /* glibc: its descriptor, atop its stack block */
   unwind_out_t fast, slow;
   unwind_deep(5, &fast, &slow);
   unwind_compare(&fast, &slow);
@@ -1286,16 +1286,24 @@ START_TEST(test_unwind_matches_libgcc) {
 
   /* the same stack on two threads one after the other (the same return
    * addresses, whatever the compiler does with this function's calls):
-   * the second works no rule out anew */
-  size_t worked[2];
+   * the second works no rule out anew; and, on the stack block glibc
+   * gives it from the first (joined) thread, it finds the block's bounds
+   * kept and does not ask pthread_getattr_np again (unwind.c
+   * fa_stack_bounds: a system call and two allocations a thread) */
+  size_t worked[2], lookups[2];
+  void *stack_of[2];
   for (int i = 0; i < 2; i++) {
     pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, unwind_job, NULL), 0);
+    ck_assert_int_eq(pthread_create(&t, NULL, unwind_job, &stack_of[i]), 0);
     ck_assert_int_eq(pthread_join(t, NULL), 0);
     worked[i] = atomic_load(&_fa_unwind_worked_out);
+    lookups[i] = atomic_load(&_fa_unwind_stack_lookups);
   }
   ck_assert_uint_gt(worked[0], 0);
   ck_assert_uint_eq(worked[1], worked[0]);
+  ck_assert_uint_gt(lookups[0], 0);
+  ck_assert_msg(stack_of[1] == stack_of[0], "glibc gave the second thread another stack block");
+  ck_assert_uint_eq(lookups[1], lookups[0]);
 
   /* on a stack of its own (as a coroutine's, or a signal handler's on an
    * alternate stack): declined, and libgcc walks it */
