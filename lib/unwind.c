@@ -388,39 +388,38 @@ static bool fa_stack_lookup(uintptr_t *lo, uintptr_t *hi) {
   return true;
 }
 
-/* This thread's stack bounds: from the table, or looked up and kept. */
+/* This thread's stack bounds: from the table, or looked up and kept (the
+ * shape of fa_unwind_rule, the table of rules above). */
 static bool fa_stack_bounds(uintptr_t *lo, uintptr_t *hi) {
   uintptr_t tp = fa_thread_pointer();
-  size_t i = (size_t)((tp >> 12) * 0x9e3779b97f4a7c15ULL >> 56) & (FA_STACK_SLOTS - 1);
-  fa_stack_slot_t *claimed = NULL;
-  for (size_t probe = 0; probe < 8; probe++, i = (i + 1) & (FA_STACK_SLOTS - 1)) {
-    fa_stack_slot_t *s = &fa_stacks_known[i];
+  size_t h = (size_t)((tp >> 12) * 0x9e3779b97f4a7c15ULL >> 56);   /* 8 bits: FA_STACK_SLOTS */
+  for (unsigned i = 0; i < FA_UNWIND_PROBES; i++) {
+    fa_stack_slot_t *s = &fa_stacks_known[(h + i) & (FA_STACK_SLOTS - 1)];
     uintptr_t key = atomic_load_explicit(&s->tp, memory_order_acquire);
     if (key == tp) {
-      uintptr_t h = atomic_load_explicit(&s->hi, memory_order_acquire);
-      if (h == 0) break;   /* being filled: look it up */
+      uintptr_t top = atomic_load_explicit(&s->hi, memory_order_acquire);
+      if (top == 0) return fa_stack_lookup(lo, hi);   /* being filled */
       *lo = atomic_load_explicit(&s->lo, memory_order_relaxed);
-      *hi = h;
+      *hi = top;
       return true;
     }
     if (key == 0) {
+      if (!fa_stack_lookup(lo, hi)) return false;
       if (atomic_compare_exchange_strong_explicit(&s->tp, &key, tp, memory_order_acq_rel,
-                                                  memory_order_acquire))
-        claimed = s;
-      break;
+                                                  memory_order_acquire)) {
+        atomic_store_explicit(&s->lo, *lo, memory_order_relaxed);
+        atomic_store_explicit(&s->hi, *hi, memory_order_release);
+      }
+      return true;
     }
   }
-  if (!fa_stack_lookup(lo, hi)) return false;
-  if (claimed != NULL) {
-    atomic_store_explicit(&claimed->lo, *lo, memory_order_relaxed);
-    atomic_store_explicit(&claimed->hi, *hi, memory_order_release);
-  }
-  return true;
+  return fa_stack_lookup(lo, hi);
 }
 
-/* Whether sp is on this thread's stack, whose top is then *top.  Looked
- * up once per thread (pthread_getattr_np allocates for the main thread:
- * the caller holds the profiler's guard). */
+/* Whether sp is on this thread's stack, whose top is then *top.  Found
+ * once per thread, in the table of stack blocks or else by
+ * pthread_getattr_np (which allocates: the caller holds the profiler's
+ * guard). */
 static bool fa_unwind_stack(uintptr_t sp, uintptr_t *top) {
   if (fa_unwind_hi == 0) {
     uintptr_t lo, hi;
